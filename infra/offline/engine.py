@@ -1,0 +1,237 @@
+"""An in-process Pulumi engine: runs a Pulumi program against the SDK's mock monitor and records
+every resource registration exactly as the real engine would receive it.
+
+Nothing is contacted: no Pulumi service, no cloud API, no Kubernetes API server. The program runs the
+same way the Python language host runs it for ``pulumi preview``/``up`` (``run_in_stack`` around
+``runpy.run_path`` of the project's ``main`` directory); only the resource monitor is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
+
+import pulumi
+from google.protobuf import empty_pb2, json_format
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_in_stack
+
+from gpufleet.infra.offline.fakes import FakeCloud
+
+SECRET_PLACEHOLDER = "[secret]"
+UNKNOWN_PLACEHOLDER = "(known after apply)"
+
+ResourceHook = Callable[["RegisteredResource"], None]
+
+
+@dataclass
+class RegisteredResource:
+    """One ``RegisterResource`` call as the engine received it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    remote: bool
+    protect: bool
+    provider: str
+    dependencies: list[str]
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    id: Optional[str]
+    aliases: list[Any] = field(default_factory=list)
+    delete_before_replace: bool = False
+    ignore_changes: list[str] = field(default_factory=list)
+
+    @property
+    def is_kubernetes_object(self) -> bool:
+        """A Kubernetes API object (built-in kind or custom resource), as opposed to Helm releases,
+        providers and component resources."""
+        return (
+            self.custom
+            and self.type.startswith("kubernetes:")
+            and not self.type.startswith("kubernetes:helm.sh/")
+            and not self.type.startswith("pulumi:providers:")
+            and isinstance(self.inputs.get("apiVersion"), str)
+            and isinstance(self.inputs.get("kind"), str)
+        )
+
+    def manifest(self) -> dict[str, Any]:
+        """The object as it would be sent to the Kubernetes API server (secrets masked)."""
+        return plain(self.inputs)
+
+
+@dataclass
+class Recording:
+    """Everything a program registered, in registration order."""
+
+    project: str
+    stack: str
+    resources: list[RegisteredResource]
+    stack_outputs: dict[str, Any]
+
+    def of_type(self, type_token: str) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str) -> RegisteredResource:
+        found = self.of_type(type_token)
+        if len(found) != 1:
+            raise AssertionError(f"expected exactly one {type_token}, found {len(found)}")
+        return found[0]
+
+    def named(self, name: str) -> RegisteredResource:
+        for r in self.resources:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def children(self, parent_urn: str) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.parent == parent_urn]
+
+    def descendants(self, ancestor_urn: str) -> Iterator[RegisteredResource]:
+        for child in self.children(ancestor_urn):
+            yield child
+            yield from self.descendants(child.urn)
+
+    def kubernetes_objects(self) -> list[RegisteredResource]:
+        return [r for r in self.resources if r.is_kubernetes_object]
+
+    def by_urn(self) -> dict[str, RegisteredResource]:
+        return {r.urn: r for r in self.resources}
+
+
+def plain(value: Any) -> Any:
+    """Engine property values → plain JSON-able data: secrets masked, unknowns spelled out."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return SECRET_PLACEHOLDER
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if value == rpc.UNKNOWN:
+        return UNKNOWN_PLACEHOLDER
+    if isinstance(value, float) and value.is_integer():
+        # The engine carries every number as a double; the Kubernetes provider sends 2.0 as 2.
+        return int(value)
+    if isinstance(value, pulumi.Resource):
+        return f"<resource {type(value).__name__}>"
+    return value
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, keeping the request fields a plan needs (parent, protect, deps)."""
+
+    def __init__(self, mocks: pulumi_mocks.Mocks, hook: Optional[ResourceHook]):
+        super().__init__(mocks)
+        self.recorded: list[RegisteredResource] = []
+        self.stack_outputs: dict[str, Any] = {}
+        self._hook = hook
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        response = super().RegisterResource(request)
+        if request.type == "pulumi:pulumi:Stack":
+            return response
+        registered = self.resources[response.urn]
+        resource = RegisteredResource(
+            urn=response.urn,
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            custom=request.custom,
+            remote=request.remote,
+            protect=bool(request.protect),
+            provider=request.provider,
+            dependencies=list(request.dependencies),
+            inputs=json_format.MessageToDict(request.object),
+            outputs=dict(registered.state or {}),
+            id=registered.id,
+            aliases=[_alias_text(a) for a in request.aliases] + list(request.aliasURNs),
+            delete_before_replace=request.deleteBeforeReplace,
+            ignore_changes=list(request.ignoreChanges),
+        )
+        self.recorded.append(resource)
+        if self._hook is not None:
+            self._hook(resource)
+        return response
+
+    def RegisterResourceOutputs(self, request):  # noqa: N802 - gRPC method name
+        if request.urn.endswith("::" + self._stack_urn_suffix()):
+            self.stack_outputs = json_format.MessageToDict(request.outputs)
+        return super().RegisterResourceOutputs(request)
+
+    def _stack_urn_suffix(self) -> str:
+        return f"pulumi:pulumi:Stack::{pulumi.get_project()}-{pulumi.get_stack()}"
+
+
+def _alias_text(alias) -> str:
+    if alias.urn:
+        return alias.urn
+    spec = alias.spec
+    return f"name={spec.name or '*'} type={spec.type or '*'} parent={spec.parentUrn or ('<root>' if spec.noParent else '*')}"
+
+
+def run_program(
+    program: Callable[[], Any],
+    *,
+    project: str,
+    stack: str,
+    config: Mapping[str, str],
+    secret_keys: Sequence[str] = (),
+    preview: bool = True,
+    on_resource: Optional[ResourceHook] = None,
+    cloud: Optional[FakeCloud] = None,
+) -> Recording:
+    """Run ``program`` as the Pulumi language host would, against an in-process mock engine.
+
+    ``config`` is the engine's flat config map (``"ns:key" -> string``, objects JSON-encoded), the form
+    ``pulumi`` passes to a program. Each call runs in a fresh context and event loop, so calls never see
+    each other's state. Exceptions raised by the program propagate unchanged.
+    """
+    mocks = cloud or FakeCloud()
+
+    def in_fresh_context() -> Recording:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            monitor = _RecordingMonitor(mocks, on_resource)
+            _configure(monitor, project=project, stack=stack, preview=preview)
+            set_all_config(dict(config), list(secret_keys))
+            loop.run_until_complete(run_in_stack(program))
+            return Recording(project, stack, monitor.recorded, monitor.stack_outputs)
+        finally:
+            loop.close()
+            asyncio.set_event_loop(None)
+
+    return contextvars.Context().run(in_fresh_context)
+
+
+def _configure(monitor: _RecordingMonitor, *, project: str, stack: str, preview: bool) -> None:
+    """``pulumi.runtime.set_mocks`` without its eager root stack: ``run_in_stack`` makes that one,
+    as it does under the real language host."""
+    features = set(monitor.GetDeploymentInfo(empty_pb2.Empty()).supportedFeatures)
+    settings.configure(
+        pulumi_mocks.MockSettings(
+            monitor=monitor,
+            monitor_features=features,
+            engine=pulumi_mocks.MockEngine(logging.getLogger("gpufleet.offline")),
+            project=project,
+            stack=stack,
+            dry_run=preview,
+            organization="organization",
+            callbacks=None,
+        )
+    )
+
+
+def run_project_main(main_dir: Path, **kwargs: Any) -> Recording:
+    """Run a Pulumi project's ``main`` directory (its ``__main__.py``), exactly as the language host does."""
+    main_dir = Path(main_dir)
+    return run_program(lambda: runpy.run_path(str(main_dir), run_name="__main__"), **kwargs)

@@ -1,0 +1,166 @@
+"""``gpufleet plan``: run a stack's program offline and describe what ``pulumi up`` would create."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from gpufleet.infra.config import ConfigError, config_map_from_stack_file, parse_stack_config
+from gpufleet.infra.offline.engine import Recording, plain, run_project_main
+from gpufleet.infra.offline.fakes import FakeCloud
+
+
+class PlanInputError(Exception):
+    """The stack cannot be planned as given (unknown stack, unreadable file, invalid config).
+    ``problems`` holds one message per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+@dataclass(frozen=True)
+class Project:
+    """A Pulumi project on disk: where its program and stack files are."""
+
+    root: Path
+    name: str
+    main_dir: Path
+    stacks_dir: Path
+
+    @classmethod
+    def find(cls, start: Optional[Path] = None) -> "Project":
+        """The project whose ``Pulumi.yaml`` is in ``start`` (default: the working directory) or above."""
+        here = (start or Path.cwd()).resolve()
+        for directory in (here, *here.parents):
+            candidate = directory / "Pulumi.yaml"
+            if candidate.is_file():
+                document = _read_yaml(candidate)
+                return cls(
+                    root=directory,
+                    name=str(document.get("name", directory.name)),
+                    main_dir=directory / str(document.get("main", ".")),
+                    stacks_dir=directory / str(document.get("stackConfigDir", ".")),
+                )
+        raise PlanInputError([f"no Pulumi.yaml in {here} or any parent directory: run gpufleet from the project directory"])
+
+    def stacks(self) -> list[str]:
+        return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in self.stacks_dir.glob("Pulumi.*.yaml"))
+
+    def stack_config(self, stack: str) -> dict[str, str]:
+        """The engine config map of ``stack``, validated (raises :class:`PlanInputError`)."""
+        path = self.stacks_dir / f"Pulumi.{stack}.yaml"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", stack) or not path.is_file():
+            known = ", ".join(self.stacks()) or "none"
+            raise PlanInputError([f"unknown stack {stack!r}: no {path.relative_to(self.root)} (stacks here: {known})"])
+        try:
+            config = config_map_from_stack_file(_read_yaml(path))
+            parse_stack_config(config)
+        except ConfigError as error:
+            raise PlanInputError([f"{path.relative_to(self.root)}: {p}" for p in error.problems]) from None
+        return config
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise PlanInputError([f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})"]) from None
+    except OSError as error:
+        raise PlanInputError([f"{path}: cannot read ({error.strerror})"]) from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise PlanInputError([f"{path}: expected a YAML mapping at the top level"])
+    return document
+
+
+@dataclass
+class Plan:
+    """The result of planning one stack."""
+
+    stack: str
+    kubernetes_version: str
+    recording: Recording
+    schema_errors: list[str]
+    schema_note: str
+
+    def document(self) -> dict[str, Any]:
+        """The ``plan.json`` document."""
+        return {
+            "stack": self.stack,
+            "resources": [
+                {
+                    "urn": r.urn,
+                    "type": r.type,
+                    "name": r.name,
+                    "parent": r.parent,
+                    "protect": r.protect,
+                    "dependencies": r.dependencies,
+                    "inputs": plain(r.inputs),
+                }
+                for r in self.recording.resources
+            ],
+            "outputs": plain(self.recording.stack_outputs),
+        }
+
+    def manifests(self) -> dict[str, dict[str, Any]]:
+        """Relative path (``<namespace or _cluster>/<Kind>-<name>.yaml``) → Kubernetes object."""
+        files: dict[str, dict[str, Any]] = {}
+        for resource in self.recording.kubernetes_objects():
+            manifest = resource.manifest()
+            metadata = manifest.get("metadata") or {}
+            namespace = metadata.get("namespace") or "_cluster"
+            name = metadata.get("name") or resource.name
+            files[f"{namespace}/{manifest['kind']}-{name}.yaml"] = manifest
+        return files
+
+    def write(self, out: Path) -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "plan.json").write_text(json.dumps(self.document(), indent=2, sort_keys=False) + "\n")
+        for relative, manifest in self.manifests().items():
+            target = out / "manifests" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(yaml.safe_dump(manifest, sort_keys=False))
+
+
+def plan_stack(project: Project, stack: str) -> Plan:
+    """Run ``project``'s program for ``stack`` under the offline engine and schema-check its objects."""
+    config = project.stack_config(stack)
+    stack_config = parse_stack_config(config)
+    recording = run_project_main(
+        project.main_dir,
+        project=project.name,
+        stack=stack,
+        config=config,
+        cloud=FakeCloud(region=stack_config.region),
+    )
+    errors, note = _check_schemas(recording, stack_config.kubernetes_version)
+    return Plan(stack, stack_config.kubernetes_version, recording, errors, note)
+
+
+def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[str], str]:
+    from gpufleet.infra.kube_schema import ManifestValidator, upstream_dir
+
+    objects = recording.kubernetes_objects()
+    upstream = upstream_dir()
+    crd_paths = [upstream / "crds"] if upstream else []
+    validator = ManifestValidator(kubernetes_version, crd_paths)
+    errors: list[str] = []
+    unchecked = 0
+    for resource in objects:
+        manifest = resource.manifest()
+        if not validator.knows(manifest["apiVersion"], manifest["kind"]) and not upstream:
+            unchecked += 1
+            continue
+        errors += [f"{manifest['kind']}/{(manifest.get('metadata') or {}).get('name')}: {e}" for e in validator.validate(manifest)]
+    note = f"{len(objects) - unchecked} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
+    note += ", upstream CRDs)" if upstream else "; custom resources skipped: set GPUFLEET_UPSTREAM_DIR to check them)"
+    return errors, note

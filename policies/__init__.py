@@ -1,0 +1,1 @@
+"""gpufleet's CrossGuard policies (rules and packs)."""
