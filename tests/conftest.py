@@ -75,14 +75,16 @@ def run(_validators: dict[str, ManifestValidator]) -> Callable[..., Recording]:
         config: Optional[Mapping[str, str]] = None,
         stack: str = "test",
         kubernetes_version: str = KUBERNETES_VERSION,
-        region: str = "us-west-2",
+        region: Optional[str] = None,
     ) -> Recording:
+        config = dict(BASE_CONFIG if config is None else config)
+        region = region or config.get("gpufleet:region", "us-west-2")
         strict = StrictObjects(_validator(_validators, kubernetes_version), upstream_dir() is not None)
         recording = run_program(
             program,
             project="gpufleet",
             stack=stack,
-            config=dict(BASE_CONFIG if config is None else config),
+            config=config,
             on_resource=strict,
             cloud=FakeCloud(region=region),
         )

@@ -106,7 +106,8 @@ class Plan:
                     "dependencies": r.dependencies,
                     "inputs": plain(r.inputs),
                 }
-                for r in self.recording.resources
+                # Registration order depends on thread scheduling; URN order does not.
+                for r in sorted(self.recording.resources, key=lambda r: r.urn)
             ],
             "outputs": plain(self.recording.stack_outputs),
         }
@@ -114,7 +115,7 @@ class Plan:
     def manifests(self) -> dict[str, dict[str, Any]]:
         """Relative path (``<namespace or _cluster>/<Kind>-<name>.yaml``) → Kubernetes object."""
         files: dict[str, dict[str, Any]] = {}
-        for resource in self.recording.kubernetes_objects():
+        for resource in sorted(self.recording.kubernetes_objects(), key=lambda r: r.urn):
             manifest = resource.manifest()
             metadata = manifest.get("metadata") or {}
             namespace = metadata.get("namespace") or "_cluster"
@@ -123,7 +124,7 @@ class Plan:
         return files
 
     def write(self, out: Path) -> None:
-        out.mkdir(parents=True, exist_ok=True)
+        (out / "manifests").mkdir(parents=True, exist_ok=True)
         (out / "plan.json").write_text(json.dumps(self.document(), indent=2, sort_keys=False) + "\n")
         for relative, manifest in self.manifests().items():
             target = out / "manifests" / relative
