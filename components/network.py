@@ -108,21 +108,26 @@ class Network(pulumi.ComponentResource):
         public_subnets: list[aws.ec2.Subnet] = []
         private_subnets: list[aws.ec2.Subnet] = []
         nat_gateways: list[aws.ec2.NatGateway] = []
-        for index in range(az_count):
-            az = az_names.apply(lambda names, i=index: _pick_az(names, i))
+
+        def subnet(tier: str, index: int, cidr: str, route_table: aws.ec2.RouteTable, role_tags: dict) -> aws.ec2.Subnet:
             suffix = chr(ord("a") + index)
-            public = aws.ec2.Subnet(
-                f"{name}-public-{suffix}",
+            created = aws.ec2.Subnet(
+                f"{name}-{tier}-{suffix}",
                 vpc_id=vpc.id,
-                cidr_block=public_cidrs[index],
-                availability_zone=az,
+                cidr_block=cidr,
+                availability_zone=az_names.apply(lambda names: _pick_az(names, index)),
                 map_public_ip_on_launch=False,
-                tags={**tags, "Name": f"{cluster_name}-public-{suffix}", "kubernetes.io/role/elb": "1"},
+                tags={**tags, "Name": f"{cluster_name}-{tier}-{suffix}", **role_tags},
                 opts=child,
             )
             aws.ec2.RouteTableAssociation(
-                f"{name}-public-{suffix}-rta", subnet_id=public.id, route_table_id=public_rt.id, opts=child
+                f"{name}-{tier}-{suffix}-rta", subnet_id=created.id, route_table_id=route_table.id, opts=child
             )
+            return created
+
+        for index in range(az_count):
+            suffix = chr(ord("a") + index)
+            public = subnet("public", index, public_cidrs[index], public_rt, {"kubernetes.io/role/elb": "1"})
             public_subnets.append(public)
             if nat_mode == "perAz" or index == 0:
                 eip = aws.ec2.Eip(f"{name}-nat-{suffix}-eip", domain="vpc", tags={**tags, "Name": f"{cluster_name}-nat-{suffix}"}, opts=child)
@@ -137,21 +142,7 @@ class Network(pulumi.ComponentResource):
                 )
 
         for index in range(az_count):
-            az = az_names.apply(lambda names, i=index: _pick_az(names, i))
             suffix = chr(ord("a") + index)
-            private = aws.ec2.Subnet(
-                f"{name}-private-{suffix}",
-                vpc_id=vpc.id,
-                cidr_block=private_cidrs[index],
-                availability_zone=az,
-                tags={
-                    **tags,
-                    "Name": f"{cluster_name}-private-{suffix}",
-                    "kubernetes.io/role/internal-elb": "1",
-                    "karpenter.sh/discovery": cluster_name,
-                },
-                opts=child,
-            )
             nat = nat_gateways[index] if nat_mode == "perAz" else nat_gateways[0]
             route_table = aws.ec2.RouteTable(
                 f"{name}-private-{suffix}-rt",
@@ -160,9 +151,10 @@ class Network(pulumi.ComponentResource):
                 tags={**tags, "Name": f"{cluster_name}-private-{suffix}"},
                 opts=child,
             )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{suffix}-rta", subnet_id=private.id, route_table_id=route_table.id, opts=child
-            )
+            private = subnet("private", index, private_cidrs[index], route_table, {
+                "kubernetes.io/role/internal-elb": "1",
+                "karpenter.sh/discovery": cluster_name,
+            })
             private_subnets.append(private)
 
         self.vpc_id = vpc.id

@@ -62,8 +62,10 @@ def test_private_subnets_carry_discovery_and_internal_elb_tags(run):
 
 def test_subnets_spread_over_distinct_azs(run):
     recording = run(network({"cluster_name": "c1", "az_count": 3}))
-    private = [s for s in recording.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name]
-    assert [s.inputs["availabilityZone"] for s in private] == ["us-west-2a", "us-west-2b", "us-west-2c"]
+    private = sorted((s for s in recording.of_type("aws:ec2/subnet:Subnet") if "-private-" in s.name), key=lambda s: s.name)
+    assert [(s.name, s.inputs["availabilityZone"]) for s in private] == [
+        ("net-private-a", "us-west-2a"), ("net-private-b", "us-west-2b"), ("net-private-c", "us-west-2c"),
+    ]
 
 
 def test_explicit_availability_zones_are_used(run):
