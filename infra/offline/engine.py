@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import logging
 import runpy
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
@@ -200,6 +201,16 @@ def run_program(
     def in_fresh_context() -> Recording:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        # The mock monitor runs in executor threads and needs an event loop in each; own them so
+        # they are closed with the run instead of being left to the garbage collector.
+        thread_loops: list[asyncio.AbstractEventLoop] = []
+
+        def give_thread_a_loop() -> None:
+            thread_loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(thread_loop)
+            thread_loops.append(thread_loop)
+
+        loop.set_default_executor(ThreadPoolExecutor(initializer=give_thread_a_loop))
         try:
             monitor = _RecordingMonitor(mocks, on_resource)
             _configure(monitor, project=project, stack=stack, preview=preview)
@@ -207,7 +218,10 @@ def run_program(
             loop.run_until_complete(run_in_stack(program))
             return Recording(project, stack, monitor.recorded, monitor.stack_outputs)
         finally:
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
+            for thread_loop in thread_loops:
+                thread_loop.close()
             asyncio.set_event_loop(None)
 
     return contextvars.Context().run(in_fresh_context)
