@@ -103,7 +103,7 @@ class Plan:
                     "name": r.name,
                     "parent": r.parent,
                     "protect": r.protect,
-                    "dependencies": r.dependencies,
+                    "dependencies": sorted(r.dependencies),
                     "inputs": plain(r.inputs),
                 }
                 # Registration order depends on thread scheduling; URN order does not.
