@@ -80,10 +80,6 @@ INSTANCE_TYPES: dict[str, GpuInstanceType] = {
 }
 
 
-def family_of(instance_type: str) -> str:
-    return instance_type.split(".", 1)[0]
-
-
 def instance_types_of(families: Iterable[str] = (), types: Iterable[str] = ()) -> list[GpuInstanceType]:
     """The known instance types a pool may launch: all sizes of ``families`` plus ``types``."""
     chosen = [t for t in INSTANCE_TYPES.values() if t.family.family in set(families)]
@@ -93,7 +89,3 @@ def instance_types_of(families: Iterable[str] = (), types: Iterable[str] = ()) -
 
 def is_gpu_instance(instance_type: str) -> bool:
     return instance_type in INSTANCE_TYPES
-
-
-def is_gpu_family(family: str) -> bool:
-    return family in FAMILIES

@@ -218,7 +218,7 @@ class StackConfig(_Model):
         return self.cluster.name or f"gpufleet-{stack}"
 
 
-def _field_path(loc: tuple[Any, ...], model: type[BaseModel]) -> str:
+def _field_path(loc: tuple[Any, ...]) -> str:
     """Pydantic's error location (aliases) → ``gpufleet:network.azCount`` / ``...adminAccess[0].principalArn``."""
     head, *rest = loc
     path = f"{NAMESPACE}:{head}"
@@ -256,7 +256,7 @@ def parse_stack_config(raw: Mapping[str, str]) -> StackConfig:
         problems = []
         for error in exc.errors():
             loc = error["loc"] or ("",)
-            problems.append(f"{_field_path(loc, StackConfig)}: {_problem(error)}")
+            problems.append(f"{_field_path(loc)}: {_problem(error)}")
         raise ConfigError(problems) from None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -51,7 +52,7 @@ def test_defaults_are_the_secure_ones():
 
 def test_config_is_frozen():
     config = parse_stack_config(BASE_CONFIG)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         config.region = "eu-west-1"  # type: ignore[misc]
 
 

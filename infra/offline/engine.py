@@ -88,12 +88,6 @@ class Recording:
             raise AssertionError(f"expected exactly one {type_token}, found {len(found)}")
         return found[0]
 
-    def named(self, name: str) -> RegisteredResource:
-        for r in self.resources:
-            if r.name == name:
-                return r
-        raise KeyError(name)
-
     def children(self, parent_urn: str) -> list[RegisteredResource]:
         return [r for r in self.resources if r.parent == parent_urn]
 
