@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
-import time
 from pathlib import Path
 
 import pulumi
 
 from gpufleet.infra.offline import FakeCloud, run_program
 from gpufleet.infra.offline.plan import Project, plan_stack
+from timing import median_seconds  # benchmarks/ is on sys.path: run as a script
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def median_seconds(action, rounds: int) -> float:
-    samples = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Literal, Mapping, Optional, Sequence, TypedDict
 
@@ -12,7 +11,9 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
+from gpufleet.components._iam import eks_node_role
 from gpufleet.components._validate import require, require_int_range, require_one_of
+from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 
 TYPE = "gpufleet:cluster:Cluster"
 
@@ -25,15 +26,9 @@ ACCESS_POLICIES = {
     "view": "AmazonEKSViewPolicy",
 }
 
-SYSTEM_NODE_LABEL = "gpufleet.io/node-role"
+SYSTEM_NODE_LABEL, = SYSTEM_NODE_SELECTOR
 """Label on the system node group's nodes (value ``system``): controllers select it."""
 
-_NODE_POLICIES = (
-    "AmazonEKSWorkerNodePolicy",
-    "AmazonEC2ContainerRegistryPullOnly",
-    "AmazonEKS_CNI_Policy",
-    "AmazonSSMManagedInstanceCore",
-)
 
 
 class AccessEntry(TypedDict):
@@ -120,6 +115,7 @@ class Cluster(pulumi.ComponentResource):
     kubeconfig: pulumi.Output[str]
     oidc_provider_arn: pulumi.Output[str]
     oidc_provider_url: pulumi.Output[str]
+    cluster_security_group_id: pulumi.Output[str]
     provider: k8s.Provider
 
     def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -188,25 +184,13 @@ class Cluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        node_role = aws.iam.Role(
-            f"{name}-system-node-role",
-            assume_role_policy=json.dumps({
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-            }),
+        node_role, attachments = eks_node_role(
+            f"{name}-system-node",
             description=f"System node group of EKS cluster {cluster_name}",
+            partition=partition,
             tags=tags,
-            opts=child,
+            parent=self,
         )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-system-node-{policy}",
-                role=node_role.name,
-                policy_arn=partition.apply(lambda p, policy=policy: f"arn:{p}:iam::aws:policy/{policy}"),
-                opts=child,
-            )
-            for policy in _NODE_POLICIES
-        ]
         launch_template = aws.ec2.LaunchTemplate(
             f"{name}-system-lt",
             description=f"System nodes of EKS cluster {cluster_name}: IMDSv2 only, encrypted gp3 root",
@@ -233,7 +217,7 @@ class Cluster(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        aws.eks.NodeGroup(
+        system_nodes = aws.eks.NodeGroup(
             f"{name}-system",
             cluster_name=cluster_name,
             node_role_arn=node_role.arn,
@@ -248,7 +232,7 @@ class Cluster(pulumi.ComponentResource):
             },
             update_config={"max_unavailable": 1},
             launch_template={"id": launch_template.id, "version": launch_template.latest_version.apply(str)},
-            labels={SYSTEM_NODE_LABEL: "system"},
+            labels=dict(SYSTEM_NODE_SELECTOR),
             tags=tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
@@ -258,17 +242,31 @@ class Cluster(pulumi.ComponentResource):
             ),
         )
 
-        self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self._eks.kubeconfig_json, opts=child)
+        # Everything installed through this provider waits for the system nodes (controllers have
+        # nowhere else to run: GPU nodes are tainted) and, on destroy, is removed while they still
+        # run: Karpenter must outlive its NodePools to terminate their GPU instances.
+        self.provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self._eks.kubeconfig_json,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[system_nodes]),
+        )
         # Derived from a cluster output, so whatever uses the name waits for the cluster.
         self.cluster_name = self._eks.kubeconfig_json.apply(lambda _: cluster_name)
         self.kubeconfig = pulumi.Output.secret(self._eks.kubeconfig_json)
         self.oidc_provider_arn = self._eks.oidc_provider_arn
         self.oidc_provider_url = self._eks.oidc_provider_url
+        # The security group EKS creates for every cluster (not pulumi-eks's own groups): the control
+        # plane ENIs and the system nodes are in it and it admits all traffic among its members, so nodes
+        # a provisioner such as Karpenter adds to it reach the API server and cluster DNS.
+        self.cluster_security_group_id = aws.eks.get_cluster_output(
+            name=self.cluster_name, opts=pulumi.InvokeOutputOptions(parent=self)
+        ).vpc_config.cluster_security_group_id
         self.register_outputs({
             "cluster_name": self.cluster_name,
             "kubeconfig": self.kubeconfig,
             "oidc_provider_arn": self.oidc_provider_arn,
             "oidc_provider_url": self.oidc_provider_url,
+            "cluster_security_group_id": self.cluster_security_group_id,
         })
 
 

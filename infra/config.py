@@ -11,10 +11,17 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Any, Literal, Mapping, Optional
+from typing import Any, Collection, Literal, Mapping, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+
+from gpufleet.infra.areas.base import ConfigModel, IamPrincipalArn
+from gpufleet.infra.areas.gpu_operator import GpuOperatorSection, MonitoringSection
+from gpufleet.infra.areas.gpu_pools import GpuPoolSection, KarpenterSection
+from gpufleet.infra.areas.model_cache import ModelCacheSection
+from gpufleet.infra.areas.ray import RaySection
+from gpufleet.infra.areas.serving import ServingSection
+from gpufleet.infra.areas.tenancy import KueueSection, TeamSection
 
 NAMESPACE = "gpufleet"
 
@@ -25,9 +32,14 @@ EKS_SUPPORTED_VERSIONS: tuple[str, ...] = ("1.32", "1.33", "1.34", "1.35", "1.36
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
 _REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
-_IAM_PRINCIPAL = re.compile(r"^arn:aws(-[a-z]+)*:iam::\d{12}:(role|user)/[\w+=,.@/-]+$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+
+
+SECRET_KEYS: tuple[str, ...] = ("hfToken",)
+"""Keys that must be Pulumi secrets (``pulumi config set --secret``): a plain value is refused."""
+SECRET_STAND_IN = "offline-stand-in-for-a-secret-value"
+"""What the offline plan passes for an encrypted stack value it cannot decrypt (marked secret)."""
 
 
 class ConfigError(Exception):
@@ -38,16 +50,9 @@ class ConfigError(Exception):
         super().__init__("invalid stack configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        alias_generator=to_camel,
-        populate_by_name=True,
-    )
 
 
-class NetworkConfig(_Model):
+class NetworkConfig(ConfigModel):
     """The VPC the cluster lives in."""
 
     cidr: str = "10.0.0.0/16"
@@ -72,24 +77,17 @@ class NetworkConfig(_Model):
         return value
 
 
-class AccessEntryConfig(_Model):
+class AccessEntryConfig(ConfigModel):
     """An IAM principal given Kubernetes access through an EKS access entry."""
 
-    principal_arn: str
+    principal_arn: IamPrincipalArn
     """ARN of the IAM role or user."""
     access_policy: Literal["cluster-admin", "admin", "edit", "view"] = "cluster-admin"
     """EKS access policy: ``cluster-admin`` (AmazonEKSClusterAdminPolicy), ``admin``, ``edit`` or
     ``view``, cluster-wide. Default ``cluster-admin``."""
 
-    @field_validator("principal_arn")
-    @classmethod
-    def _arn(cls, value: str) -> str:
-        if not _IAM_PRINCIPAL.match(value):
-            raise ValueError("must be an IAM role or user ARN (arn:aws:iam::<12-digit account>:role/<name>)")
-        return value
 
-
-class SystemNodesConfig(_Model):
+class SystemNodesConfig(ConfigModel):
     """The EKS managed node group that runs cluster controllers (never GPU workloads)."""
 
     instance_types: tuple[str, ...] = ("m7i.xlarge",)
@@ -122,7 +120,7 @@ class SystemNodesConfig(_Model):
         return self
 
 
-class ClusterConfig(_Model):
+class ClusterConfig(ConfigModel):
     """The EKS control plane and its system node group."""
 
     name: Optional[str] = None
@@ -182,7 +180,7 @@ class ClusterConfig(_Model):
         return self
 
 
-class StackConfig(_Model):
+class StackConfig(ConfigModel):
     """All of a stack's ``gpufleet:*`` configuration."""
 
     environment: Literal["dev", "staging", "prod"]
@@ -197,6 +195,28 @@ class StackConfig(_Model):
     """The EKS cluster."""
     tags: dict[str, str] = {}
     """Tags added to every AWS resource (besides ``gpufleet:stack`` and ``gpufleet:environment``)."""
+    hf_token: Optional[SecretStr] = None
+    """Hugging Face access token, for gated models. Set it with ``pulumi config set --secret hfToken
+    <token>`` (a plain value is refused); gpufleet keeps it a Pulumi secret and stores it as the
+    Kubernetes Secret ``hf-token`` (key ``token``) in every namespace that serves models. Default none."""
+    karpenter: KarpenterSection = KarpenterSection()
+    """Karpenter: controller, IAM, interruption queue."""
+    gpu_pools: tuple[GpuPoolSection, ...] = ()
+    """GPU NodePools (Karpenter NodePool + EC2NodeClass each)."""
+    gpu_operator: GpuOperatorSection = GpuOperatorSection()
+    """NVIDIA GPU Operator: device plugin, GFD, sharing (time-slicing or MIG), DCGM exporter."""
+    monitoring: MonitoringSection = MonitoringSection()
+    """GPU alerts and dashboard."""
+    teams: tuple[TeamSection, ...] = ()
+    """Tenants: namespace, quotas, access, Kueue queue each."""
+    kueue: KueueSection = KueueSection()
+    """Kueue: flavors, cluster queues, fair sharing."""
+    model_cache: ModelCacheSection = ModelCacheSection()
+    """Shared read-many volume for model weights."""
+    serving: ServingSection = ServingSection()
+    """KServe platform and InferenceServices."""
+    ray: RaySection = RaySection()
+    """KubeRay operator, RayClusters and RayServices."""
 
     @field_validator("region")
     @classmethod
@@ -235,15 +255,29 @@ def _problem(error: dict[str, Any]) -> str:
         message = "unknown key (check the spelling; see the configuration reference in README.md)"
     elif error["type"] == "missing":
         message = "required but not set"
-    elif "input" in error and error["type"] not in ("model_type", "value_error", "assertion_error"):
+    elif "input" in error and error["type"] not in ("model_type", "value_error", "assertion_error") \
+            and error["loc"][:1] not in [(name,) for name in SECRET_KEYS]:
         shown = json.dumps(error["input"], default=str)
         if len(shown) <= 60:
             message += f" (got {shown})"
     return message
 
 
-def parse_stack_config(raw: Mapping[str, str]) -> StackConfig:
-    """Validate the ``gpufleet:*`` keys of an engine config map (other namespaces are ignored)."""
+def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]] = None) -> StackConfig:
+    """Validate the ``gpufleet:*`` keys of an engine config map (other namespaces are ignored).
+
+    ``secret_keys``: the keys the engine marks secret; when given, a :data:`SECRET_KEYS` value that
+    is not one of them is refused.
+    """
+    if secret_keys is not None:
+        plain_secrets = [
+            f"{NAMESPACE}:{name}: must be a secret: set it with `pulumi config set --secret {name} <value>` "
+            "(a plain value sits unencrypted in the stack file)"
+            for name in SECRET_KEYS
+            if f"{NAMESPACE}:{name}" in raw and f"{NAMESPACE}:{name}" not in secret_keys
+        ]
+        if plain_secrets:
+            raise ConfigError(plain_secrets)
     values: dict[str, Any] = {}
     for key, text in raw.items():
         namespace, _, name = key.partition(":")
@@ -251,13 +285,20 @@ def parse_stack_config(raw: Mapping[str, str]) -> StackConfig:
             continue
         values[name] = _decode(text)
     try:
-        return StackConfig.model_validate(values)
+        config = StackConfig.model_validate(values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             loc = error["loc"] or ("",)
             problems.append(f"{_field_path(loc)}: {_problem(error)}")
         raise ConfigError(problems) from None
+    # Checks across sections (quotas vs pool limits, sharing vs instance types, ...).
+    from gpufleet.infra.areas import AREAS
+
+    problems = [problem for area in AREAS for problem in area.cross_check(config)]
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def _decode(text: Any) -> Any:
@@ -284,9 +325,10 @@ def config_map_from_stack_file(document: Mapping[str, Any]) -> dict[str, str]:
         if ":" not in key:
             # The CLI qualifies bare keys with the project name.
             key = f"{NAMESPACE}:{key}"
-        if isinstance(value, Mapping) and set(value) == {"secure"}:
-            raise ConfigError([f"{key}: encrypted (secure) values need the Pulumi CLI; the offline plan cannot read them"])
-        if isinstance(value, bool):
+        if _is_secure(value):
+            # Only the Pulumi CLI can decrypt it; the offline plan carries a stand-in, as a secret.
+            flat[key] = SECRET_STAND_IN
+        elif isinstance(value, bool):
             flat[key] = "true" if value else "false"
         elif isinstance(value, (Mapping, list)):
             flat[key] = json.dumps(value)
@@ -295,9 +337,21 @@ def config_map_from_stack_file(document: Mapping[str, Any]) -> dict[str, str]:
     return flat
 
 
+def secure_keys_of_stack_file(document: Mapping[str, Any]) -> list[str]:
+    """The keys of ``Pulumi.<stack>.yaml`` whose values are encrypted (``secure:``), qualified."""
+    config = (document or {}).get("config") or {}
+    if not isinstance(config, Mapping):
+        return []
+    return [str(key) if ":" in str(key) else f"{NAMESPACE}:{key}" for key, value in config.items() if _is_secure(value)]
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, Mapping) and set(value) == {"secure"}
+
+
 def load_from_pulumi() -> StackConfig:
     """The running program's stack configuration (raises :class:`ConfigError`)."""
-    from pulumi.runtime.config import CONFIG, get_config_env
+    from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
     raw = {**get_config_env(), **CONFIG.get()}
-    return parse_stack_config(raw)
+    return parse_stack_config(raw, secret_keys={key for key in raw if is_config_secret(key)})

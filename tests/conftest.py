@@ -7,7 +7,7 @@ resources against the upstream CRDs (unknown fields are errors). A kind neither 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pytest
 
@@ -76,6 +76,7 @@ def run(_validators: dict[str, ManifestValidator]) -> Callable[..., Recording]:
         stack: str = "test",
         kubernetes_version: str = KUBERNETES_VERSION,
         region: Optional[str] = None,
+        secret_keys: Sequence[str] = (),
     ) -> Recording:
         config = dict(BASE_CONFIG if config is None else config)
         region = region or config.get("gpufleet:region", "us-west-2")
@@ -85,6 +86,7 @@ def run(_validators: dict[str, ManifestValidator]) -> Callable[..., Recording]:
             project="gpufleet",
             stack=stack,
             config=config,
+            secret_keys=secret_keys,
             on_resource=strict,
             cloud=FakeCloud(region=region),
         )

@@ -168,6 +168,15 @@ def test_kubernetes_provider_uses_the_cluster_kubeconfig(run):
     assert eks.urn in provider.dependencies
 
 
+def test_kubernetes_provider_waits_for_the_system_nodes(run):
+    # Whatever is installed through the provider starts once controllers can run, and on destroy is
+    # removed before the system nodes (Karpenter must outlive its NodePools).
+    recording = run(cluster())
+    provider = recording.one("pulumi:providers:kubernetes")
+    node_group = recording.one("aws:eks/nodeGroup:NodeGroup")
+    assert node_group.urn in provider.dependencies
+
+
 def test_kubeconfig_output_is_secret(run):
     outputs = run(cluster()).stack_outputs
     assert outputs["kubeconfig"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"

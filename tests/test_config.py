@@ -11,10 +11,12 @@ from hypothesis import strategies as st
 
 from gpufleet.infra.config import (
     EKS_SUPPORTED_VERSIONS,
+    SECRET_STAND_IN,
     ConfigError,
     StackConfig,
     config_map_from_stack_file,
     parse_stack_config,
+    secure_keys_of_stack_file,
 )
 from tests.harness import BASE_CONFIG, stack_config, with_config
 
@@ -118,9 +120,21 @@ def test_stack_file_values_become_engine_strings():
     }
 
 
-def test_secure_values_are_refused_offline():
-    with pytest.raises(ConfigError, match="gpufleet:token: encrypted"):
-        config_map_from_stack_file({"config": {"gpufleet:token": {"secure": "v1:abc"}}})
+def test_secure_values_become_secret_stand_ins_offline():
+    document = {"config": {"gpufleet:hfToken": {"secure": "v1:abc"}, "gpufleet:region": "us-west-2"}}
+    assert config_map_from_stack_file(document)["gpufleet:hfToken"] == SECRET_STAND_IN
+    assert secure_keys_of_stack_file(document) == ["gpufleet:hfToken"]
+
+
+def test_a_plain_hf_token_is_refused_and_never_echoed():
+    raw = {**BASE_CONFIG, "gpufleet:hfToken": "hf_plaintexttoken"}
+    with pytest.raises(ConfigError) as error:
+        parse_stack_config(raw, secret_keys=[])
+    assert "gpufleet:hfToken: must be a secret" in str(error.value)
+    assert "hf_plaintexttoken" not in str(error.value)
+    config = parse_stack_config(raw, secret_keys=["gpufleet:hfToken"])
+    assert config.hf_token.get_secret_value() == "hf_plaintexttoken"
+    assert "hf_plaintexttoken" not in repr(config)
 
 
 # -- property tests: malformed configuration never escapes as anything but field-named problems ------

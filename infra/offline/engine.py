@@ -66,8 +66,11 @@ class RegisteredResource:
         )
 
     def manifest(self) -> dict[str, Any]:
-        """The object as it would be sent to the Kubernetes API server (secrets masked)."""
-        return plain(self.inputs)
+        """The object as it would be sent to the Kubernetes API server (secrets masked), with
+        ``apiVersion``, ``kind`` and ``metadata`` first as people write them."""
+        manifest = plain(self.inputs)
+        head = {key: manifest.pop(key) for key in ("apiVersion", "kind", "metadata") if key in manifest}
+        return {**head, **manifest}
 
 
 @dataclass
@@ -107,7 +110,7 @@ def plain(value: Any) -> Any:
     """Engine property values → plain JSON-able data: secrets masked, unknowns spelled out."""
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
-            return SECRET_PLACEHOLDER
+            return _masked(value.get("value"))
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
@@ -119,6 +122,16 @@ def plain(value: Any) -> Any:
     if isinstance(value, pulumi.Resource):
         return f"<resource {type(value).__name__}>"
     return value
+
+
+def _masked(value: Any) -> Any:
+    """A secret's shape with every value masked: ``stringData: {token: "[secret]"}`` keeps its keys
+    (so the object still validates), never its values."""
+    if isinstance(value, dict) and value.get(rpc._special_sig_key) is None:
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    return SECRET_PLACEHOLDER
 
 
 class _RecordingMonitor(pulumi_mocks.MockMonitor):

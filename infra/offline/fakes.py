@@ -107,6 +107,11 @@ class FakeCloud(Mocks):
             state.update(arn=f"arn:aws:elasticfilesystem:{region}:{account}:file-system/{fs_id}",
                          dnsName=f"{fs_id}.efs.{region}.amazonaws.com")
             return fs_id, state
+        if typ == "aws:fsx/lustreFileSystem:LustreFileSystem":
+            fs_id = f"fs-{_digest(typ, name)}"
+            state.update(arn=f"arn:aws:fsx:{region}:{account}:file-system/{fs_id}",
+                         dnsName=f"{fs_id}.fsx.{region}.amazonaws.com", mountName=_digest("mount", name, length=8))
+            return fs_id, state
         service = typ.split(":")[1].split("/")[0]
         state.setdefault("arn", f"arn:aws:{service}:{region}:{account}:{physical}")
         return f"{physical}", state
@@ -163,6 +168,15 @@ class FakeCloud(Mocks):
             return {"accountId": account, "arn": f"arn:aws:iam::{account}:user/gpufleet", "userId": "AIDAGPUFLEET", "id": account}
         if token == "aws:index/getPartition:getPartition":
             return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws", "reverseDnsPrefix": "com.amazonaws"}
+        if token == "aws:eks/getCluster:getCluster":
+            name = args.args.get("name") or "cluster"
+            return {
+                "id": name,
+                "name": name,
+                "arn": f"arn:aws:eks:{region}:{account}:cluster/{name}",
+                "status": "ACTIVE",
+                "vpcConfig": {"clusterSecurityGroupId": f"sg-{_digest('cluster-sg', name)}"},
+            }
         if token == "aws:index/getRegion:getRegion":
             return {"name": region, "region": region, "id": region, "endpoint": f"ec2.{region}.amazonaws.com"}
         return {}

@@ -10,7 +10,7 @@ from typing import Any, Optional
 
 import yaml
 
-from gpufleet.infra.config import ConfigError, config_map_from_stack_file, parse_stack_config
+from gpufleet.infra.config import ConfigError, config_map_from_stack_file, parse_stack_config, secure_keys_of_stack_file
 from gpufleet.infra.offline.engine import Recording, plain, run_project_main
 from gpufleet.infra.offline.fakes import FakeCloud
 
@@ -59,11 +59,16 @@ class Project:
             known = ", ".join(self.stacks()) or "none"
             raise PlanInputError([f"unknown stack {stack!r}: no {path.relative_to(self.root)} (stacks here: {known})"])
         try:
-            config = config_map_from_stack_file(_read_yaml(path))
-            parse_stack_config(config)
+            document = _read_yaml(path)
+            config = config_map_from_stack_file(document)
+            parse_stack_config(config, secret_keys=secure_keys_of_stack_file(document))
         except ConfigError as error:
             raise PlanInputError([f"{path.relative_to(self.root)}: {p}" for p in error.problems]) from None
         return config
+
+    def secret_keys(self, stack: str) -> list[str]:
+        """The keys of ``stack`` whose values are encrypted: the engine marks them secret."""
+        return secure_keys_of_stack_file(_read_yaml(self.stacks_dir / f"Pulumi.{stack}.yaml"))
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -135,12 +140,14 @@ class Plan:
 def plan_stack(project: Project, stack: str) -> Plan:
     """Run ``project``'s program for ``stack`` under the offline engine and schema-check its objects."""
     config = project.stack_config(stack)
-    stack_config = parse_stack_config(config)
+    secret_keys = project.secret_keys(stack)
+    stack_config = parse_stack_config(config, secret_keys=secret_keys)
     recording = run_project_main(
         project.main_dir,
         project=project.name,
         stack=stack,
         config=config,
+        secret_keys=secret_keys,
         cloud=FakeCloud(region=stack_config.region),
     )
     errors, note = _check_schemas(recording, stack_config.kubernetes_version)
