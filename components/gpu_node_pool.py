@@ -1,0 +1,376 @@
+"""``GpuNodePool``: one Karpenter ``NodePool`` and its ``EC2NodeClass`` for GPU nodes.
+
+The pool is bounded (``limits`` are required: an unbounded GPU pool is an unbounded bill), tainted
+``nvidia.com/gpu=true:NoSchedule`` so only GPU workloads land on it, labelled so workloads can select
+it, and boots the NVIDIA variant of the chosen AMI family with IMDSv2 enforced and an encrypted gp3
+root volume large enough for CUDA images and model weights.
+
+Destroy order: the NodePool goes first (Karpenter deletes its NodeClaims), then the EC2NodeClass, whose
+finalizer holds until those nodes are terminated, and only then the Karpenter release and its IAM.
+Both deletions wait for the pool's nodes to drain, which takes at most ``termination_grace_period``
+(default 24h): their Pulumi delete timeouts are that period plus 20 minutes for the instances to stop.
+
+Every pool has a ``terminationGracePeriod`` (default ``24h``): the longest Karpenter waits for a node's
+PodDisruptionBudgets and ``karpenter.sh/do-not-disrupt`` pods before it evicts them anyway. Without it, a
+single-replica service whose PDB says ``minAvailable: 1`` blocks expiry, drift and consolidation of
+its node for ever, and the node keeps billing.
+
+Shared GPUs and Karpenter: Karpenter's simulation knows only ``nvidia.com/gpu`` (physical GPUs) of an
+AWS instance type, so a pod asking for ``nvidia.com/gpu.shared`` (time-slicing) or
+``nvidia.com/mig-<profile>`` (MIG, ``mixed`` strategy) never gets a node from a scaled-to-zero pool
+(aws/containers-roadmap#2690, kubernetes-sigs/karpenter#729). Such a pool therefore renders one
+``karpenter.sh/v1alpha1`` NodeOverlay per instance type it may launch, named
+``<pool>-<instance-type with dots as dashes>``, adding the resource in the amount the device plugin
+will advertise on that type (:meth:`GpuPlacement.gpu_resources_per_node`). Its requirements are the
+instance type and ``gpufleet.io/gpu-pool In [<pool>]``: Karpenter matches overlay requirements against
+each NodePool's instance types together with the pool's ``karpenter.sh/nodepool`` and template labels,
+so the overlay never reaches another pool launching the same type (an instance-type requirement alone
+would give a whole-GPU pool's nodes a shared resource they do not have). The overlays need Karpenter's
+``nodeOverlay`` feature gate (``Karpenter`` ``node_overlays=True``; checked here) and depend on the
+Karpenter release, whose ``karpenter-crd`` chart installs the NodeOverlay CRD.
+
+MIG with the ``single`` strategy needs no overlay: the device plugin advertises the slices as
+``nvidia.com/gpu``, which Karpenter already knows, counting one per physical GPU. It over-provisions
+(a p4de node holds 56 ``1g.10gb`` slices but Karpenter plans for 8) yet always schedules a pod asking
+for at most the physical GPUs of a node. An overlay cannot correct the count: NodeOverlay capacity is
+documented as adding extended resources only, and raising ``nvidia.com/gpu`` would also make one node
+exceed the pool's ``limits.gpus``, which count physical GPUs.
+
+The arguments are checked (:mod:`gpufleet.components._pool_args`) against the GPU instance table
+(:mod:`gpufleet.components.gpu_instances`) before anything is registered, and the resulting
+:class:`~gpufleet.components.gpu_scheduling.GpuPlacement` (``placement``) is what workload components
+are given: its labels and taints are exactly the ones on the NodePool template.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Mapping, Optional, Sequence, TypedDict
+
+import pulumi
+import pulumi_kubernetes as k8s
+from typing_extensions import NotRequired
+
+from gpufleet.components import _pool_args as checks
+from gpufleet.components._pool_args import TYPE, PoolArgumentError
+from gpufleet.components.gpu_scheduling import GPU_RESOURCE, POOL_LABEL, GpuPlacement
+from gpufleet.components.karpenter import DISCOVERY_TAG, Karpenter
+
+DEFAULT_TERMINATION_GRACE_PERIOD = "24h"
+"""Longest Karpenter waits for a draining node's PDBs and do-not-disrupt pods before forcing them."""
+DRAIN_TIMEOUT_MARGIN_MINUTES = 20
+"""Added to the termination grace period for the Pulumi delete timeouts (instance shutdown, finalizers)."""
+INSTANCE_TYPE_KEY = "node.kubernetes.io/instance-type"
+
+
+class PoolLimits(TypedDict):
+    """Most capacity the pool may hold at once (Karpenter ``spec.limits``); all required."""
+
+    gpus: int
+    """``nvidia.com/gpu``: physical GPUs. At least one node's GPUs (the largest allowed type)."""
+    cpu: int
+    """vCPUs. At least the largest allowed type's vCPUs."""
+    memory_gib: int
+    """Memory in GiB. At least the largest allowed type's memory."""
+
+
+class DisruptionBudget(TypedDict):
+    """How many of the pool's nodes Karpenter may disrupt at once (Karpenter ``Budget``)."""
+
+    nodes: str
+    """A count (``"1"``) or percentage (``"10%"``). Required."""
+    reasons: NotRequired[Sequence[Literal["Underutilized", "Empty", "Drifted"]]]
+    """Disruption reasons the budget applies to. Default all."""
+    schedule: NotRequired[str]
+    """Cron schedule when the budget starts (UTC); needs ``duration``. Default always active."""
+    duration: NotRequired[str]
+    """How long it stays active after each ``schedule`` hit, e.g. ``"8h"``. Default always active."""
+
+
+class PoolDisruption(TypedDict):
+    """When Karpenter may remove or replace the pool's nodes."""
+
+    consolidation_policy: NotRequired[Literal["WhenEmpty", "WhenEmptyOrUnderutilized"]]
+    """``WhenEmptyOrUnderutilized`` also repacks busy nodes. Default ``WhenEmptyOrUnderutilized``."""
+    consolidate_after: NotRequired[str]
+    """Quiet time before a node is consolidated, e.g. ``"30m"``, or ``"Never"``. Default ``"30m"``
+    (GPU nodes take minutes to become ready: do not churn them)."""
+    budgets: NotRequired[Sequence[DisruptionBudget]]
+    """Disruption budgets. Default ``[{"nodes": "10%"}]``."""
+
+
+class RootVolume(TypedDict):
+    """The encrypted gp3 volume holding container images and ephemeral storage (weights caches)."""
+
+    size_gib: NotRequired[int]
+    """Size in GiB (CUDA images are several GiB; weights more). Default 200."""
+    iops: NotRequired[int]
+    """Provisioned IOPS, 3000-16000. Default 6000."""
+    throughput_mibps: NotRequired[int]
+    """Throughput in MiB/s, 125-1000. Default 500."""
+
+
+class Taint(TypedDict):
+    """A Kubernetes taint."""
+
+    key: str
+    """Taint key, e.g. ``gpufleet.io/dedicated``. Required."""
+    value: NotRequired[str]
+    """Taint value. Default none."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+    """Taint effect. Required."""
+
+
+class PoolSharing(TypedDict):
+    """How the GPU Operator shares this pool's GPUs (carried into ``placement``)."""
+
+    mode: Literal["none", "time-slicing", "mig"]
+    """``none`` (whole GPUs), ``time-slicing`` or ``mig``. Required."""
+    replicas: NotRequired[int]
+    """With ``time-slicing``: pods per GPU, 2-64. Required then."""
+    mig_profile: NotRequired[str]
+    """With ``mig``: the profile every GPU is cut into, e.g. ``1g.10gb``. Required then."""
+
+
+class GpuNodePoolArgs(TypedDict):
+    """Inputs of :class:`GpuNodePool`. The pool's name is the component's name."""
+
+    karpenter: Karpenter
+    """The Karpenter installation that provisions the pool: node role, discovery tag, and the
+    release both objects depend on. Required."""
+    limits: PoolLimits
+    """Upper bounds of the pool's capacity. Required."""
+    instance_families: NotRequired[Sequence[str]]
+    """GPU instance families (all their sizes), e.g. ``["g6e"]``. Exactly one of this and
+    ``instance_types`` is required."""
+    instance_types: NotRequired[Sequence[str]]
+    """GPU instance types, e.g. ``["p4de.24xlarge", "p5.48xlarge"]``."""
+    capacity_types: NotRequired[Sequence[Literal["on-demand", "spot", "reserved"]]]
+    """Karpenter capacity types (``reserved`` needs ``capacity_reservation_ids``). Default ``["on-demand"]``."""
+    capacity_reservation_ids: NotRequired[Sequence[str]]
+    """On-demand capacity reservations or capacity blocks (``cr-...``) the pool may use. Default none."""
+    ami_family: NotRequired[Literal["al2023", "bottlerocket"]]
+    """AMI alias family; Karpenter picks its NVIDIA variant for GPU instances. Default ``al2023``."""
+    ami_version: NotRequired[str]
+    """AMI alias version: ``latest`` or a release such as ``v20260101`` (AL2023) / ``1.40.0``
+    (Bottlerocket). Pin it in production: ``latest`` rolls every node when AWS publishes an AMI.
+    Default ``latest``."""
+    labels: NotRequired[Mapping[str, str]]
+    """Extra node labels (not in Kubernetes' or Karpenter's reserved domains). Default none."""
+    taints: NotRequired[Sequence[Taint]]
+    """Taints besides ``nvidia.com/gpu=true:NoSchedule``, which every pool has. Default none."""
+    disruption: NotRequired[PoolDisruption]
+    """Consolidation and budgets. Default: see :class:`PoolDisruption`."""
+    expire_after: NotRequired[str]
+    """Node lifetime before replacement (picks up new AMIs), e.g. ``"720h"``, or ``"Never"``. Default ``"720h"``."""
+    termination_grace_period: NotRequired[str]
+    """Longest a draining node waits for its pods, e.g. ``"2h"``: after it Karpenter evicts pods
+    despite their PodDisruptionBudgets or ``karpenter.sh/do-not-disrupt``, so a single-replica
+    service cannot hold a node (and its bill) for ever. Also bounds ``pulumi destroy`` of the pool
+    (delete timeouts: this plus 20 minutes). Default ``"24h"``."""
+    weight: NotRequired[int]
+    """Priority among pools that fit a pod, 1-100 (higher first). Default none (0)."""
+    root_volume: NotRequired[RootVolume]
+    """Root (AL2023) or data (Bottlerocket) volume. Default 200 GiB, 6000 IOPS, 500 MiB/s."""
+    sharing: NotRequired[PoolSharing]
+    """GPU sharing. Default ``{"mode": "none"}``."""
+    mig_strategy: NotRequired[Literal["single", "mixed"]]
+    """The GPU Operator's cluster-wide MIG strategy (pass the one the operator runs with): ``mixed``
+    advertises ``nvidia.com/mig-<profile>`` (NodeOverlays tell Karpenter about it), ``single``
+    advertises the slices as ``nvidia.com/gpu`` (no overlay). Only matters with ``sharing.mode`` ``mig``.
+    Default ``"mixed"``."""
+    tags: NotRequired[Mapping[str, str]]
+    """Tags on the instances, volumes and network interfaces Karpenter creates. Default none."""
+
+
+class GpuNodePool(pulumi.ComponentResource):
+    """A Karpenter ``karpenter.sh/v1`` NodePool and ``karpenter.k8s.aws/v1`` EC2NodeClass for GPUs, plus
+    a ``karpenter.sh/v1alpha1`` NodeOverlay per instance type when the pool shares its GPUs (see the
+    module docstring), all depending on the Karpenter release (destroyed first, so the controller
+    removes their nodes)."""
+
+    placement: GpuPlacement
+    """Plain facts for workload components: labels, taints, GPU resource, sharing."""
+    node_pool_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: GpuNodePoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        karpenter = args.get("karpenter")
+        if not isinstance(karpenter, Karpenter):
+            raise ValueError(f"{TYPE}: karpenter is required (the Karpenter component that provisions the pool)")
+        spec = pool_spec(name, args)
+        if spec.node_overlays and not karpenter.node_overlays:
+            raise PoolArgumentError("karpenter", (
+                f"must run with node_overlays=True: the pool's {spec.placement.gpu_resource} (sharing.mode "
+                f"{spec.placement.sharing!r}) exists for Karpenter only through NodeOverlays, which it ignores "
+                "while its nodeOverlay feature gate is off"))
+        self.placement = spec.placement
+
+        super().__init__(TYPE, name, {}, opts)
+        # Everything needs the controller (and its CRDs, IAM and queue) and must be deleted before it.
+        after_karpenter = pulumi.ResourceOptions(parent=self, depends_on=[karpenter])
+        # Deleting the pool's objects waits for its nodes to drain (at most the grace period).
+        drain = pulumi.CustomTimeouts(delete=spec.delete_timeout)
+
+        node_class = k8s.apiextensions.CustomResource(
+            f"{name}-nodeclass",
+            api_version="karpenter.k8s.aws/v1",
+            kind="EC2NodeClass",
+            metadata={"name": name},
+            spec=_node_class_spec(spec, karpenter),
+            opts=pulumi.ResourceOptions.merge(after_karpenter, pulumi.ResourceOptions(
+                # Its finalizer holds the deletion until the pool's nodes are drained and terminated.
+                custom_timeouts=drain,
+            )),
+        )
+        node_pool = k8s.apiextensions.CustomResource(
+            f"{name}-nodepool",
+            api_version="karpenter.sh/v1",
+            kind="NodePool",
+            metadata={"name": name},
+            spec=spec.node_pool,
+            # Deleted before its node class, whose finalizer waits for the pool's nodes to go. The
+            # deletion itself cascades (foreground) to the pool's NodeClaims, which drain first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[karpenter, node_class], custom_timeouts=drain),
+        )
+        for overlay_name, overlay_spec in spec.node_overlays.items():
+            k8s.apiextensions.CustomResource(
+                f"{name}-overlay-{overlay_name.removeprefix(name + '-')}",
+                api_version="karpenter.sh/v1alpha1",
+                kind="NodeOverlay",
+                metadata={"name": overlay_name},
+                spec=overlay_spec,
+                opts=after_karpenter,
+            )
+        self.node_pool_name = node_pool.id.apply(lambda _: name)
+        self.register_outputs({"node_pool_name": self.node_pool_name})
+
+
+@dataclass(frozen=True)
+class PoolSpec:
+    """The checked plain form of a pool: its placement and the NodePool/EC2NodeClass spec parts."""
+
+    placement: GpuPlacement
+    node_pool: dict
+    """The NodePool ``spec``."""
+    block_devices: list[dict]
+    ami_alias: str
+    tags: dict[str, str]
+    capacity_reservation_ids: list[str]
+    delete_timeout: str
+    """Pulumi delete timeout of the NodePool and EC2NodeClass: grace period + 20 minutes."""
+    node_overlays: dict[str, dict]
+    """NodeOverlay name → ``spec``: one per instance type when Karpenter needs to learn the pool's
+    shared GPU resource; empty otherwise."""
+
+
+def pool_spec(name: str, args: Mapping) -> PoolSpec:
+    """Check ``args`` against the GPU instance table; raise :class:`PoolArgumentError` naming the field."""
+    checks.pool_name(name)
+    types = checks.instance_types(args)
+    capacity_types = checks.capacity_types(args.get("capacity_types", ["on-demand"]))
+    reservations = checks.reservations(args.get("capacity_reservation_ids", []), capacity_types)
+    limits = checks.limits(args.get("limits"), types)
+    ami_family = checks.ami_family(args.get("ami_family", "al2023"))
+    ami_version = checks.ami_version(args.get("ami_version", "latest"))
+    labels = checks.labels(args.get("labels", {}))
+    extra_taints = checks.taints(args.get("taints", []))
+    sharing, replicas, mig_profile = checks.sharing(args.get("sharing", {"mode": "none"}), types)
+    placement = GpuPlacement(
+        pool=name,
+        instance_types=tuple(types),
+        capacity_types=tuple(capacity_types),
+        gpu_limit=limits["gpus"],
+        ami_family=ami_family,
+        labels=labels,
+        sharing=sharing,
+        time_slicing_replicas=replicas,
+        mig_profile=mig_profile,
+        mig_strategy=checks.mig_strategy(args.get("mig_strategy", "mixed")),
+        extra_taints=tuple(extra_taints),
+    )
+    expire_after = checks.expire_after(args.get("expire_after", "720h"))
+    grace = args.get("termination_grace_period")
+    grace = checks.grace_period(DEFAULT_TERMINATION_GRACE_PERIOD if grace is None else grace)
+    template_spec: dict = {
+        "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": name},
+        "requirements": _requirements(args, capacity_types),
+        "taints": placement.taints(),
+        "expireAfter": expire_after,
+        "terminationGracePeriod": grace,
+    }
+    node_pool: dict = {
+        "template": {"metadata": {"labels": placement.node_labels()}, "spec": template_spec},
+        "limits": {GPU_RESOURCE: limits["gpus"], "cpu": limits["cpu"], "memory": f"{limits['memory_gib']}Gi"},
+        "disruption": checks.disruption(args.get("disruption", {})),
+    }
+    weight = checks.weight(args.get("weight"))
+    if weight is not None:
+        node_pool["weight"] = weight
+    return PoolSpec(
+        placement=placement,
+        node_pool=node_pool,
+        block_devices=checks.block_devices(args.get("root_volume", {}), ami_family),
+        ami_alias=f"{ami_family}@{ami_version}",
+        tags=checks.tags(args.get("tags", {})),
+        capacity_reservation_ids=reservations,
+        delete_timeout=f"{checks.minutes(grace) + DRAIN_TIMEOUT_MARGIN_MINUTES}m",
+        node_overlays=node_overlays(placement),
+    )
+
+
+def node_overlays(placement: GpuPlacement) -> dict[str, dict]:
+    """The NodeOverlays (name → ``spec``) that tell Karpenter the shared GPU resource of ``placement``'s
+    nodes, one per instance type (the amount differs per type); none for whole GPUs or MIG with the
+    ``single`` strategy, whose ``nvidia.com/gpu`` Karpenter already knows."""
+    if placement.gpu_resource == GPU_RESOURCE:
+        return {}
+    return {
+        f"{placement.pool}-{instance.name.replace('.', '-')}": {
+            "requirements": [
+                # Template labels take part in overlay matching: this keeps the overlay to this pool.
+                {"key": POOL_LABEL, "operator": "In", "values": [placement.pool]},
+                {"key": INSTANCE_TYPE_KEY, "operator": "In", "values": [instance.name]},
+            ],
+            "capacity": {placement.gpu_resource: str(placement.gpu_resources_per_node(instance))},
+        }
+        for instance in placement.instance_types
+    }
+
+
+def _node_class_spec(spec: PoolSpec, karpenter: Karpenter) -> dict:
+    discovery = [{"tags": {DISCOVERY_TAG: karpenter.cluster_name}}]
+    node_class: dict = {
+        # role (not instanceProfile): Karpenter manages the instance profile for it.
+        "role": karpenter.node_role_name,
+        "amiSelectorTerms": [{"alias": spec.ami_alias}],
+        "subnetSelectorTerms": discovery,
+        "securityGroupSelectorTerms": discovery,
+        "associatePublicIPAddress": False,
+        "metadataOptions": {
+            "httpEndpoint": "enabled",
+            "httpProtocolIPv6": "disabled",
+            # One hop: pods cannot reach the node role's credentials through IMDS.
+            "httpPutResponseHopLimit": 1,
+            "httpTokens": "required",
+        },
+        "blockDeviceMappings": spec.block_devices,
+    }
+    if spec.tags:
+        node_class["tags"] = spec.tags
+    if spec.capacity_reservation_ids:
+        node_class["capacityReservationSelectorTerms"] = [{"id": r} for r in spec.capacity_reservation_ids]
+    return node_class
+
+
+def _requirements(args: Mapping, capacity_types: list[str]) -> list[dict]:
+    if args.get("instance_families"):
+        selection = {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": list(args["instance_families"])}
+    else:
+        selection = {"key": INSTANCE_TYPE_KEY, "operator": "In", "values": list(args["instance_types"])}
+    return [
+        selection,
+        {"key": "karpenter.sh/capacity-type", "operator": "In", "values": capacity_types},
+        # Every supported GPU family is x86; the NVIDIA AMI variants are chosen per architecture.
+        {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
+        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
+    ]

@@ -1,0 +1,273 @@
+"""Stack area ``gpu_pools``: Karpenter (``gpufleet:karpenter``) and the GPU NodePools
+(``gpufleet:gpuPools``).
+
+Each pool is checked against the GPU instance table when the stack configuration is read (the same
+checks :class:`~gpufleet.components.gpu_node_pool.GpuNodePool` runs), so a wrong instance type, a GPU
+limit below one node or MIG on a GPU without MIG is reported with its ``gpufleet:gpuPools[i]`` path
+before anything is planned. Sharing is carried into each pool's placement; the ``gpu_operator`` area
+checks its semantics against the environment.
+
+Pools are built with the GPU Operator's configured MIG strategy (``gpufleet:gpuOperator.migStrategy``),
+so a MIG pool's placement and NodeOverlays name the resource the device plugin will advertise.
+Karpenter's ``nodeOverlay`` feature gate is turned on exactly when some pool needs NodeOverlays
+(time-slicing, or MIG with the ``mixed`` strategy).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Optional
+
+from pydantic import Field, model_validator
+
+from gpufleet.components.gpu_node_pool import GpuNodePool, PoolArgumentError, node_overlays, pool_spec
+from gpufleet.components.gpu_scheduling import GpuPlacement
+from gpufleet.components.karpenter import Karpenter
+from gpufleet.components.karpenter_policy import KARPENTER_VERSION
+from gpufleet.infra.areas.base import ConfigModel, DnsLabel, Platform, camel_path
+
+if TYPE_CHECKING:
+    from gpufleet.infra.config import StackConfig
+
+
+class ControllerResourcesConfig(ConfigModel):
+    """CPU and memory of each Karpenter controller pod (requests = limits)."""
+
+    cpu: str = Field("1", pattern=r"^[0-9]+(\.[0-9]+)?m?$")
+    """CPU. Default ``"1"``."""
+    memory: str = Field("1Gi", pattern=r"^[0-9]+(Mi|Gi)$")
+    """Memory. Default ``"1Gi"``."""
+
+
+class KarpenterSection(ConfigModel):
+    """Karpenter: controller (on the system nodes, IRSA), IAM, interruption queue."""
+
+    version: str = Field(KARPENTER_VERSION, pattern=r"^1\.14\.[0-9]+$")
+    """Chart and controller version, a 1.14 patch release. Default ``1.14.1``."""
+    replicas: int = Field(2, ge=1, le=10)
+    """Controller replicas (one per system node). Default 2."""
+    log_level: Literal["debug", "info", "error"] = "info"
+    """Controller log level. Default ``info``."""
+    resources: ControllerResourcesConfig = ControllerResourcesConfig()
+    """Controller pod CPU and memory."""
+
+
+class PoolLimitsConfig(ConfigModel):
+    """Upper bounds of a pool (Karpenter ``spec.limits``): all required."""
+
+    gpus: int = Field(ge=1)
+    """Physical GPUs (``nvidia.com/gpu``); at least one node's GPUs."""
+    cpu: int = Field(ge=1)
+    """vCPUs; at least the largest instance type's."""
+    memory_gib: int = Field(ge=1)
+    """Memory in GiB; at least the largest instance type's."""
+
+
+class BudgetConfig(ConfigModel):
+    """A Karpenter disruption budget."""
+
+    nodes: str
+    """Nodes disrupted at once: a count (``"1"``) or percentage (``"10%"``)."""
+    reasons: Optional[tuple[Literal["Underutilized", "Empty", "Drifted"], ...]] = None
+    """Reasons it applies to. Default all."""
+    schedule: Optional[str] = None
+    """Cron schedule (UTC) when it starts; needs ``duration``. Default always."""
+    duration: Optional[str] = None
+    """How long it lasts after each schedule hit, e.g. ``8h``. Default always."""
+
+
+class DisruptionConfig(ConfigModel):
+    """When Karpenter may remove or replace a pool's nodes."""
+
+    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
+    """Default ``WhenEmptyOrUnderutilized``."""
+    consolidate_after: str = "30m"
+    """Quiet time before consolidation, or ``Never``. Default ``30m``."""
+    budgets: tuple[BudgetConfig, ...] = (BudgetConfig(nodes="10%"),)
+    """Default one budget of 10%."""
+
+
+class RootVolumeConfig(ConfigModel):
+    """Encrypted gp3 volume for images and ephemeral storage."""
+
+    size_gib: int = 200
+    """Default 200 GiB."""
+    iops: int = 6000
+    """Default 6000."""
+    throughput_mibps: int = 500
+    """Default 500 MiB/s."""
+
+
+class TaintConfig(ConfigModel):
+    """A Kubernetes taint."""
+
+    key: str
+    """Taint key."""
+    value: Optional[str] = None
+    """Taint value. Default none."""
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+    """Taint effect."""
+
+
+class SharingConfig(ConfigModel):
+    """How the GPU Operator shares a pool's GPUs."""
+
+    mode: Literal["none", "time-slicing", "mig"] = "none"
+    """``none``, ``time-slicing`` or ``mig``. Default ``none``."""
+    replicas: Optional[int] = None
+    """time-slicing: pods per GPU."""
+    mig_profile: Optional[str] = None
+    """mig: the profile every GPU is cut into, e.g. ``1g.10gb``."""
+
+
+class GpuPoolSection(ConfigModel):
+    """One GPU pool: a Karpenter NodePool and its EC2NodeClass."""
+
+    name: DnsLabel
+    """Pool name (NodePool, EC2NodeClass, ``gpufleet.io/gpu-pool`` label value)."""
+    instance_families: tuple[str, ...] = ()
+    """GPU instance families, e.g. ``[g6e]`` (or ``instanceTypes``, not both)."""
+    instance_types: tuple[str, ...] = ()
+    """GPU instance types, e.g. ``[p4de.24xlarge, p5.48xlarge]``."""
+    capacity_types: tuple[Literal["on-demand", "spot", "reserved"], ...] = ("on-demand",)
+    """Default ``[on-demand]``."""
+    capacity_reservation_ids: tuple[str, ...] = ()
+    """Capacity reservations / capacity blocks (``cr-...``) for ``reserved``. Default none."""
+    ami_family: Literal["al2023", "bottlerocket"] = "al2023"
+    """NVIDIA variant of this AMI family. Default ``al2023``."""
+    ami_version: str = "latest"
+    """AMI alias version (pin it in production). Default ``latest``."""
+    limits: PoolLimitsConfig
+    """Required: ``{gpus, cpu, memoryGib}``."""
+    labels: dict[str, str] = {}
+    """Extra node labels. Default none."""
+    taints: tuple[TaintConfig, ...] = ()
+    """Taints besides ``nvidia.com/gpu=true:NoSchedule`` (always set). Default none."""
+    disruption: DisruptionConfig = DisruptionConfig()
+    """Consolidation and budgets."""
+    expire_after: str = "720h"
+    """Node lifetime, or ``Never``. Default ``720h``."""
+    termination_grace_period: Optional[str] = None
+    """Longest drain of a node, e.g. ``2h``; after it Karpenter evicts pods despite PDBs and
+    do-not-disrupt. Default ``24h`` (the component's)."""
+    weight: Optional[int] = None
+    """Priority among pools, 1-100. Default none."""
+    root_volume: RootVolumeConfig = RootVolumeConfig()
+    """Root/data volume."""
+    sharing: SharingConfig = SharingConfig()
+    """GPU sharing. Default none."""
+
+    @model_validator(mode="after")
+    def _against_instance_facts(self) -> "GpuPoolSection":
+        try:
+            pool_spec(self.name, self.component_args())
+        except PoolArgumentError as error:
+            raise ValueError(f"{camel_path(error.field)} {error.problem}") from None
+        return self
+
+    def component_args(self) -> dict[str, Any]:
+        """The :class:`GpuNodePoolArgs` of this pool, without ``karpenter`` and ``tags``."""
+        args: dict[str, Any] = {
+            "capacity_types": list(self.capacity_types),
+            "ami_family": self.ami_family,
+            "ami_version": self.ami_version,
+            "limits": {"gpus": self.limits.gpus, "cpu": self.limits.cpu, "memory_gib": self.limits.memory_gib},
+            "labels": dict(self.labels),
+            "taints": [taint.model_dump(exclude_none=True) for taint in self.taints],
+            "disruption": {
+                "consolidation_policy": self.disruption.consolidation_policy,
+                "consolidate_after": self.disruption.consolidate_after,
+                "budgets": [budget.model_dump(exclude_none=True) for budget in self.disruption.budgets],
+            },
+            "expire_after": self.expire_after,
+            "root_volume": self.root_volume.model_dump(),
+            "sharing": self.sharing.model_dump(exclude_none=True),
+        }
+        if self.instance_families:
+            args["instance_families"] = list(self.instance_families)
+        if self.instance_types:
+            args["instance_types"] = list(self.instance_types)
+        if self.capacity_reservation_ids:
+            args["capacity_reservation_ids"] = list(self.capacity_reservation_ids)
+        if self.termination_grace_period is not None:
+            args["termination_grace_period"] = self.termination_grace_period
+        if self.weight is not None:
+            args["weight"] = self.weight
+        return args
+
+
+def pool_args(config: StackConfig, pool: GpuPoolSection) -> dict[str, Any]:
+    """The :class:`GpuNodePoolArgs` of ``pool`` in this stack (without ``karpenter`` and ``tags``):
+    built with the GPU Operator's cluster-wide MIG strategy."""
+    return {**pool.component_args(), "mig_strategy": config.gpu_operator.mig_strategy}
+
+
+_last_placements: Optional[tuple[StackConfig, dict[str, GpuPlacement]]] = None
+"""The last config :func:`configured_placements` was asked about, and its answer. Held strongly, so
+the identity check cannot match a new config at a reused address; the config is frozen, so the
+answer cannot go stale (a ``model_copy`` is a new object)."""
+
+
+def configured_placements(config: StackConfig) -> dict[str, GpuPlacement]:
+    """Placement of every valid pool, as :func:`compose` builds it (invalid pools are reported by
+    their section), for the cross-checks of the areas that place workloads on the pools.
+
+    Computed once per config: every area's cross-check and :func:`compose` ask for the same one."""
+    global _last_placements
+    if _last_placements is None or _last_placements[0] is not config:
+        found = {}
+        for pool in config.gpu_pools:
+            try:
+                found[pool.name] = pool_spec(pool.name, pool_args(config, pool)).placement
+            except PoolArgumentError:
+                continue
+        _last_placements = (config, found)
+    return dict(_last_placements[1])
+
+
+def needs_node_overlays(config: StackConfig) -> bool:
+    """Some valid pool shares its GPUs in a way Karpenter learns only from NodeOverlays."""
+    return any(node_overlays(placement) for placement in configured_placements(config).values())
+
+
+def cross_check(config: StackConfig) -> list[str]:
+    """Pool names are unique (they name cluster-scoped NodePools and EC2NodeClasses)."""
+    problems = []
+    seen: dict[str, int] = {}
+    for index, pool in enumerate(config.gpu_pools):
+        if pool.name in seen:
+            problems.append(f"gpufleet:gpuPools[{index}].name: {pool.name!r} is already the name of gpuPools[{seen[pool.name]}]")
+        seen.setdefault(pool.name, index)
+    return problems
+
+
+def compose(platform: Platform) -> None:
+    """Karpenter first (with the NodeOverlay feature gate when a pool needs it), then one GpuNodePool
+    per pool (each depends on Karpenter)."""
+    config = platform.config
+    cluster = platform.cluster
+    section = config.karpenter
+    karpenter = Karpenter(
+        "karpenter",
+        {
+            "cluster_name": cluster.cluster_name,
+            "oidc_provider_arn": cluster.oidc_provider_arn,
+            "oidc_provider_url": cluster.oidc_provider_url,
+            "cluster_security_group_id": cluster.cluster_security_group_id,
+            "version": section.version,
+            "replicas": section.replicas,
+            "log_level": section.log_level,
+            "controller_resources": {"cpu": section.resources.cpu, "memory": section.resources.memory},
+            "node_overlays": needs_node_overlays(config),
+        },
+        opts=platform.opts,
+    )
+    platform.components["karpenter"] = karpenter
+    # The AWS provider's default tags do not reach instances Karpenter launches: tag them here.
+    instance_tags = {"gpufleet:stack": platform.stack, "gpufleet:environment": config.environment, **config.tags}
+    for pool in config.gpu_pools:
+        node_pool = GpuNodePool(
+            pool.name,
+            {**pool_args(config, pool), "karpenter": karpenter, "tags": instance_tags},
+            opts=platform.opts,
+        )
+        platform.placements[pool.name] = node_pool.placement
