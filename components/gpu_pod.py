@@ -1,0 +1,205 @@
+"""Pod hygiene for GPU workloads: the pieces of a pod spec every serving or training pod needs.
+
+Plain functions that return camelCase Kubernetes dicts (no Pulumi resources), built from a pool's
+:class:`~gpufleet.components.gpu_scheduling.GpuPlacement`, so InferenceService, RayCluster and any
+other workload component generate the production checklist instead of asking users to write it:
+
+- GPU requests equal limits, whole units of the pool's resource name (:func:`gpu_resources`);
+- tolerations and node selection of the pool (:func:`gpu_scheduling`);
+- a memory-backed ``/dev/shm`` (:func:`shm_volume`): NCCL and PyTorch dataloaders outgrow the 64 MiB
+  container default;
+- restricted security contexts (:func:`pod_security_context`, :func:`container_security_context`);
+- hostname anti-affinity between replicas (:func:`hostname_anti_affinity`);
+- a startup/readiness/liveness probe budget from the expected model load time (:func:`probes`);
+- the priority class of the workload's role (:func:`priority_class_name`).
+
+Errors are ``ValueError`` naming the argument, prefixed by the caller's component type (``name``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Mapping, Optional
+
+from gpufleet.components.gpu_scheduling import PRIORITY_CLASSES, GpuPlacement
+
+HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"
+SHM_VOLUME_NAME = "dshm"
+SHM_MOUNT_PATH = "/dev/shm"
+DEFAULT_USER_ID = 1000
+"""UID/GID of the non-root user pods run as (vLLM and Ray images work as any UID with a writable HOME)."""
+
+PROBE_PERIOD_SECONDS = 10
+"""Period of the startup and readiness probes."""
+LOAD_TIME_FACTOR = 2
+"""The startup probe waits at least this multiple of the expected load time (seeds: "at least 2x")."""
+
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_BINARY_SUFFIX = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "Ki": 2**10, "Mi": 2**20,
+                  "Gi": 2**30, "Ti": 2**40, "P": 10**15, "Pi": 2**50, "E": 10**18, "Ei": 2**60}
+
+
+def check_quantity(value: Any, field: str, *, name: str) -> str:
+    """``value`` if it is a Kubernetes quantity string like ``"8"``, ``"500m"`` or ``"32Gi"``."""
+    if not isinstance(value, str) or not _QUANTITY.match(value):
+        raise ValueError(f"{name}: {field} must be a Kubernetes quantity like '8', '500m' or '32Gi', got {value!r}")
+    return value
+
+
+def quantity_bytes(value: str) -> float:
+    """Bytes of a memory quantity (``"16Gi"`` → 17179869184)."""
+    match = re.match(r"^([0-9.]+)([A-Za-z]*)$", value)
+    if not match or match.group(2) not in _BINARY_SUFFIX:
+        raise ValueError(f"{value!r} is not a memory quantity")
+    return float(match.group(1)) * _BINARY_SUFFIX[match.group(2)]
+
+
+def check_gpus(placement: GpuPlacement, gpus: Any, field: str = "gpus", *, name: str) -> int:
+    """``gpus`` if it is a positive integer that one node of the pool can hold."""
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 1:
+        raise ValueError(f"{name}: {field} must be a positive integer, got {gpus!r}")
+    ceiling = placement.max_resources_per_node
+    if gpus > ceiling:
+        raise ValueError(
+            f"{name}: {field} ({gpus}) exceeds what one node of pool {placement.pool!r} offers "
+            f"({ceiling} × {placement.gpu_resource}, placement.max_resources_per_node)"
+        )
+    return gpus
+
+
+def gpu_resources(placement: GpuPlacement, gpus: int, cpu: str, memory: str, *, name: str,
+                  field: str = "") -> dict[str, dict[str, Any]]:
+    """Container ``resources``: requests equal limits for GPU, CPU and memory (Guaranteed QoS, so
+    the kubelet evicts the pod last under node pressure). GPUs are whole units of
+    ``placement.gpu_resource`` (extended resources cannot be overcommitted or fractional).
+    ``field`` prefixes the argument names in errors (e.g. ``"canary."``)."""
+    check_gpus(placement, gpus, f"{field}gpus", name=name)
+    check_quantity(cpu, f"{field}cpu", name=name)
+    check_quantity(memory, f"{field}memory", name=name)
+    amounts = {"cpu": cpu, "memory": memory, placement.gpu_resource: gpus}
+    return {"requests": dict(amounts), "limits": dict(amounts)}
+
+
+def tolerations(placement: GpuPlacement) -> list[dict[str, str]]:
+    """Tolerations of the pool's taints."""
+    return placement.tolerations()
+
+
+def node_selector(placement: GpuPlacement) -> dict[str, str]:
+    """Node selector pinning the pod to the pool."""
+    return placement.node_selector()
+
+
+def gpu_scheduling(placement: GpuPlacement) -> dict[str, Any]:
+    """Pod-spec fragment ``{"tolerations": ..., "nodeSelector": ...}`` for the pool."""
+    return {"tolerations": tolerations(placement), "nodeSelector": node_selector(placement)}
+
+
+def shm_volume(size: str, *, name: str, field: str = "shm_size") -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(volume, volumeMount)`` of a memory-backed ``/dev/shm`` capped at ``size``. Its pages count
+    against the container's memory limit, so callers check ``size`` against ``memory``
+    (:func:`check_shm_fits`)."""
+    check_quantity(size, field, name=name)
+    volume = {"name": SHM_VOLUME_NAME, "emptyDir": {"medium": "Memory", "sizeLimit": size}}
+    mount = {"name": SHM_VOLUME_NAME, "mountPath": SHM_MOUNT_PATH}
+    return volume, mount
+
+
+def check_shm_fits(shm_size: str, memory: str, *, name: str, field: str = "") -> None:
+    """Refuse a ``/dev/shm`` as large as the memory limit: the model server would have no memory left."""
+    if quantity_bytes(shm_size) >= quantity_bytes(memory):
+        raise ValueError(f"{name}: {field}shm_size ({shm_size}) must be below {field}memory ({memory}): "
+                         f"/dev/shm pages count against the memory limit")
+
+
+def pod_security_context(user_id: int = DEFAULT_USER_ID) -> dict[str, Any]:
+    """Pod ``securityContext`` meeting the ``restricted`` Pod Security Standard: non-root UID/GID,
+    ``fsGroup`` so mounted volumes (weights PVC) are group-readable, RuntimeDefault seccomp."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": user_id,
+        "runAsGroup": user_id,
+        "fsGroup": user_id,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context(user_id: int = DEFAULT_USER_ID) -> dict[str, Any]:
+    """Container ``securityContext`` meeting the ``restricted`` standard: non-root, no privilege
+    escalation, every Linux capability dropped, RuntimeDefault seccomp. (The root filesystem stays
+    writable: model servers write caches under ``$HOME``.)"""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": user_id,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def hostname_anti_affinity(match_labels: Mapping[str, str], *, required: bool = False) -> dict[str, Any]:
+    """``affinity`` spreading pods with ``match_labels`` over nodes (``kubernetes.io/hostname``).
+
+    Preferred by default: the scheduler (and Karpenter, which provisions for preferred terms first
+    and relaxes them only when they cannot be met) spreads replicas over nodes, yet a replacement
+    replica still starts when the pool has no free node, e.g. on time-sliced or MIG pools where one
+    node holds several replicas, or when the pool's ``limits`` are reached. ``required=True`` makes a
+    second replica on the same node impossible (strict HA at the price of a Pending pod)."""
+    term = {"labelSelector": {"matchLabels": dict(match_labels)}, "topologyKey": HOSTNAME_TOPOLOGY_KEY}
+    if required:
+        return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": term}]}}
+
+
+def probes(load_seconds: int, port: int, *, ready_path: str = "/health", live_path: Optional[str] = None,
+           name: str, field: str = "load_seconds") -> dict[str, dict[str, Any]]:
+    """``startupProbe``, ``readinessProbe`` and ``livenessProbe`` for a server that needs about
+    ``load_seconds`` to load its model.
+
+    The startup probe holds the other two off until the model is loaded and allows
+    ``failureThreshold × periodSeconds ≥ 2 × load_seconds`` (the seeds' rule; killing a pod mid-load
+    crash-loops it and burns GPU hours). Readiness then takes the pod in and out of the Service
+    quickly; liveness is distinct and lenient (longer period and timeout, more failures) so a server
+    busy with a long batch is not restarted, only a hung one."""
+    if not isinstance(load_seconds, int) or isinstance(load_seconds, bool) or load_seconds < 1:
+        raise ValueError(f"{name}: {field} must be a positive integer (seconds), got {load_seconds!r}")
+    if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+        raise ValueError(f"{name}: port must be an integer from 1 to 65535, got {port!r}")
+
+    def http(path: str) -> dict[str, Any]:
+        return {"path": path, "port": port, "scheme": "HTTP"}
+
+    startup_failures = math.ceil(LOAD_TIME_FACTOR * load_seconds / PROBE_PERIOD_SECONDS)
+    return {
+        "startupProbe": {
+            "httpGet": http(ready_path),
+            "periodSeconds": PROBE_PERIOD_SECONDS,
+            "timeoutSeconds": 5,
+            "failureThreshold": max(startup_failures, 1),
+            "successThreshold": 1,
+        },
+        "readinessProbe": {
+            "httpGet": http(ready_path),
+            "periodSeconds": PROBE_PERIOD_SECONDS,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+            "successThreshold": 1,
+        },
+        "livenessProbe": {
+            "httpGet": http(live_path or ready_path),
+            "periodSeconds": 30,
+            "timeoutSeconds": 10,
+            "failureThreshold": 5,
+            "successThreshold": 1,
+        },
+    }
+
+
+def priority_class_name(role: str = "inference") -> str:
+    """The PriorityClass of a workload role (``inference``, ``training``, ``batch``)."""
+    if role not in PRIORITY_CLASSES:
+        raise ValueError(f"role must be one of {', '.join(map(repr, PRIORITY_CLASSES))}, got {role!r}")
+    return PRIORITY_CLASSES[role]

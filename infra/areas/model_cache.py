@@ -1,0 +1,147 @@
+"""Stack area ``model_cache``: one shared volume for model weights (EFS, or FSx for Lustre for large
+models), with a ReadWriteMany claim in each team namespace that serves or trains models.
+
+Composition puts the claim name of each covered team in ``platform.model_caches[team]`` (the team
+name is its namespace), so the serving and Ray areas mount the weights without repeating names.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Optional
+
+from pydantic import Field, field_validator
+
+from gpufleet.components.lustre_cache import LustreModelCache
+from gpufleet.components.model_cache import ModelCache
+from gpufleet.infra.areas.base import ConfigModel, DnsLabel, Platform
+
+
+class LustreConfig(ConfigModel):
+    """FSx for Lustre settings (``backend: fsxLustre``)."""
+
+    storage_capacity_gib: int = Field(1200, ge=1200)
+    """1200 or a multiple of 2400 GiB. Default 1200."""
+    throughput_per_tib: Literal[125, 250, 500, 1000] = 250
+    """MB/s per TiB. Default 250."""
+    s3_import_path: Optional[str] = None
+    """``s3://bucket/prefix`` imported automatically at ``/s3``. Default none."""
+
+    @field_validator("storage_capacity_gib")
+    @classmethod
+    def _capacity(cls, value: int) -> int:
+        if value != 1200 and value % 2400:
+            raise ValueError("must be 1200 or a multiple of 2400 (FSx for Lustre PERSISTENT_2)")
+        return value
+
+
+class ModelCacheSection(ConfigModel):
+    """``gpufleet:modelCache``: encrypted EFS (elastic throughput) through the EFS CSI add-on, or FSx
+    for Lustre through the FSx CSI add-on."""
+
+    enabled: bool = False
+    """Create the file system, the CSI add-on and the claims. Default false."""
+    backend: Literal["efs", "fsxLustre"] = "efs"
+    """``efs`` (elastic, multi-AZ, pay per use) or ``fsxLustre`` (single-AZ, provisioned, much
+    faster loads of very large models). Default ``efs``."""
+    lustre: LustreConfig = LustreConfig()
+    """Settings of the ``fsxLustre`` backend."""
+    teams: Optional[tuple[str, ...]] = None
+    """Teams whose namespace gets a claim. Default every team in ``gpufleet:teams``."""
+    claim_name: DnsLabel = "model-weights"
+    """Name of the claim in each namespace. Default ``model-weights``."""
+    claim_size_gib: int = Field(500, ge=1, le=1_000_000)
+    """``efs``: size each claim requests (EFS is elastic; counts against the team's storage quota).
+    Default 500. (``fsxLustre`` claims request the file system's capacity.)"""
+    throughput_mode: Literal["elastic", "bursting"] = "elastic"
+    """``efs`` throughput mode. Default ``elastic`` (many replicas loading weights at once)."""
+    kms_key_arn: Optional[str] = None
+    """Customer managed KMS key for encryption at rest. Default the AWS managed EFS key."""
+    addon_version: Optional[str] = None
+    """CSI add-on version (pin it in production), e.g. ``v2.1.4-eksbuild.1``. Default EKS's default."""
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _kms(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not re.fullmatch(r"arn:aws[-a-z]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+", value):
+            raise ValueError("must be a KMS key or alias ARN")
+        return value
+
+    def covered_teams(self, config: Any) -> list[str]:
+        """Names of the teams that get a claim."""
+        if not self.enabled:
+            return []
+        if self.teams is None:
+            return [team.name for team in config.teams]
+        return list(self.teams)
+
+
+def cross_check(config) -> list[str]:
+    """Every team named in ``modelCache.teams`` exists."""
+    section = config.model_cache
+    if section.teams is None:
+        return []
+    known = [team.name for team in config.teams]
+    problems = []
+    for index, team in enumerate(section.teams):
+        if team not in known:
+            problems.append(
+                f"gpufleet:modelCache.teams[{index}]: {team!r} is not a team "
+                f"(gpufleet:teams names: {', '.join(known) or 'none'})"
+            )
+    if len(set(section.teams)) != len(section.teams):
+        problems.append("gpufleet:modelCache.teams: a team is listed twice")
+    return problems
+
+
+def compose(platform: Platform) -> None:
+    """The ModelCache, with a claim in each covered team's namespace (after the namespace exists)."""
+    config = platform.config
+    section = config.model_cache
+    if not section.enabled:
+        return
+    teams = section.covered_teams(config)
+    subnets = platform.network.private_subnet_ids
+    common = {
+        "cluster_name": platform.cluster.cluster_name,
+        "vpc_id": platform.network.vpc_id,
+        "namespaces": teams,
+        "wait_for": [platform.namespaces[team] for team in teams if team in platform.namespaces],
+        "claim_name": section.claim_name,
+        **({"kms_key_arn": section.kms_key_arn} if section.kms_key_arn else {}),
+        **({"addon_version": section.addon_version} if section.addon_version else {}),
+    }
+    cache: ModelCache | LustreModelCache
+    if section.backend == "fsxLustre":
+        lustre = section.lustre
+        cache = LustreModelCache(
+            "model-cache",
+            {
+                **common,
+                # Single-AZ file servers in the first private subnet.
+                "subnet_id": subnets.apply(lambda ids: ids[0]),
+                "client_cidrs": [config.network.cidr],
+                "storage_capacity_gib": lustre.storage_capacity_gib,
+                "throughput_per_tib": lustre.throughput_per_tib,
+                **({"s3_import_path": lustre.s3_import_path} if lustre.s3_import_path else {}),
+            },
+            opts=platform.opts,
+        )
+    else:
+        cache = ModelCache(
+            "model-cache",
+            {
+                **common,
+                "oidc_provider_arn": platform.cluster.oidc_provider_arn,
+                "oidc_provider_url": platform.cluster.oidc_provider_url,
+                # One mount target per AZ: the Network has one private subnet in each.
+                "subnet_ids": [subnets.apply(lambda ids, i=i: ids[i]) for i in range(config.network.az_count)],
+                "nfs_client_cidrs": [config.network.cidr],
+                "claim_size": f"{section.claim_size_gib}Gi",
+                "throughput_mode": section.throughput_mode,
+            },
+            opts=platform.opts,
+        )
+    platform.components["model-cache"] = cache
+    for team in teams:
+        platform.model_caches[team] = cache.claim_name
