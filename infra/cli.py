@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import json
+import sys
+from dataclasses import replace
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 from rich.tree import Tree
 
 from gpufleet.infra.offline.engine import Recording
 from gpufleet.infra.offline.plan import Plan, PlanInputError, Project, plan_stack
+
+if TYPE_CHECKING:
+    from gpufleet.policies.analyzer import PolicyReport
 
 app = typer.Typer(
     help="gpufleet: a production GPU/ML platform on AWS EKS, as Pulumi components and policy packs.",
@@ -43,25 +50,158 @@ def plan(
     out: Optional[Path] = typer.Option(None, "--out", help="Write plan.json and manifests/ into this directory."),
     output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text (a tree) or json (plan.json on stdout)."),
     project_dir: Optional[Path] = typer.Option(None, "--project-dir", help="Directory with Pulumi.yaml (default: here or above)."),
+    policy_config: Optional[Path] = typer.Option(
+        None, "--policy-config", help="Policy pack config JSON (as for `pulumi preview --policy-pack-config`)."
+    ),
 ) -> None:
     """Show what `pulumi up` would create for STACK, offline: the same program runs against an
-    in-process engine with fake AWS answers; no cloud, cluster or Pulumi service is contacted."""
+    in-process engine with fake AWS answers; no cloud, cluster or Pulumi service is contacted.
+    The gpu-production policy pack then judges the plan as `pulumi preview --policy-pack` would;
+    any mandatory violation fails the command (exit 1)."""
+    pack_config = _read_policy_config(policy_config) if policy_config is not None else None
     try:
         project = Project.find(project_dir)
         result = plan_stack(project, stack)
+        stack_config = project.stack_config(stack)
     except PlanInputError as error:
         _fail(error.problems, EXIT_BAD_INPUT)
     except Exception as error:  # noqa: BLE001 - the user sees one line, not a traceback
         _fail([f"the program failed: {error}"], EXIT_FAILED)
 
+    report = _judge_plan(result, stack_config, pack_config)
     if out is not None:
         result.write(out)
+        (out / "policy.json").write_text(json.dumps(report.document(), indent=2) + "\n")
     if output_format is OutputFormat.json:
+        # stdout stays exactly plan.json; the policy findings go to stderr (and to policy.json with --out).
         print(json.dumps(result.document(), indent=2))
+        if report.violations:
+            _print_violations(report.violations, err_console, title=f"Policy violations in {stack}")
     else:
         _print_tree(result, out)
+        _print_violations(report.violations, out_console, title=f"Policy violations in {stack}")
+    problems: list[str] = []
     if result.schema_errors:
-        _fail(["rendered Kubernetes objects fail their schemas:", *result.schema_errors], EXIT_FAILED)
+        problems += ["rendered Kubernetes objects fail their schemas:", *result.schema_errors]
+    if report.mandatory:
+        problems.append(f"{len(report.mandatory)} mandatory policy violation(s): `pulumi preview --policy-pack` would refuse this stack")
+    if problems:
+        _fail(problems, EXIT_FAILED)
+
+
+def _judge_plan(result: Plan, stack_config: dict[str, str], pack_config: Optional[dict[str, Any]]) -> "PolicyReport":
+    from gpufleet.policies.analyzer import PolicyConfigError, analyze_recording
+
+    production = stack_config.get("gpufleet:environment") == "prod"
+    try:
+        return analyze_recording(
+            result.recording, production=production, pack_config=pack_config, stack_config=stack_config
+        )
+    except PolicyConfigError as error:
+        _fail([f"policy config: {p}" for p in error.problems], EXIT_BAD_INPUT)
+    except Exception as error:  # noqa: BLE001 - under `pulumi preview` a crashing policy fails it too
+        _fail([f"the policy pack failed: {error}"], EXIT_FAILED)
+    raise AssertionError("unreachable: _fail exits")
+
+
+@app.command()
+def check(
+    paths: list[str] = typer.Argument(..., help="Manifest files or directories (*.yaml, *.yml, recursively); - reads stdin."),
+    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text (a table) or json."),
+    production: bool = typer.Option(
+        False, "--production", help="Judge as a production stack (production defaults: stricter levels and rules)."
+    ),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="Policy config JSON, the shape of `pulumi preview --policy-pack-config` (plus \"production\")."
+    ),
+) -> None:
+    """Check plain Kubernetes manifests against gpufleet's policies (resource and cross-resource
+    rules), e.g. in CI. Exit 0: no mandatory violation; 1: some; 2: unreadable input or config."""
+    from gpufleet.infra.manifests import ManifestError, load
+    from gpufleet.policies import rules as rule_registry
+    from gpufleet.policies.core import PolicyConfig, Subject, evaluate
+    from gpufleet.policies.pack import settings_problems, without_exempt
+
+    rules = rule_registry.RULES
+    data = _read_policy_config(config) if config is not None else {}
+    if production:
+        data = {**data, "production": True}
+    try:
+        policy_config = PolicyConfig.from_mapping(data)
+    except ValueError as error:
+        _fail([str(error)], EXIT_BAD_INPUT)
+    problems = settings_problems(data, rules)
+    if problems:
+        _fail([f"{config}: {p}" for p in problems], EXIT_BAD_INPUT)
+    try:
+        manifests = load(paths)
+    except ManifestError as error:
+        _fail([str(error)], EXIT_BAD_INPUT)
+
+    subjects = [Subject.from_manifest(m.object) for m in manifests]
+    violations = without_exempt(evaluate(subjects, policy_config, rules), rules, policy_config)
+    mandatory = [v for v in violations if v.enforcement == "mandatory"]
+    if output_format is OutputFormat.json:
+        from gpufleet.policies.analyzer import violation_document
+
+        print(json.dumps({"checked": len(manifests), "violations": [violation_document(v) for v in violations]}, indent=2))
+    else:
+        where = _locations(subjects, manifests)
+        _print_violations(violations, out_console, title="Policy violations", where=where)
+        out_console.print(
+            f"{len(manifests)} objects checked: {len(mandatory)} mandatory, "
+            f"{len(violations) - len(mandatory)} other violation(s).",
+            highlight=False,
+        )
+    if mandatory:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def _read_policy_config(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8"))
+    except OSError as error:
+        _fail([f"{path}: cannot read ({error.strerror})"], EXIT_BAD_INPUT)
+    except json.JSONDecodeError as error:
+        _fail([f"{path}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"], EXIT_BAD_INPUT)
+    if not isinstance(data, dict):
+        _fail([f"{path}: expected a JSON object (policy name → level or settings)"], EXIT_BAD_INPUT)
+    return data
+
+
+def _locations(subjects: Sequence[Any], manifests: Sequence[Any]) -> dict[tuple[str, str, str], str]:
+    """(kind, namespace, name) → file:line of the first manifest of that identity."""
+    where: dict[tuple[str, str, str], str] = {}
+    for subject, manifest in zip(subjects, manifests):
+        where.setdefault((subject.kind, subject.namespace, subject.object_name), manifest.location)
+    return where
+
+
+def _print_violations(
+    violations: Sequence[Any],
+    console: Console,
+    *,
+    title: str,
+    where: Optional[dict[tuple[str, str, str], str]] = None,
+) -> None:
+    """A table, mandatory first: level, policy over the resource (and where it was read), message."""
+    if not violations:
+        console.print("Policies: no violations.", highlight=False)
+        return
+    table = Table(title=title, title_justify="left", show_lines=True, expand=True)
+    table.add_column("Level", no_wrap=True)
+    table.add_column("Policy / resource", ratio=1, overflow="fold")
+    table.add_column("Message", ratio=1, overflow="fold")
+    order = {"mandatory": 0, "advisory": 1}
+    for violation in sorted(violations, key=lambda v: (order.get(v.enforcement, 2), v.policy, v.namespace, v.name)):
+        level = "[red]mandatory[/red]" if violation.enforcement == "mandatory" else f"[yellow]{violation.enforcement}[/yellow]"
+        resource = f"{violation.kind} {violation.namespace + '/' if violation.namespace else ''}{violation.name}"
+        cell = f"[bold]{escape(violation.policy)}[/bold]\n{escape(resource)}"
+        location = (where or {}).get((violation.kind, violation.namespace, violation.name))
+        if location:
+            cell += f"\n[dim]{escape(location)}[/dim]"
+        table.add_row(level, cell, escape(violation.message))
+    console.print(table)
 
 
 def _fail(problems: list[str], code: int) -> None:
@@ -84,6 +224,7 @@ def _print_tree(result: Plan, out: Optional[Path]) -> None:
         highlight=False,
     )
     out_console.print(root)
+    _print_gpu_pools(recording)
     out_console.print(
         f"{custom} resources in {components} components, {protected} protected from deletion, "
         f"{len(recording.kubernetes_objects())} Kubernetes objects. {result.schema_note}.",
@@ -96,6 +237,55 @@ def _print_tree(result: Plan, out: Optional[Path]) -> None:
         "endpoints above are stand-ins.",
         style="dim",
         highlight=False,
+    )
+
+
+def _print_gpu_pools(recording: Recording) -> None:
+    """What each GPU NodePool offers, read back from the rendered NodePools and device plugin config
+    the way the policies read them: instance types, capacity, GPU limit, sharing and the resource
+    name pods request."""
+    from gpufleet.infra.offline.engine import plain
+    from gpufleet.policies.core import Subject, as_mapping, as_str
+    from gpufleet.policies.rules._device_plugin import helm_releases, time_slicing_configs
+    from gpufleet.policies.rules._karpenter import node_pools
+
+    subjects = [Subject(type=r.type, name=r.name, props=plain(r.inputs), urn=r.urn) for r in recording.resources]
+    pools, _ = node_pools(subjects)
+    if not pools:
+        return
+    replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}
+    strategy = next((as_str(as_mapping(as_mapping(r.props.get("values")).get("mig")).get("strategy"))
+                     for r in helm_releases(subjects, "gpu-operator")), None) or "mixed"
+    table = Table(title="GPU pools", title_justify="left")
+    for column in ("pool", "instances (GPUs each)", "capacity", "GPU limit", "sharing", "pods request (per node)"):
+        table.add_column(column, overflow="fold")
+    for pool in sorted(pools, key=lambda p: p.name):
+        placement = replace(pool.placement(replicas), mig_strategy=strategy)
+        capacity = next((r.values for r in pool.requirements if r.key == "karpenter.sh/capacity-type"), ("on-demand",))
+        sharing = {
+            "none": "whole GPUs",
+            "time-slicing": f"time-slicing ×{placement.time_slicing_replicas}",
+            "mig": f"MIG {placement.mig_profile}",
+        }[placement.sharing]
+        limit = pool.limits.get("nvidia.com/gpu")
+        table.add_row(
+            pool.name,
+            _families(placement.instance_types),
+            ", ".join(capacity),
+            "none" if limit is None else str(limit),
+            sharing,
+            f"{placement.gpu_resource} (≤ {placement.max_resources_per_node})",
+        )
+    out_console.print(table)
+
+
+def _families(instance_types: Sequence[Any]) -> str:
+    """``g6e (1-8), p5 (1-8)``: families and the GPU counts of their sizes."""
+    gpus: dict[str, set[int]] = {}
+    for instance in instance_types:
+        gpus.setdefault(instance.family.family, set()).add(instance.gpus)
+    return ", ".join(
+        f"{family} ({min(n)}–{max(n)})" if len(n) > 1 else f"{family} ({min(n)})" for family, n in sorted(gpus.items())
     )
 
 

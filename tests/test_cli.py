@@ -44,6 +44,28 @@ def test_plan_prints_a_tree_and_says_nothing_was_contacted(cli):
     assert "no AWS account, Kubernetes cluster or Pulumi service was contacted" in " ".join(result.output.split())
 
 
+@pytest.mark.parametrize(("stack", "expected"), [
+    ("dev", ["gpu-dev", "time-slicing ×4", "nvidia.com/gpu.shared (≤ 16)", "spot, on-demand"]),
+    ("prod", ["serving-mig", "MIG 1g.10gb", "nvidia.com/mig-1g.10gb (≤ 56)", "whole GPUs"]),
+])
+def test_plan_summarises_what_each_gpu_pool_offers(stack, expected):
+    # Wide enough that rich does not fold the table's cells.
+    result = CliRunner().invoke(app, ["plan", stack, "--project-dir", str(REPO)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    table = result.output.split("GPU pools", 1)[1]
+    for text in expected:
+        assert text in table
+
+
+def test_gpu_pool_summary_follows_the_operators_mig_strategy(project_copy):
+    stack = project_copy / "stacks" / "Pulumi.prod.yaml"
+    stack.write_text(stack.read_text().replace("migStrategy: mixed", "migStrategy: single", 1))
+    result = CliRunner().invoke(app, ["plan", "prod", "--project-dir", str(project_copy)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.split("GPU pools", 1)[1].splitlines() if "serving-mig" in line)
+    assert "MIG 1g.10gb" in row and "nvidia.com/gpu (≤ 8)" in row
+
+
 def test_plan_json_lists_every_registered_resource(cli):
     result = cli("plan", "prod", "--format", "json")
     assert result.exit_code == 0, result.output

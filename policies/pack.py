@@ -1,0 +1,296 @@
+"""gpufleet's rules as Pulumi CrossGuard policies (``pulumi_policy`` objects).
+
+:func:`build_policies` turns every :class:`~gpufleet.policies.core.Rule` into a
+``ResourceValidationPolicy`` (resource rules) or ``StackValidationPolicy`` (cross-resource rules)
+with a config schema made of the rule's settings. The pack's ``__main__.py`` hands these to
+``PolicyPack``; the offline analyzer harness (:mod:`gpufleet.policies.analyzer`) drives the very same
+objects through the analyzer servicer, so ``gpufleet plan`` and ``pulumi preview --policy-pack``
+judge a stack identically.
+
+This module never constructs a ``PolicyPack``: that constructor starts a gRPC server and blocks
+forever, so importing a module that builds one would hang the importer.
+
+Two things the engine does that a rule must survive are handled here, once, for every rule:
+
+* numbers arrive as floats (``replicas: 2.0``), in properties and in policy config alike;
+* during ``pulumi preview`` a value computed from an unresolved Output arrives as one of the engine's
+  unknown sentinels. ``pulumi_policy`` wraps properties in a proxy that raises on touching one; the
+  wrappers here unwrap that proxy and put :data:`UNKNOWN` in place of each sentinel, which
+  :func:`gpufleet.policies.core.is_unknown` recognises, so rules skip what is not known yet instead
+  of being aborted for the whole resource.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from fnmatch import fnmatchcase
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+
+from pulumi_policy import (
+    EnforcementLevel,
+    Policy,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import _is_unknown as _is_unknown_sentinel
+
+from gpufleet.policies.core import PolicyConfig, Rule, RuleContext, Subject, Violation
+
+PACK_NAME = "gpufleet-gpu-production"
+"""Name of the CrossGuard pack (``PolicyPack(PACK_NAME, ...)``)."""
+
+ENVIRONMENT_CONFIG_KEY = "gpufleet:environment"
+"""Stack config key naming the environment; ``prod`` makes the pack apply its production defaults."""
+
+PRODUCTION_ENV_VAR = "GPUFLEET_POLICY_PRODUCTION"
+"""Environment variable forcing production defaults on (``true``) or off (``false``) for stacks
+whose config has no ``gpufleet:environment`` (e.g. a program that only imports gpufleet components)."""
+
+_LEVELS: Mapping[str, EnforcementLevel] = {
+    "advisory": EnforcementLevel.ADVISORY,
+    "mandatory": EnforcementLevel.MANDATORY,
+    "disabled": EnforcementLevel.DISABLED,
+}
+
+
+class _Unknown:
+    """A value Pulumi cannot know during preview (computed from an unresolved Output)."""
+
+    _instance: Optional["_Unknown"] = None
+
+    def __new__(cls) -> "_Unknown":
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<unknown during preview>"
+
+
+UNKNOWN = _Unknown()
+"""Stands in for every unknown value the engine sends; never a plain scalar or container."""
+
+
+def plain_props(value: Any) -> Any:
+    """Properties as ``pulumi_policy`` hands them to a policy → plain dicts and lists, with
+    :data:`UNKNOWN` in place of the engine's unknown sentinels.
+
+    ``pulumi_policy`` wraps properties in proxies (``_DictProxy``/``_ListProxy``, Mappings and
+    Sequences but not ``dict``/``list``) that raise ``UnknownValueError`` on touching an unknown; the
+    raw values sit behind their ``"__target"`` key, the same door ``pulumi_policy``'s own
+    serializer uses.
+    """
+    if isinstance(value, Mapping) or isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        target = _proxy_target(value)
+        if target is not None:
+            value = target
+    if isinstance(value, Mapping):
+        return {key: plain_props(value[key]) for key in value}
+    if isinstance(value, (list, tuple)):
+        return [plain_props(item) for item in value]
+    if _is_unknown_sentinel(value):
+        return UNKNOWN
+    return value
+
+
+def _proxy_target(value: Any) -> Any:
+    """The wrapped container of a ``pulumi_policy`` proxy; None for anything else."""
+    if isinstance(value, (dict, list, tuple)):
+        return None
+    try:
+        return value["__target"]
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+EXEMPT_SETTING = "exempt"
+"""Setting every policy takes: glob patterns of resources the policy leaves alone."""
+
+EXEMPT_SCHEMA: Mapping[str, Any] = {
+    "type": "array",
+    "items": {"type": "string", "minLength": 1},
+    "description": (
+        "Resources this policy does not judge: glob patterns matched against Kind/namespace/name "
+        "(Kind/name for cluster-scoped objects and cloud resources), e.g. Deployment/research/*, */sandbox/*."
+    ),
+    "default": [],
+}
+
+
+def resource_path(kind: str, namespace: str, name: str) -> str:
+    """What exemption patterns match: ``Kind/namespace/name`` or ``Kind/name``."""
+    return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
+
+
+def is_exempt(kind: str, namespace: str, name: str, patterns: Any) -> bool:
+    """Does an exemption pattern of the policy's ``exempt`` setting name this resource?"""
+    if not isinstance(patterns, (list, tuple)):
+        return False
+    path = resource_path(kind, namespace, name)
+    return any(isinstance(p, str) and fnmatchcase(path, p) for p in patterns)
+
+
+def without_exempt(violations: Iterable[Violation], rules: Sequence[Rule], config: PolicyConfig) -> list[Violation]:
+    """``violations`` minus those on resources their policy's ``exempt`` setting names (for callers
+    of :func:`gpufleet.policies.core.evaluate`, which knows nothing of exemptions)."""
+    patterns = {rule.name: config.settings_for(rule).get(EXEMPT_SETTING) for rule in rules}
+    return [v for v in violations if not is_exempt(v.kind, v.namespace, v.name, patterns.get(v.policy))]
+
+
+def settings_problems(data: Mapping[str, Any], rules: Sequence[Rule]) -> list[str]:
+    """Problems with the settings a pack config JSON gives each rule, judged by the policies'
+    config schemas as the Pulumi CLI judges ``--policy-pack-config`` (unknown keys are ignored)."""
+    import jsonschema
+
+    problems: list[str] = []
+    for rule in rules:
+        given = data.get(rule.name)
+        if not isinstance(given, Mapping):
+            continue
+        settings = {k: v for k, v in given.items() if k != "enforcementLevel"}
+        schema = {"type": "object", "properties": config_schema(rule).properties}
+        for error in jsonschema.Draft7Validator(schema).iter_errors(settings):
+            where = ".".join(str(p) for p in error.path)
+            problems.append(f"{rule.name}: {where + ': ' if where else ''}{error.message}")
+    return problems
+
+
+def config_schema(rule: Rule) -> PolicyConfigSchema:
+    """The rule's settings as a CrossGuard config schema: each setting's JSON schema with its
+    ``default`` (the engine fills defaults from the schema before calling ``Configure``), plus the
+    ``exempt`` list every policy takes."""
+    properties: dict[str, dict[str, Any]] = {}
+    for key, schema in rule.settings_schema.items():
+        entry = dict(schema)
+        if key in rule.defaults and "default" not in entry:
+            entry["default"] = _jsonable(rule.defaults[key])
+        properties[key] = entry
+    properties.setdefault(EXEMPT_SETTING, dict(EXEMPT_SCHEMA))
+    return PolicyConfigSchema(properties=properties)
+
+
+def _jsonable(value: Any) -> Any:
+    """Tuples and frozensets in rule defaults → lists, as JSON (and the engine) knows them."""
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_jsonable(v) for v in value]
+        return sorted(items) if isinstance(value, (set, frozenset)) else items
+    return value
+
+
+def _context(rule: Rule, config: Mapping[str, Any], production: bool) -> RuleContext:
+    """Rule defaults overlaid with the config the engine sent for this policy."""
+    settings = {**rule.defaults, **{k: plain_props(v) for k, v in config.items() if k != "enforcementLevel"}}
+    return RuleContext(settings=settings, production=production)
+
+
+def _exempt(subject: Subject, context: RuleContext) -> bool:
+    return is_exempt(subject.kind, subject.namespace, subject.object_name, context.get(EXEMPT_SETTING))
+
+
+def _resource_validation(rule: Rule, production: bool) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    check = rule.check_resource
+    assert check is not None
+
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        subject = Subject(args.resource_type, args.name, plain_props(args.props), args.urn)
+        context = _context(rule, args.get_config(), production)
+        if _exempt(subject, context):
+            return
+        for message in check(subject, context):
+            report_violation(message, None)
+
+    return validate
+
+
+def _stack_validation(rule: Rule, production: bool) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    check = rule.check_stack
+    assert check is not None
+
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        subjects = [Subject(r.resource_type, r.name, plain_props(r.props), r.urn) for r in args.resources]
+        context = _context(rule, args.get_config(), production)
+        for subject, message in check(subjects, context):
+            if not _exempt(subject, context):
+                report_violation(message, subject.urn or None)
+
+    return validate
+
+
+def build_policies(rules: Optional[Sequence[Rule]] = None, *, production: bool = False) -> list[Policy]:
+    """One CrossGuard policy per rule check (default: all of gpufleet's rules).
+
+    A rule with both a resource and a stack check yields two policies, the stack one named
+    ``<rule>-stack`` (policy names are unique within a pack). Default enforcement levels are the
+    rules' own, or their production defaults when ``production``.
+    """
+    if rules is None:
+        from gpufleet.policies.rules import RULES
+
+        rules = RULES
+    policies: list[Policy] = []
+    for rule in rules:
+        level = _LEVELS[rule.default_enforcement(production)]
+        schema = config_schema(rule)
+        if rule.check_resource is not None:
+            policies.append(ResourceValidationPolicy(
+                name=rule.name,
+                description=rule.description,
+                validate=_resource_validation(rule, production),
+                enforcement_level=level,
+                config_schema=schema,
+            ))
+        if rule.check_stack is not None:
+            policies.append(StackValidationPolicy(
+                name=stack_policy_name(rule),
+                description=rule.description,
+                validate=_stack_validation(rule, production),
+                enforcement_level=level,
+                config_schema=schema,
+            ))
+    return policies
+
+
+def stack_policy_name(rule: Rule) -> str:
+    """Name of the stack policy of ``rule``: the rule's own name unless it also has a resource check."""
+    return f"{rule.name}-stack" if rule.check_resource is not None else rule.name
+
+
+def rule_for_policy(rules: Iterable[Rule], policy_name: str) -> Optional[Rule]:
+    """The rule a policy was built from."""
+    for rule in rules:
+        if policy_name in (rule.name, stack_policy_name(rule)):
+            return rule
+    return None
+
+
+def production_from_environ(environ: Optional[Mapping[str, str]] = None) -> bool:
+    """Whether the stack under analysis is production, as the pack process learns it.
+
+    The Pulumi CLI starts a policy pack with the stack's config as JSON in ``PULUMI_CONFIG``; a stack
+    whose ``gpufleet:environment`` is ``prod`` is production. ``GPUFLEET_POLICY_PRODUCTION``
+    (``true``/``false``) overrides it. (A top-level ``"production"`` key is not possible in
+    ``--policy-pack-config``: the CLI accepts only a level or an object per key.)
+    """
+    environ = os.environ if environ is None else environ
+    forced = environ.get(PRODUCTION_ENV_VAR, "").strip().lower()
+    if forced in ("1", "true", "yes"):
+        return True
+    if forced in ("0", "false", "no"):
+        return False
+    try:
+        config = json.loads(environ.get("PULUMI_CONFIG") or "{}")
+    except json.JSONDecodeError:
+        return False
+    return isinstance(config, dict) and config.get(ENVIRONMENT_CONFIG_KEY) == "prod"
+
+
+def default_enforcement(production: bool) -> EnforcementLevel:
+    """The pack-wide level for policies without one (every gpufleet policy sets its own)."""
+    return EnforcementLevel.MANDATORY if production else EnforcementLevel.ADVISORY

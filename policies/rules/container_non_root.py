@@ -1,0 +1,78 @@
+"""``container-non-root``: containers run as non-root, without privilege escalation, dropping ALL."""
+
+from __future__ import annotations
+
+from fnmatch import fnmatchcase
+from typing import Any, Iterator, Mapping
+
+from gpufleet.policies.core import (
+    Rule, RuleContext, Subject, as_list, as_mapping, as_number, as_str, contains_unknown, is_unknown,
+)
+from gpufleet.policies.pod_templates import pod_templates
+
+GPU_SYSTEM_DAEMONSETS = (
+    "nvidia-device-plugin*", "*nvidia-device-plugin-daemonset*", "nvidia-dcgm-exporter*", "dcgm-exporter*",
+    "*-dcgm-exporter", "gpu-feature-discovery*", "nvidia-gpu-feature-discovery*", "*-gpu-feature-discovery",
+    "nvidia-driver-daemonset*", "nvidia-container-toolkit-daemonset*", "nvidia-operator-validator*",
+    "nvidia-mig-manager*", "nvidia-mps-control-daemon*", "nvidia-node-status-exporter*", "nvidia-vgpu-*",
+    "nvidia-sandbox-*", "nvidia-kata-manager*", "nvidia-cc-manager*", "nvidia-fs-*", "nvidia-gds-*",
+)
+"""DaemonSets of the NVIDIA GPU stack: they load drivers, talk to the kubelet's device-plugin socket and
+read GPU counters, which needs root and host access. Patterns match ``metadata.name``."""
+
+
+def check(subject: Subject, context: RuleContext) -> Iterator[str]:
+    if subject.kind == "DaemonSet" and any(fnmatchcase(subject.object_name, p) for p in context["exemptDaemonSets"]):
+        return
+    for template in pod_templates(subject):
+        pod_context = template.spec.get("securityContext")
+        if is_unknown(pod_context):
+            continue
+        pod_context = as_mapping(pod_context)
+        for container in template.all_containers():
+            problems = _problems(pod_context, container.get("securityContext"))
+            if problems:
+                yield f"{template.where} container {as_str(container.get('name')) or '?'}: {'; '.join(problems)}"
+
+
+def _problems(pod: Mapping[str, Any], raw: Any) -> list[str]:
+    if is_unknown(raw):
+        return []
+    own = as_mapping(raw)
+    problems: list[str] = []
+    non_root = own.get("runAsNonRoot", pod.get("runAsNonRoot"))
+    user = own.get("runAsUser", pod.get("runAsUser"))
+    uid = as_number(user)
+    if not (non_root is True or (uid is not None and uid > 0) or is_unknown(non_root) or is_unknown(user)):
+        problems.append("may run as root (set runAsNonRoot: true or a non-zero runAsUser)")
+    if uid == 0:
+        problems.append("runAsUser is 0 (root)")
+    escalation = own.get("allowPrivilegeEscalation")
+    if escalation is not False and not is_unknown(escalation):
+        problems.append("allowPrivilegeEscalation is not false")
+    if own.get("privileged") is True:
+        problems.append("is privileged")
+    capabilities = own.get("capabilities")
+    drop = as_mapping(capabilities).get("drop")
+    if not (is_unknown(capabilities) or contains_unknown(drop)) and "ALL" not in [as_str(d) for d in as_list(drop)]:
+        problems.append("does not drop ALL capabilities")
+    return problems
+
+
+RULE = Rule(
+    name="container-non-root",
+    description=(
+        "Every container runs as a non-root user, cannot escalate privileges and drops ALL Linux capabilities, "
+        "to limit the blast radius of a compromised model server (they run third-party code and weights). The "
+        "NVIDIA GPU stack's DaemonSets (device plugin, DCGM exporter, GPU feature discovery, the GPU Operator's "
+        "operands) need host access and are exempt by a configurable list of name patterns."
+    ),
+    settings_schema={
+        "exemptDaemonSets": {
+            "type": "array", "items": {"type": "string"},
+            "description": "fnmatch patterns of DaemonSet names that may run privileged (GPU system DaemonSets).",
+        },
+    },
+    defaults={"exemptDaemonSets": list(GPU_SYSTEM_DAEMONSETS)},
+    check_resource=check,
+)

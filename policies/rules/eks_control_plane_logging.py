@@ -1,0 +1,41 @@
+"""``eks-control-plane-logging``: the EKS control plane logs what an incident review needs."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from gpufleet.policies.core import Rule, RuleContext, Subject, as_list, is_unknown
+from gpufleet.policies.rules._eks import is_eks_cluster
+
+LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
+
+
+def check(subject: Subject, context: RuleContext) -> Iterator[str]:
+    if not is_eks_cluster(subject):
+        return
+    enabled = subject.props.get("enabledClusterLogTypes")
+    if is_unknown(enabled) or any(is_unknown(t) for t in as_list(enabled)):
+        return
+    missing = [t for t in context["requiredLogTypes"] if t not in as_list(enabled)]
+    if missing:
+        yield (f"enabledClusterLogTypes lacks {', '.join(missing)}: without control plane logs nobody can tell who "
+               f"changed or reached the cluster")
+
+
+RULE = Rule(
+    name="eks-control-plane-logging",
+    description=(
+        "EKS clusters send the api, audit and authenticator control plane logs (configurable) to CloudWatch: the "
+        "record of who did what to the cluster. Advisory on development stacks, mandatory on production."
+    ),
+    enforcement="advisory",
+    production_enforcement="mandatory",
+    settings_schema={
+        "requiredLogTypes": {
+            "type": "array", "items": {"type": "string", "enum": list(LOG_TYPES)},
+            "description": "Control plane log types that must be enabled.",
+        },
+    },
+    defaults={"requiredLogTypes": ["api", "audit", "authenticator"]},
+    check_resource=check,
+)

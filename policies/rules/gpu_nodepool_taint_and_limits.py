@@ -1,0 +1,56 @@
+"""``gpu-nodepool-taint-and-limits``: NodePools that can launch GPU instances are tainted and bounded.
+
+A NodePool can launch a GPU instance unless its requirements exclude every GPU instance type: one that
+asks for ``kubernetes.io/arch In [amd64]`` or ``instance-category NotIn [t]`` only lets Karpenter pick
+a g5 or p5 for a CPU pod when it is the cheapest fit, or a GPU pod's request makes it the only fit.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from gpufleet.components.gpu_scheduling import GPU_RESOURCE, GPU_TAINT_KEY
+from gpufleet.policies.core import Rule, RuleContext, Subject, as_mapping, as_str
+from gpufleet.policies.rules._karpenter import CATEGORY_KEY, GPU_COUNT_KEY, NodePool, node_pool
+
+EXCLUDE_GPUS = f"{GPU_COUNT_KEY} DoesNotExist, or {CATEGORY_KEY} In [c, m, r]"
+"""Requirements that keep GPU instance types out of a CPU pool."""
+
+
+def check(subject: Subject, context: RuleContext) -> Iterator[str]:
+    pool = node_pool(subject)
+    if pool is None or not pool.can_launch_gpus:
+        return
+    key = context["taintKey"]
+    offers = _offers(pool)
+    remedy = "" if pool.names_gpus else f", or a requirement that excludes GPU instances ({EXCLUDE_GPUS})"
+    if not any(as_str(t.get("key")) == key and as_str(t.get("effect")) in ("NoSchedule", "NoExecute")
+               for t in pool.taints):
+        yield (f"{offers} but spec.template.spec.taints has no {key} NoSchedule taint: any pod could land on (and "
+               f"keep alive) a GPU node; add the taint{remedy}")
+    if GPU_RESOURCE not in as_mapping(subject.spec.get("limits")):
+        yield (f"{offers} but spec.limits has no {GPU_RESOURCE}: the pool's GPU count, and the bill, is unbounded; "
+               f"add limits[\"{GPU_RESOURCE}\"]{remedy}")
+
+
+def _offers(pool: NodePool) -> str:
+    if pool.names_gpus:
+        return "offers GPU instances"
+    names = [t.name for t in pool.instance_types]
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f"its requirements do not exclude GPU instance types ({shown})"
+
+
+RULE = Rule(
+    name="gpu-nodepool-taint-and-limits",
+    description=(
+        "Karpenter NodePools that can launch GPU instances (their requirements name GPUs, or do not exclude "
+        "every GPU instance type of gpufleet's table, e.g. only kubernetes.io/arch In [amd64]) taint their nodes "
+        "with nvidia.com/gpu:NoSchedule and set limits[\"nvidia.com/gpu\"]: untainted GPU nodes fill up with CPU "
+        "pods, and an unbounded pool is an unbounded bill. A CPU pool passes by excluding GPU instances, e.g. "
+        "karpenter.k8s.aws/instance-gpu-count DoesNotExist or karpenter.k8s.aws/instance-category In [c, m, r]."
+    ),
+    settings_schema={"taintKey": {"type": "string", "description": "Key of the GPU node taint."}},
+    defaults={"taintKey": GPU_TAINT_KEY},
+    check_resource=check,
+)

@@ -1,0 +1,42 @@
+"""``gpu-shm-volume``: GPU containers get a memory-backed /dev/shm."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from gpufleet.policies.core import Rule, RuleContext, Subject, as_list, as_mapping, as_str, contains_unknown
+from gpufleet.policies.pod_templates import gpu_resource_names, pod_templates
+
+SHM_PATH = "/dev/shm"
+
+
+def check(subject: Subject, context: RuleContext) -> Iterator[str]:
+    for template in pod_templates(subject):
+        if not template.uses_gpu or template.kuberay or contains_unknown(template.spec.get("volumes")):
+            continue
+        memory_volumes = {
+            as_str(v.get("name")) for v in template.volumes
+            if as_str(as_mapping(v.get("emptyDir")).get("medium")) == "Memory"
+        }
+        for container in template.all_containers():
+            if not gpu_resource_names(container) or contains_unknown(container.get("volumeMounts")):
+                continue
+            mounts = [as_mapping(m) for m in as_list(container.get("volumeMounts"))]
+            shm = [m for m in mounts if as_str(m.get("mountPath")) == SHM_PATH]
+            name = as_str(container.get("name")) or "?"
+            if not shm:
+                yield (f"{template.where} container {name}: no {SHM_PATH} mount; PyTorch/NCCL workers need more shared "
+                       f"memory than the runtime's 64 MiB (mount an emptyDir with medium: Memory at {SHM_PATH})")
+            elif not any(as_str(m.get("name")) in memory_volumes for m in shm):
+                yield f"{template.where} container {name}: {SHM_PATH} is not an emptyDir with medium: Memory"
+
+
+RULE = Rule(
+    name="gpu-shm-volume",
+    description=(
+        "Every container that uses a GPU mounts an emptyDir with medium: Memory at /dev/shm. The container "
+        "runtime's default 64 MiB /dev/shm makes PyTorch DataLoader workers and NCCL fail or crawl. KubeRay adds "
+        "this volume to Ray pods itself, so Ray pod templates are not checked."
+    ),
+    check_resource=check,
+)

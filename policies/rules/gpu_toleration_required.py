@@ -1,0 +1,36 @@
+"""``gpu-toleration-required``: GPU pods tolerate the GPU node taint."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from gpufleet.components.gpu_scheduling import GPU_TAINT_KEY, GPU_TAINT_VALUE
+from gpufleet.policies.core import Rule, RuleContext, Subject, contains_unknown
+from gpufleet.policies.pod_templates import pod_templates
+from gpufleet.policies.rules._common import tolerates
+
+
+def check(subject: Subject, context: RuleContext) -> Iterator[str]:
+    key, value, effect = context["taintKey"], context["taintValue"], context["taintEffect"]
+    for template in pod_templates(subject):
+        if not template.uses_gpu or contains_unknown(template.spec.get("tolerations")):
+            continue
+        if not tolerates(template.tolerations, key, value, effect):
+            yield (f"{template.where}: requests GPUs but does not tolerate the GPU node taint {key}={value}:{effect} "
+                   f"(add a toleration {{key: {key}, operator: Exists, effect: {effect}}})")
+
+
+RULE = Rule(
+    name="gpu-toleration-required",
+    description=(
+        "Pods that request GPUs tolerate the taint every GPU node carries (nvidia.com/gpu:NoSchedule). GPU nodes "
+        "are tainted so that only GPU work lands on them; a GPU pod without the toleration never schedules."
+    ),
+    settings_schema={
+        "taintKey": {"type": "string", "description": "Key of the GPU node taint."},
+        "taintValue": {"type": "string", "description": "Value of the GPU node taint (for Equal tolerations)."},
+        "taintEffect": {"type": "string", "enum": ["NoSchedule", "NoExecute", "PreferNoSchedule"]},
+    },
+    defaults={"taintKey": GPU_TAINT_KEY, "taintValue": GPU_TAINT_VALUE, "taintEffect": "NoSchedule"},
+    check_resource=check,
+)
