@@ -6,6 +6,8 @@ import pulumi
 import pulumi_aws as aws
 
 from gpufleet.components import Cluster, Network
+from gpufleet.infra.areas import AREAS
+from gpufleet.infra.areas.base import Platform
 from gpufleet.infra.config import ConfigError, StackConfig, load_from_pulumi
 
 
@@ -58,6 +60,17 @@ def build(config: StackConfig, stack: str) -> None:
         },
         opts=on_aws,
     )
+
+    platform = Platform(
+        stack=stack,
+        config=config,
+        cluster_name=cluster_name,
+        opts=pulumi.ResourceOptions(providers=[aws_provider, cluster.provider]),
+        network=network,
+        cluster=cluster,
+    )
+    for area in AREAS:
+        area.compose(platform)
 
     pulumi.export("clusterName", cluster.cluster_name)
     pulumi.export("kubeconfig", cluster.kubeconfig)

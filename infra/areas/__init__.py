@@ -1,0 +1,11 @@
+"""The platform, one area a module: each module holds its stack-config section (pydantic, the
+config edge) and ``compose(platform)``, which declares that area's components from the section.
+
+``AREAS`` is the composition order: later areas use what earlier ones put on :class:`Platform`.
+"""
+
+from gpufleet.infra.areas import gpu_operator, gpu_pools, model_cache, ray, serving, tenancy
+
+AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, ray)
+
+__all__ = ["AREAS"]
