@@ -16,7 +16,7 @@ from gpufleet.components.gpu_operator import (
     operand_switches,
 )
 from gpufleet.components.gpu_scheduling import MIG_PROFILES, SHARED_GPU_RESOURCE, GpuPlacement
-from gpufleet.infra.helm_values import unknown_keys
+from gpufleet.infra.helm_values import chart_values, unknown_keys
 from tests.harness import child_types
 
 COMPONENT = "gpufleet:nvidia:GpuOperator"
@@ -46,24 +46,9 @@ def values_of(recording) -> dict:
     return recording.one(RELEASE).inputs["values"]
 
 
-def _merge(base: dict, override: dict) -> dict:
-    merged = dict(base)
-    for key, value in override.items():
-        merged[key] = _merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-    return merged
-
-
 def chart_defaults(upstream) -> dict:
-    """The chart's effective defaults: its values.yaml with the vendored NFD subchart's values under
-    ``node-feature-discovery`` (Helm merges the parent's overrides over the subchart's own)."""
-    chart = upstream / "charts" / "gpu-operator"
-    parent = yaml.safe_load((chart / "values.yaml").read_text())
-    subchart = yaml.safe_load((chart / "charts" / "node-feature-discovery" / "values.yaml").read_text())
-    parent["node-feature-discovery"] = _merge(subchart, parent["node-feature-discovery"])
-    # A node selector is a free-form label map even where the chart's default is not empty.
-    assert parent["operator"]["nodeSelector"] == {"kubernetes.io/os": "linux"}
-    parent["operator"]["nodeSelector"] = {}
-    return parent
+    """The chart's effective defaults, the vendored NFD subchart's values included."""
+    return chart_values(upstream / "charts" / "gpu-operator")
 
 
 def test_children_are_exact_and_ordered(run):
