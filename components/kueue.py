@@ -14,8 +14,9 @@ The component installs the controller (Helm chart, on the system nodes) and decl
   RayJob's head, the CPU steps of a batch Job) keeps its own node selection (the Ray head: the
   system nodes), never a GPU pool's node;
 - one **ClusterQueue per team** in one cohort, with two resource groups: cpu/memory on the CPU
-  flavor (the team's whole namespace quota, never borrowed), and nominal GPU quota per pool with
-  borrowing and lending limits; preemption of lower priorities, fair sharing of idle GPUs;
+  flavor (what the team's namespace quota leaves after its pods outside Kueue, never borrowed), and
+  nominal GPU quota per pool with borrowing and lending limits; preemption of lower priorities,
+  fair sharing of idle GPUs;
 - the **WorkloadPriorityClasses** ``inference`` > ``training`` > ``batch`` (same names and values as
   the PriorityClasses of :mod:`gpufleet.components.priority_classes`).
 
@@ -114,7 +115,8 @@ class ClusterQueueSpec(TypedDict):
     cpu: NotRequired[int]
     """CPU cores of the queue's workloads together, on the CPU flavor, whichever pool their GPUs are
     on; never borrowed from the cohort. Set it to (at most) the namespace ResourceQuota's
-    ``requests.cpu`` so Kueue never admits pods the quota refuses. Default 64."""
+    ``requests.cpu`` minus what the namespace's pods outside Kueue (KServe predictors at their most
+    replicas, weights loader Jobs) request, so Kueue never admits pods the quota refuses. Default 64."""
     memory_gib: NotRequired[int]
     """Memory of the queue's workloads together, GiB, like ``cpu``. Default 256."""
     fair_sharing_weight: NotRequired[int]
@@ -306,8 +308,9 @@ def cluster_queue_spec(
       ``borrowingLimit: 0``. Quota per flavor is counted separately by Kueue: giving every pool
       flavor the team's cpu/memory again (one group for everything) let Kueue admit (1 + pools) ×
       the namespace ResourceQuota, and the quota then refused the pods (waitForPodsReady
-      evict/requeue loops). With one flavor, Σ nominal = the ResourceQuota, and no borrowing keeps
-      admitted usage under it. The flavor has no labels, so it adds nothing to any pod.
+      evict/requeue loops). With one flavor, Σ nominal = ``cpu``/``memory_gib`` (at most the
+      ResourceQuota less the namespace's pods outside Kueue), and no borrowing keeps admitted usage
+      under it. The flavor has no labels, so it adds nothing to any pod.
     - the GPU resources of the queue's pools, one flavor per pool in the queue's order, each listing
       every GPU resource of the group (Kueue requires it) with 0 for other pools' resources: a GPU
       pod set gets its pool's node selector and toleration from here, a CPU-only pod set requests

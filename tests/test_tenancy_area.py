@@ -14,7 +14,8 @@ from gpufleet.components.gpu_instances import instance_types_of
 from gpufleet.components.gpu_scheduling import GpuPlacement
 from gpufleet.infra.areas import tenancy
 from gpufleet.infra.areas.base import Platform
-from gpufleet.infra.areas.tenancy import KueueSection, TeamSection, cross_check, namespace_gpu_caps
+from gpufleet.infra.areas.gpu_pools import configured_placements
+from gpufleet.infra.areas.tenancy import KueueSection, TeamSection, cross_check, kueue_cpu_memory, namespace_gpu_caps
 from gpufleet.infra.config import ConfigError, StackConfig, parse_stack_config
 from gpufleet.infra.offline.plan import Project
 from gpufleet.policies.core import parse_quantity
@@ -381,6 +382,129 @@ def test_prod_flavors_and_quotas_match_the_node_pools(run):
     local_queues = {r.inputs["metadata"]["namespace"]: r.inputs["spec"]["clusterQueue"]
                     for r in recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue")}
     assert local_queues == {"serving": "serving", "research": "research"}
+
+
+def outside_kueue_requests(recording) -> dict[str, Counter]:
+    """Namespace → the most cpu/memory its rendered pods outside Kueue request at once: each
+    InferenceService predictor (and canary) at ``maxReplicas``, else ``minReplicas``, and each Job
+    without a Kueue queue label (one pod: the weights loaders), read from the rendered objects."""
+
+    def pod(spec) -> Counter:
+        total: Counter = Counter()
+        for container in spec["containers"]:
+            for resource, amount in container["resources"]["requests"].items():
+                if resource in ("cpu", "memory"):
+                    total[resource] += parse_quantity(amount)
+        return total
+
+    held: dict[str, Counter] = {}
+    for isvc in recording.of_type("kubernetes:serving.kserve.io/v1beta1:InferenceService"):
+        spec = isvc.inputs["spec"]
+        for predictor in [spec["predictor"]] + [entry["predictor"] for entry in spec.get("canary", [])]:
+            replicas = int(predictor.get("maxReplicas", predictor["minReplicas"]))
+            for resource, amount in pod(predictor).items():
+                held.setdefault(isvc.inputs["metadata"]["namespace"], Counter())[resource] += replicas * amount
+    for job in recording.of_type("kubernetes:batch/v1:Job"):
+        metadata = job.inputs["metadata"]
+        assert "kueue.x-k8s.io/queue-name" not in metadata.get("labels", {})
+        assert int(job.inputs["spec"].get("parallelism", 1)) == 1
+        held.setdefault(metadata["namespace"], Counter()).update(pod(job.inputs["spec"]["template"]["spec"]))
+    return held
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_queue_and_pods_outside_kueue_fit_the_namespace_quota(run, stack):
+    """Predictors and weights loaders run in the team namespace outside Kueue and pay from the same
+    ResourceQuota: the ClusterQueue's cpu/memory plus their most must fit ``requests.<resource>``,
+    or Kueue admits jobs whose pods the quota refuses."""
+    main = str(Project.find(REPO).main_dir)
+    recording = run(lambda: runpy.run_path(main, run_name="__main__"), config=stack_config(stack), stack=stack)
+    hard = {r.inputs["metadata"]["namespace"]: r.inputs["spec"]["hard"]
+            for r in recording.of_type("kubernetes:core/v1:ResourceQuota")}
+    held = outside_kueue_requests(recording)
+    assert held  # both stacks serve models
+    for queue in recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue"):
+        [namespace] = queue.inputs["spec"]["namespaceSelector"]["matchExpressions"][0]["values"]
+        cpu_group = queue.inputs["spec"]["resourceGroups"][0]
+        [flavor] = cpu_group["flavors"]
+        for resource in flavor["resources"]:
+            name = resource["name"]
+            total = parse_quantity(resource["nominalQuota"]) + held.get(namespace, Counter())[name]
+            assert total <= parse_quantity(hard[namespace][f"requests.{name}"]), (namespace, name)
+            # whole units: at most one core / one GiB left unused
+            assert parse_quantity(hard[namespace][f"requests.{name}"]) - total < (1 if name == "cpu" else 2**30)
+
+
+def test_prod_serving_queue_gets_the_quota_its_predictors_and_loaders_leave(run):
+    config = parse_stack_config(stack_config("prod"))
+    serving, research = config.teams
+    split = kueue_cpu_memory(config, serving, configured_placements(config))
+    gib = 2**30
+    # chat-8b: (6 + 1 canary) x (6 cores, 48Gi); bge-embeddings: 8 x (4 cores, 16Gi); 3 loaders of 1 core, 2Gi
+    assert [(what, cpu, memory / gib) for what, cpu, memory in split.held] == [
+        ("chat-8b", 42, 336), ("chat-8b-weights (loader Job)", 1, 2), ("chat-8b-qwen3-weights (loader Job)", 1, 2),
+        ("bge-embeddings", 32, 128), ("bge-embeddings-weights (loader Job)", 1, 2)]
+    assert (split.cpu, split.memory_gib) == (serving.cpu - 77, serving.memory_gib - 470)
+    research_split = kueue_cpu_memory(config, research, configured_placements(config))
+    assert research_split.held == () and (research_split.cpu, research_split.memory_gib) == (512, 4096)
+    recording = run(lambda: runpy.run_path(str(Project.find(REPO).main_dir), run_name="__main__"),
+                    config=stack_config("prod"), stack="prod")
+    queues = {r.inputs["metadata"]["name"]: r.inputs["spec"]
+              for r in recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue")}
+    assert queues["serving"]["resourceGroups"][0]["flavors"][0]["resources"] == [
+        {"name": "cpu", "nominalQuota": str(serving.cpu - 77), "borrowingLimit": "0"},
+        {"name": "memory", "nominalQuota": f"{serving.memory_gib - 470}Gi", "borrowingLimit": "0"}]
+
+
+def test_fractional_requests_round_the_queue_down():
+    """Predictor cpu ``2500m`` x 1 + loader 1 core of 4: Kueue gets 0.5 core → no whole core left."""
+    raw = stack_config("dev")
+    config = parse_stack_config(raw)
+    services = [s.model_dump(by_alias=True, exclude_none=True) for s in config.serving.inference_services]
+    services[0]["cpu"] = "2500m"
+    serving = {**config.serving.model_dump(by_alias=True, exclude_none=True), "inferenceServices": services}
+    teams = [{**t.model_dump(by_alias=True, exclude_none=True), "cpu": 4} for t in config.teams]
+    assert problems_of(with_config(with_config(raw, "serving", serving), "teams", teams)) == [
+        "gpufleet:teams[0].cpu: the team's workloads outside Kueue (predictors of gpufleet:serving.inferenceServices "
+        "at their most replicas, canary included, and weights loader Jobs: [qwen-small 2.5, qwen-small-weights "
+        "(loader Job) 1]) hold up to 3.5 of the namespace ResourceQuota's 4 cores, leaving its Kueue ClusterQueue "
+        "less than one whole core: raise cpu or lower the services' replicas"]
+    teams[0]["cpu"] = 5  # 1.5 cores left: the queue gets 1
+    config = parse_stack_config(with_config(with_config(raw, "serving", serving), "teams", teams))
+    assert kueue_cpu_memory(config, config.teams[0], configured_placements(config)).cpu == 1
+
+
+def test_predictors_filling_the_namespace_quota_are_reported_per_field():
+    raw = stack_config("prod")
+    teams = [t.model_dump(by_alias=True, exclude_none=True) for t in parse_stack_config(raw).teams]
+    teams[0]["cpu"], teams[0]["memoryGib"] = 77, 400  # exactly the cpu held; less memory than held
+    held = ("chat-8b {}, chat-8b-weights (loader Job) {}, chat-8b-qwen3-weights (loader Job) {}, "
+            "bge-embeddings {}, bge-embeddings-weights (loader Job) {}")
+    prefix = ("the team's workloads outside Kueue (predictors of gpufleet:serving.inferenceServices at their most "
+              "replicas, canary included, and weights loader Jobs: [")
+    assert problems_of(with_config(raw, "teams", teams)) == [
+        f"gpufleet:teams[0].cpu: {prefix}{held.format(42, 1, 1, 32, 1)}]) hold up to 77 of the namespace "
+        "ResourceQuota's 77 cores, leaving its Kueue ClusterQueue less than one whole core: raise cpu or lower "
+        "the services' replicas",
+        f"gpufleet:teams[0].memoryGib: {prefix}{held.format(336, 2, 2, 128, 2)}]) hold up to 470 of the namespace "
+        "ResourceQuota's 400 GiB, leaving its Kueue ClusterQueue less than one whole GiB: raise memoryGib or "
+        "lower the services' replicas"]
+
+
+def test_a_team_without_a_queue_may_give_its_predictors_the_whole_quota():
+    """No ClusterQueue (no gpuQuotas): nothing to leave room for, but predictors beyond the quota are
+    refused by it."""
+    raw = stack_config("prod")
+    config = parse_stack_config(raw)
+    teams = [t.model_dump(by_alias=True, exclude_none=True) for t in config.teams]
+    teams[0].pop("gpuQuotas")
+    teams[0]["cpu"], teams[0]["memoryGib"] = 77, 470
+    parse_stack_config(with_config(raw, "teams", teams))
+    teams[0]["cpu"] = 76
+    [problem] = problems_of(with_config(raw, "teams", teams))
+    assert problem.startswith("gpufleet:teams[0].cpu: the team's workloads outside Kueue")
+    assert problem.endswith("hold up to 77 of the namespace ResourceQuota's 76 cores, so the ResourceQuota "
+                            "refuses predictor pods at their most replicas")
 
 
 def test_dev_stack_quotas_agree_with_its_namespace_quota(run):

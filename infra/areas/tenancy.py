@@ -7,9 +7,12 @@ names becomes (through Kueue) a ResourceFlavor of that name, so a quota naming a
 flavor without nodes: :func:`cross_check` refuses it, and refuses nominal quotas that together
 exceed a pool's ``limits.gpus`` (GPUs promised that Karpenter may never launch), also counting the
 GPUs of the KServe predictors on the pool (``gpufleet:serving``), which Kueue does not admit.
-Every ClusterQueue holds the team's ``cpu``/``memoryGib`` once, on Kueue's CPU flavor (``cpu``,
-its own resource group, no borrowing): the same amounts as the namespace ResourceQuota, so Kueue
-never admits pods the quota refuses; no pool may be named ``cpu``.
+Every ClusterQueue holds the team's cpu and memory once, on Kueue's CPU flavor (``cpu``, its own
+resource group, no borrowing); no pool may be named ``cpu``. The namespace ResourceQuota
+(``cpu``/``memoryGib``) also pays for the team's pods Kueue does not admit: its KServe predictors
+and their weights loader Jobs. The queue gets what those leave at most (:func:`kueue_cpu_memory`),
+so Kueue never admits pods the quota refuses; :func:`cross_check` refuses a team whose
+predictors and loaders leave its queue nothing.
 
 Composition makes every team Namespace depend on the Kueue component: on destroy the namespaces
 (and their Workloads, whose finalizers Kueue removes) go before Kueue.
@@ -21,17 +24,26 @@ PriorityClasses in ``platform.components["priority-classes"]``.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Sequence
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 import pulumi
 from pydantic import Field, field_validator, model_validator
 
 from gpufleet.components.gpu_scheduling import GPU_RESOURCE, GpuPlacement
+from gpufleet.components.inference_service import plan_inference_service
 from gpufleet.components.kueue import CPU_FLAVOR, DEFAULT_FRAMEWORKS, KNOWN_FRAMEWORKS, Kueue, resources_per_gpu
+from gpufleet.components.model_loader import loader_job_spec
 from gpufleet.components.priority_classes import PriorityClasses
 from gpufleet.components.team import Team
 from gpufleet.infra.areas.base import ConfigModel, DnsLabel, IamPrincipalArn, Platform
 from gpufleet.infra.areas.gpu_pools import configured_placements
+from gpufleet.infra.areas.serving import component_args
+from gpufleet.policies.core import format_quantity, parse_quantity
+
+_GIB = Decimal(2) ** 30
 
 _RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease", "kueue-system")
 
@@ -77,12 +89,13 @@ class TeamSection(ConfigModel):
     """One entry per GPU pool the team may use, in order of preference: Kueue admits a job to the
     first pool (flavor) where it fits. Default none (no GPUs, no queue)."""
     cpu: int = Field(64, ge=1, le=100_000)
-    """CPU cores the team's pods may request together (namespace ResourceQuota); also the team's
-    Kueue cpu quota, held once on Kueue's CPU flavor for all its queued pods (GPU pods included) and
-    never borrowed. Default 64."""
+    """CPU cores the team's pods may request together (namespace ResourceQuota). The team's Kueue cpu
+    quota (held once on Kueue's CPU flavor for all its queued pods, GPU pods included, never
+    borrowed) is this minus what its KServe predictors (at their most replicas, canary included)
+    and weights loader Jobs request, rounded down to whole cores. Default 64."""
     memory_gib: int = Field(256, ge=1, le=10_000_000)
-    """Memory the team's pods may request together, GiB; also its Kueue memory quota, like ``cpu``.
-    Default 256."""
+    """Memory the team's pods may request together, GiB; its Kueue memory quota is this minus its
+    predictors' and loaders' memory, rounded down to whole GiB, like ``cpu``. Default 256."""
     pvcs: int = Field(20, ge=0, le=10_000)
     """PersistentVolumeClaims in the namespace. Default 20."""
     storage_gib: int = Field(2000, ge=0, le=10_000_000)
@@ -168,6 +181,7 @@ def cross_check(config) -> list[str]:
                 )
     problems += _over_committed(config, pools)
     problems += _shared_with_predictors(config, pools)
+    problems += _room_for_kueue(config)
     problems += _principals(config)
     if config.teams and any(t.gpu_quotas for t in config.teams) and config.kueue.enabled and not pools:
         problems.append("gpufleet:kueue: teams have gpuQuotas but gpufleet:gpuPools is empty")
@@ -256,6 +270,133 @@ def _shared_with_predictors(config, pools: dict[str, Any]) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True)
+class KueueCpuMemory:
+    """A team's cpu/memory split between the namespace ResourceQuota and its Kueue ClusterQueue."""
+
+    quota_cpu: Decimal
+    """Cores of the namespace ResourceQuota (``requests.cpu``)."""
+    quota_memory: Decimal
+    """Bytes of the namespace ResourceQuota (``requests.memory``)."""
+    held: tuple[tuple[str, Decimal, Decimal], ...]
+    """(what, cores, bytes) per workload outside Kueue: each predictor at its most replicas (canary
+    included) and each weights loader Job."""
+
+    @property
+    def held_cpu(self) -> Decimal:
+        return sum((cpu for _, cpu, _ in self.held), Decimal(0))
+
+    @property
+    def held_memory(self) -> Decimal:
+        return sum((memory for *_, memory in self.held), Decimal(0))
+
+    @property
+    def cpu(self) -> int:
+        """Kueue's nominal cpu quota: whole cores left (may be 0 or negative: no room)."""
+        return math.floor(self.quota_cpu - self.held_cpu)
+
+    @property
+    def memory_gib(self) -> int:
+        """Kueue's nominal memory quota: whole GiB left (may be 0 or negative: no room)."""
+        return math.floor((self.quota_memory - self.held_memory) / _GIB)
+
+
+def _pod_requests(pod: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
+    """(cores, bytes) a pod counts against a ResourceQuota: its containers' requests together, or
+    its largest init container's when that is more (Kubernetes' effective request)."""
+
+    def requests(container: Mapping[str, Any]) -> tuple[Decimal, Decimal]:
+        wanted = container.get("resources", {}).get("requests", {})
+        return (parse_quantity(wanted.get("cpu")) or Decimal(0), parse_quantity(wanted.get("memory")) or Decimal(0))
+
+    running = [requests(c) for c in pod.get("containers", ())]
+    init = [requests(c) for c in pod.get("initContainers", ())]
+    cpu = max([sum((c for c, _ in running), Decimal(0))] + [c for c, _ in init])
+    memory = max([sum((m for _, m in running), Decimal(0))] + [m for _, m in init])
+    return cpu, memory
+
+
+def _outside_kueue(config, team_name: str, placements: Mapping[str, GpuPlacement]) -> list[tuple[str, Decimal, Decimal]]:
+    """(what, cores, bytes) of each workload of ``team_name`` that Kueue does not admit, from the
+    specs gpufleet renders for it: every predictor of its ``gpufleet:serving`` services at its most
+    replicas (``maxReplicas``, else ``minReplicas``) plus the canary's replicas, and every weights
+    loader Job (one pod). Services the serving area refuses (unknown pool, invalid arguments) are
+    skipped: that area reports them."""
+    serving = getattr(config, "serving", None)
+    services = [s for s in (getattr(serving, "inference_services", ()) or ()) if s.team == team_name]
+    cache = getattr(config, "model_cache", None)
+    held = []
+    for service in services:
+        if service.pool not in placements:
+            continue
+        try:
+            plan = plan_inference_service(service.name, component_args(
+                service, placements[service.pool], serving.prometheus_url, getattr(cache, "claim_name", None)))
+        except (ValueError, TypeError):
+            continue
+        predictors = [plan.spec["predictor"]] + [entry["predictor"] for entry in plan.spec.get("canary", ())]
+        cpu = memory = Decimal(0)
+        for predictor in predictors:
+            replicas = max(predictor.get("maxReplicas", 0), predictor["minReplicas"])
+            pod_cpu, pod_memory = _pod_requests(predictor)
+            cpu, memory = cpu + replicas * pod_cpu, memory + replicas * pod_memory
+        held.append((service.name, cpu, memory))
+        for loader in plan.loaders.values():
+            pod = loader_job_spec(loader)["template"]["spec"]
+            held.append((f"{loader['job_name']} (loader Job)", *_pod_requests(pod)))
+    return held
+
+
+def kueue_cpu_memory(config, team: TeamSection, placements: Mapping[str, GpuPlacement]) -> KueueCpuMemory:
+    """The team's Kueue cpu/memory quota: its namespace ResourceQuota (``cpu``, ``memoryGib``) minus
+    the most its workloads outside Kueue request at once, i.e. its KServe predictors at their most
+    replicas (canary included) and its weights loader Jobs. Both run in the team namespace and pay
+    from the same ResourceQuota; a queue given the whole quota admits jobs whose pods the quota then
+    refuses (evicted and requeued by ``waitForPodsReady``, over and over). Rounded down to whole cores
+    and GiB. Requests are read from the specs gpufleet renders (KServe adds no containers in
+    Standard mode for ``pvc://`` storage; a storage initializer requests less than any predictor)."""
+    return KueueCpuMemory(quota_cpu=Decimal(team.cpu), quota_memory=Decimal(team.memory_gib) * _GIB,
+                          held=tuple(_outside_kueue(config, team.name, placements)))
+
+
+def _room_for_kueue(config) -> list[str]:
+    """A team whose predictors and loaders request all of (or more than) its ResourceQuota's cpu or
+    memory leaves its ClusterQueue no quota (and, beyond it, the quota refuses predictor pods)."""
+    serving = getattr(config, "serving", None)
+    if not getattr(serving, "inference_services", ()):
+        return []
+    placements = configured_placements(config)
+    kueue = getattr(config, "kueue", None)
+    problems = []
+    for i, team in enumerate(config.teams):
+        split = kueue_cpu_memory(config, team, placements)
+        if not split.held:
+            continue
+        queued = bool(team.gpu_quotas) and bool(getattr(kueue, "enabled", False))
+        checks = (
+            ("cpu", split.cpu, 1, split.held_cpu, split.quota_cpu, "cores", Decimal(1)),
+            ("memoryGib", split.memory_gib, 2, split.held_memory, split.quota_memory, "GiB", _GIB),
+        )
+        for field, left, column, held, quota, unit, scale in checks:
+            if (left >= 1) if queued else (held <= quota):
+                continue
+
+            def amount(value: Decimal, scale: Decimal = scale) -> str:
+                return format_quantity((value / scale).quantize(Decimal("0.01")))
+
+            detail = ", ".join(f"{entry[0]} {amount(entry[column])}" for entry in split.held)
+            tail = (f"leaving its Kueue ClusterQueue less than one whole {unit.rstrip('s')}: raise {field} or "
+                    f"lower the services' replicas"
+                    if queued else "so the ResourceQuota refuses predictor pods at their most replicas")
+            problems.append(
+                f"gpufleet:teams[{i}].{field}: the team's workloads outside Kueue (predictors of "
+                f"gpufleet:serving.inferenceServices at their most replicas, canary included, and weights loader "
+                f"Jobs: [{detail}]) hold up to {amount(held)} of the namespace ResourceQuota's {amount(quota)} "
+                f"{unit}, {tail}"
+            )
+    return problems
+
+
 def _principals(config) -> list[str]:
     """EKS allows one access entry per principal: a team principal cannot have another entry."""
     problems = []
@@ -312,6 +453,7 @@ def compose(platform: Platform) -> None:
                 raise ValueError(f"gpufleet:teams: team {team.name!r} names pool {quota.pool!r}, which has no placement")
 
     kueue: Optional[Kueue] = None
+    splits = {team.name: kueue_cpu_memory(config, team, platform.placements) for team in teams}
     if config.kueue.enabled and platform.placements:
         settings = config.kueue
         kueue = Kueue(
@@ -331,8 +473,8 @@ def compose(platform: Platform) -> None:
                             }
                             for quota in team.gpu_quotas
                         ],
-                        "cpu": team.cpu,
-                        "memory_gib": team.memory_gib,
+                        "cpu": splits[team.name].cpu,
+                        "memory_gib": splits[team.name].memory_gib,
                         "fair_sharing_weight": team.fair_sharing_weight,
                     }
                     for team in teams
