@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
+from gpufleet.infra.cli_check import check, rules_app
 from gpufleet.infra.offline.engine import Recording
 from gpufleet.infra.offline.plan import Plan, PlanInputError, Project, plan_stack
 
@@ -104,59 +105,6 @@ def _judge_plan(result: Plan, stack_config: dict[str, str], pack_config: Optiona
     raise AssertionError("unreachable: _fail exits")
 
 
-@app.command()
-def check(
-    paths: list[str] = typer.Argument(..., help="Manifest files or directories (*.yaml, *.yml, recursively); - reads stdin."),
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text (a table) or json."),
-    production: bool = typer.Option(
-        False, "--production", help="Judge as a production stack (production defaults: stricter levels and rules)."
-    ),
-    config: Optional[Path] = typer.Option(
-        None, "--config", help="Policy config JSON, the shape of `pulumi preview --policy-pack-config` (plus \"production\")."
-    ),
-) -> None:
-    """Check plain Kubernetes manifests against gpufleet's policies (resource and cross-resource
-    rules), e.g. in CI. Exit 0: no mandatory violation; 1: some; 2: unreadable input or config."""
-    from gpufleet.infra.manifests import ManifestError, load
-    from gpufleet.policies import rules as rule_registry
-    from gpufleet.policies.core import PolicyConfig, Subject, evaluate
-    from gpufleet.policies.pack import settings_problems, without_exempt
-
-    rules = rule_registry.RULES
-    data = _read_policy_config(config) if config is not None else {}
-    if production:
-        data = {**data, "production": True}
-    try:
-        policy_config = PolicyConfig.from_mapping(data)
-    except ValueError as error:
-        _fail([str(error)], EXIT_BAD_INPUT)
-    problems = settings_problems(data, rules)
-    if problems:
-        _fail([f"{config}: {p}" for p in problems], EXIT_BAD_INPUT)
-    try:
-        manifests = load(paths)
-    except ManifestError as error:
-        _fail([str(error)], EXIT_BAD_INPUT)
-
-    subjects = [Subject.from_manifest(m.object) for m in manifests]
-    violations = without_exempt(evaluate(subjects, policy_config, rules), rules, policy_config)
-    mandatory = [v for v in violations if v.enforcement == "mandatory"]
-    if output_format is OutputFormat.json:
-        from gpufleet.policies.analyzer import violation_document
-
-        print(json.dumps({"checked": len(manifests), "violations": [violation_document(v) for v in violations]}, indent=2))
-    else:
-        where = _locations(subjects, manifests)
-        _print_violations(violations, out_console, title="Policy violations", where=where)
-        out_console.print(
-            f"{len(manifests)} objects checked: {len(mandatory)} mandatory, "
-            f"{len(violations) - len(mandatory)} other violation(s).",
-            highlight=False,
-        )
-    if mandatory:
-        raise typer.Exit(EXIT_FAILED)
-
-
 def _read_policy_config(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8"))
@@ -167,14 +115,6 @@ def _read_policy_config(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         _fail([f"{path}: expected a JSON object (policy name → level or settings)"], EXIT_BAD_INPUT)
     return data
-
-
-def _locations(subjects: Sequence[Any], manifests: Sequence[Any]) -> dict[tuple[str, str, str], str]:
-    """(kind, namespace, name) → file:line of the first manifest of that identity."""
-    where: dict[tuple[str, str, str], str] = {}
-    for subject, manifest in zip(subjects, manifests):
-        where.setdefault((subject.kind, subject.namespace, subject.object_name), manifest.location)
-    return where
 
 
 def _print_violations(
@@ -319,6 +259,10 @@ def _add_children(node: Tree, recording: Recording, parent_urn: str) -> None:
         lock = f" [yellow]({protected[type_token]} protected)[/yellow]" if protected[type_token] else ""
         node.add(f"{type_token} ×{count}{lock}")
 
+
+
+app.command("check")(check)
+app.add_typer(rules_app, name="rules")
 
 
 def main() -> None:

@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence, get_args
 
+from gpufleet.policies.assumptions import (  # noqa: F401 - re-exported for rules and callers
+    ASSUMPTION_TOKENS, ASSUMPTIONS, Assumption, UnknownNameError, nearest_name, parse_assumptions,
+)
+
 Enforcement = Literal["mandatory", "advisory", "disabled"]
 ENFORCEMENT_LEVELS: tuple[str, ...] = get_args(Enforcement)
 
@@ -290,10 +294,17 @@ class Violation:
 @dataclass(frozen=True)
 class RuleContext:
     """What a rule's check sees besides the subjects: its settings (defaults merged with the pack
-    config) and whether the stack is production."""
+    config), whether the stack is production, and what the cluster is assumed to provide beyond the
+    checked resources (:data:`ASSUMPTIONS`)."""
 
     settings: Mapping[str, Any] = field(default_factory=dict)
     production: bool = False
+    assume: frozenset[str] = frozenset()
+    """Assumption tokens in force (``dcgm-exporter``, ``node-pools=external``, ...)."""
+
+    def assumes(self, token: str) -> bool:
+        """Is ``token`` (an entry of :data:`ASSUMPTION_TOKENS`) assumed?"""
+        return token in self.assume
 
     def __getitem__(self, key: str) -> Any:
         return self.settings[key]
@@ -324,6 +335,15 @@ class Rule:
     """Resource rule: messages about one subject."""
     check_stack: Optional[StackCheck] = None
     """Cross-resource rule: (subject, message) pairs over every subject of the stack."""
+    summary: str = ""
+    """What it guards, in a line (``gpufleet rules``, SARIF short description)."""
+    why: str = ""
+    """Why it matters in production (the production checklist's reason), for ``gpufleet rules explain``."""
+    fix: str = ""
+    """How to fix a violation."""
+    example: str = ""
+    """A passing example: YAML documents, Kubernetes manifests or, for cloud resources, a Pulumi resource
+    as ``{pulumiType: <type token>, name: <name>, props: {<inputs>}}`` (see :func:`example_subjects`)."""
 
     def default_enforcement(self, production: bool) -> Enforcement:
         if production and self.production_enforcement is not None:
@@ -351,6 +371,8 @@ class PolicyConfig:
     """Rule name → level."""
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Rule name → settings overriding the rule's defaults."""
+    assume: frozenset[str] = frozenset()
+    """Assumptions for every rule (top-level ``assume``); a rule's own ``assume`` setting adds to them."""
 
     @classmethod
     def from_mapping(cls, data: Optional[Mapping[str, Any]]) -> "PolicyConfig":
@@ -358,9 +380,11 @@ class PolicyConfig:
 
             {"all": "mandatory" | {"enforcementLevel": ...},
              "<rule>": "advisory" | {"enforcementLevel": ..., "<setting>": ...},
-             "production": true}
+             "production": true,
+             "assume": ["dcgm-exporter", "node-pools=external"]}
 
-        as ``pulumi preview --policy-pack-config`` takes it. Raises ValueError naming the key for
+        as ``pulumi preview --policy-pack-config`` takes it (``production`` and ``assume`` only here: the
+        Pulumi CLI takes a level or an object per key). Raises ValueError naming the key for
         an unknown level or a malformed entry.
         """
         data = data or {}
@@ -370,8 +394,12 @@ class PolicyConfig:
         all_level: Optional[Enforcement] = None
         enforcement: dict[str, Enforcement] = {}
         settings: dict[str, dict[str, Any]] = {}
+        assume = data.get(ASSUME_KEY, [])
+        if not isinstance(assume, (list, tuple)):
+            raise ValueError(f"policy config: {ASSUME_KEY} must be a list of assumptions, not {assume!r}")
+        assumed = parse_assumptions(assume, f"policy config: {ASSUME_KEY}")
         for key, value in data.items():
-            if key == "production":
+            if key in ("production", ASSUME_KEY):
                 continue
             if isinstance(value, str):
                 level, extra = _level(key, value), {}
@@ -387,8 +415,14 @@ class PolicyConfig:
             if level is not None:
                 enforcement[key] = level
             if extra:
+                if ASSUME_KEY in extra:
+                    rule_assume = extra[ASSUME_KEY]
+                    if not isinstance(rule_assume, (list, tuple)):
+                        raise ValueError(f"policy config: {key}.{ASSUME_KEY} must be a list of assumptions, "
+                                         f"not {rule_assume!r}")
+                    parse_assumptions(rule_assume, f"policy config: {key}.{ASSUME_KEY}")
                 settings[key] = extra
-        return cls(production=production, all=all_level, enforcement=enforcement, settings=settings)
+        return cls(production=production, all=all_level, enforcement=enforcement, settings=settings, assume=assumed)
 
     def enforcement_for(self, rule: Rule) -> Enforcement:
         if rule.name in self.enforcement:
@@ -400,51 +434,43 @@ class PolicyConfig:
     def settings_for(self, rule: Rule) -> dict[str, Any]:
         return {**rule.defaults, **self.settings.get(rule.name, {})}
 
+    def assume_for(self, rule: Rule) -> frozenset[str]:
+        """The config-wide assumptions plus the rule's own ``assume`` setting."""
+        own = self.settings.get(rule.name, {}).get(ASSUME_KEY) or ()
+        return self.assume | parse_assumptions(own, f"{rule.name}.{ASSUME_KEY}")
+
     def context_for(self, rule: Rule) -> RuleContext:
-        return RuleContext(settings=self.settings_for(rule), production=self.production)
+        return RuleContext(settings=self.settings_for(rule), production=self.production, assume=self.assume_for(rule))
 
 
-def _level(key: str, value: Any) -> Enforcement:
-    if value == "remediate":
-        return "mandatory"  # gpufleet's rules do not remediate: they reject.
-    if value not in ENFORCEMENT_LEVELS:
-        raise ValueError(
-            f"policy config: {key}.enforcementLevel must be one of {', '.join(ENFORCEMENT_LEVELS)}, not {value!r}"
-        )
-    return value  # type: ignore[return-value]
+ASSUME_KEY = "assume"
+"""Config key of the assumptions: top-level in ``gpufleet check --config``, and a setting every policy
+takes (the only form ``--policy-pack-config`` can carry)."""
+
+CONFIG_KEYWORDS: tuple[str, ...] = ("all", "production", ASSUME_KEY)
+"""Top-level config keys that are not rule names."""
 
 
-def violation(rule: Rule, level: str, subject: Subject, message: str) -> Violation:
-    return Violation(
-        policy=rule.name, enforcement=level, kind=subject.kind, namespace=subject.namespace,
-        name=subject.object_name, message=message, urn=subject.urn,
-    )
+def unknown_config_keys(data: Mapping[str, Any], rule_names: Iterable[str]) -> list[UnknownNameError]:
+    """Keys of a check config that name no rule (nor ``all``/``production``/``assume``), each with the
+    nearest valid name."""
+    valid = [*rule_names]
+    return [UnknownNameError("rule", key, valid, "policy config") for key in data
+            if key not in CONFIG_KEYWORDS and key not in valid]
 
 
-def evaluate(
-    subjects: Sequence[Subject],
-    config: Optional[PolicyConfig] = None,
-    rules: Optional[Sequence[Rule]] = None,
-) -> list[Violation]:
-    """Run every enabled rule (default: all of gpufleet's) over ``subjects``; resource rules on each
-    subject, stack rules once over all of them."""
-    if rules is None:
-        from gpufleet.policies.rules import RULES
+def example_subjects(rule: Rule) -> list[Subject]:
+    """The subjects of ``rule.example``: Kubernetes manifests, or Pulumi resources written as
+    ``{pulumiType, name, props}`` (the policy test fixtures' form)."""
+    import yaml
 
-        rules = RULES
-    config = config or PolicyConfig()
-    subjects = list(subjects)
-    found: list[Violation] = []
-    for rule in rules:
-        level = config.enforcement_for(rule)
-        if level == "disabled":
+    subjects = []
+    for document in yaml.safe_load_all(rule.example):
+        if not isinstance(document, Mapping):
             continue
-        context = config.context_for(rule)
-        if rule.check_resource is not None:
-            for subject in subjects:
-                for message in rule.check_resource(subject, context):
-                    found.append(violation(rule, level, subject, message))
-        if rule.check_stack is not None:
-            for subject, message in rule.check_stack(subjects, context):
-                found.append(violation(rule, level, subject, message))
-    return found
+        if "pulumiType" in document:
+            subjects.append(Subject(str(document["pulumiType"]), str(document.get("name", "example")),
+                                    as_mapping(document.get("props"))))
+        else:
+            subjects.append(Subject.from_manifest(document))
+    return subjects

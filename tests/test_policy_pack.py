@@ -114,7 +114,7 @@ def test_every_rule_becomes_a_policy_with_its_description_and_config_schema():
             assert isinstance(policy, StackValidationPolicy)
         assert policy.description == rule.description
         assert policy.enforcement_level == EnforcementLevel(rule.default_enforcement(False))
-        assert set(policy.config_schema.properties) == {*rule.settings_schema, "exempt"}
+        assert set(policy.config_schema.properties) == {*rule.settings_schema, "exempt", "assume"}
         for key, default in rule.defaults.items():
             assert policy.config_schema.properties[key]["default"] == json.loads(json.dumps(default, default=list))
         assert policy.config_schema.properties["exempt"]["default"] == []
@@ -146,7 +146,8 @@ def test_pack_main_only_serves_the_built_policies():
     source = (PACK_DIR / "__main__.py").read_text()
     tree = ast.parse(source)
     calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
-    assert calls == {"PolicyPack", "build_policies", "production_from_environ", "default_enforcement"}
+    assert calls == {"PolicyPack", "build_policies", "production_from_environ", "assume_from_environ",
+                     "default_enforcement"}
     pack_call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "PolicyPack")
     assert ast.unparse(pack_call.args[0]) == "PACK_NAME"
     assert {k.arg for k in pack_call.keywords} == {"policies", "enforcement_level"}

@@ -9,6 +9,8 @@ from gpufleet.policies.pod_templates import gpu_pod_templates
 
 
 def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[Subject, str]]:
+    if context.assumes("gpu-quota"):
+        return  # quotas defined outside the checked resources
     capped: dict[str, set[str]] = {}
     unknown: set[str] = set()
     namespaces: dict[str, Subject] = {}

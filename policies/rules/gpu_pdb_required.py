@@ -11,6 +11,8 @@ from gpufleet.policies.rules._common import SelectorIndex, replica_range, scaler
 
 
 def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[Subject, str]]:
+    if context.assumes("disruption-budgets"):
+        return  # budgets defined outside the checked resources
     budgets = SelectorIndex()
     for subject in subjects:
         if subject.is_a("policy", "PodDisruptionBudget"):

@@ -45,6 +45,8 @@ class _Overlays:
 
 
 def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[Subject, str]]:
+    if context.assumes("node-pools=external"):
+        return  # a workload that fits no checked pool may fit one outside them
     pools, unreadable = node_pools(subjects)
     if not pools or unreadable:
         return
