@@ -474,3 +474,49 @@ def example_subjects(rule: Rule) -> list[Subject]:
         else:
             subjects.append(Subject.from_manifest(document))
     return subjects
+
+
+def _level(key: str, value: Any) -> Enforcement:
+    if value == "remediate":
+        return "mandatory"  # gpufleet's rules do not remediate: they reject.
+    if value not in ENFORCEMENT_LEVELS:
+        raise ValueError(
+            f"policy config: {key}.enforcementLevel must be one of {', '.join(ENFORCEMENT_LEVELS)}, not {value!r}"
+        )
+    return value  # type: ignore[return-value]
+
+
+def violation(rule: Rule, level: str, subject: Subject, message: str) -> Violation:
+    return Violation(
+        policy=rule.name, enforcement=level, kind=subject.kind, namespace=subject.namespace,
+        name=subject.object_name, message=message, urn=subject.urn,
+    )
+
+
+def evaluate(
+    subjects: Sequence[Subject],
+    config: Optional[PolicyConfig] = None,
+    rules: Optional[Sequence[Rule]] = None,
+) -> list[Violation]:
+    """Run every enabled rule (default: all of gpufleet's) over ``subjects``; resource rules on each
+    subject, stack rules once over all of them."""
+    if rules is None:
+        from gpufleet.policies.rules import RULES
+
+        rules = RULES
+    config = config or PolicyConfig()
+    subjects = list(subjects)
+    found: list[Violation] = []
+    for rule in rules:
+        level = config.enforcement_for(rule)
+        if level == "disabled":
+            continue
+        context = config.context_for(rule)
+        if rule.check_resource is not None:
+            for subject in subjects:
+                for message in rule.check_resource(subject, context):
+                    found.append(violation(rule, level, subject, message))
+        if rule.check_stack is not None:
+            for subject, message in rule.check_stack(subjects, context):
+                found.append(violation(rule, level, subject, message))
+    return found
