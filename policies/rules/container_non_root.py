@@ -75,4 +75,40 @@ RULE = Rule(
     },
     defaults={"exemptDaemonSets": list(GPU_SYSTEM_DAEMONSETS)},
     check_resource=check,
+    summary="containers run as non-root, without privilege escalation, dropping ALL capabilities",
+    why=(
+        "Production checklist (Security): non-root containers, to limit the blast radius. Model servers run "
+        "third-party code and weights (pickles, trust_remote_code); compromised as root with capabilities, they "
+        "reach the node and its GPUs' neighbours."
+    ),
+    fix=(
+        "Set the pod's securityContext runAsNonRoot: true (with a runAsUser the image can run as), and each "
+        "container's securityContext allowPrivilegeEscalation: false and capabilities.drop: [ALL]. GPU system "
+        "DaemonSets are exempt through the exemptDaemonSets setting."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      securityContext: {runAsNonRoot: true, runAsUser: 1000}
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+          securityContext:
+            allowPrivilegeEscalation: false
+            capabilities: {drop: [ALL]}
+""",
 )

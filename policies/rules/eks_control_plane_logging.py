@@ -38,4 +38,19 @@ RULE = Rule(
     },
     defaults={"requiredLogTypes": ["api", "audit", "authenticator"]},
     check_resource=check,
+    summary="EKS sends api, audit and authenticator logs to CloudWatch",
+    why=(
+        "The control plane's audit log is the record of who did what to the cluster: without it, an incident on "
+        "an expensive, shared GPU fleet has no trail to follow."
+    ),
+    fix=(
+        "Set enabledClusterLogTypes to include api, audit and authenticator (and any type the requiredLogTypes "
+        "setting adds)."
+    ),
+    example="""\
+pulumiType: eks:index:Cluster
+name: gpufleet
+props:
+  enabledClusterLogTypes: [api, audit, authenticator]
+""",
 )

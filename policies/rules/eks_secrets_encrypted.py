@@ -36,4 +36,20 @@ RULE = Rule(
     enforcement="advisory",
     production_enforcement="mandatory",
     check_resource=check,
+    summary="EKS encrypts Secrets with a customer-managed KMS key",
+    why=(
+        "Model registry credentials, Hugging Face tokens and API keys live in Secrets; envelope encryption with "
+        "your KMS key keeps them unreadable in etcd and its backups, and lets you revoke access by disabling the "
+        "key."
+    ),
+    fix=(
+        "pulumi-eks: encryptionConfigKeyArn: <KMS key ARN>; aws.eks.Cluster: encryptionConfig {resources: "
+        "[secrets], provider: {keyArn: <KMS key ARN>}}."
+    ),
+    example="""\
+pulumiType: eks:index:Cluster
+name: gpufleet
+props:
+  encryptionConfigKeyArn: arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-0000-4000-8000-000000000000
+""",
 )

@@ -48,4 +48,44 @@ RULE = Rule(
         "slice): without it one team can hoard the fleet's most expensive resource."
     ),
     check_stack=check,
+    summary="namespaces with GPU workloads cap their GPU requests",
+    why=(
+        "Production checklist (Cost): resource quotas per namespace, to prevent GPU hoarding. Without a cap one "
+        "team's job can take every GPU in the cluster, the fleet's most expensive resource."
+    ),
+    fix=(
+        "Add a ResourceQuota in the namespace whose spec.hard has requests.nvidia.com/gpu (and "
+        "requests.<resource> for any MIG slice or shared GPU its pods use). If quotas are managed outside the "
+        "checked files, run gpufleet check with --assume gpu-quota."
+    ),
+    example="""\
+apiVersion: v1
+kind: ResourceQuota
+metadata:
+  name: gpu-quota
+  namespace: serving
+spec:
+  hard:
+    requests.nvidia.com/gpu: "8"
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+""",
 )

@@ -37,4 +37,41 @@ RULE = Rule(
         "without isolation, so one model's OOM or spike breaks its neighbours' latency SLOs; MIG isolates."
     ),
     check_stack=check,
+    summary="no GPU time-slicing in production",
+    why=(
+        "Production checklist takeaway: use MIG over time-slicing for production. Time-slicing has no isolation: "
+        "one model's OOM or load spike breaks its neighbours' latency; MIG partitions memory and compute in "
+        "hardware on A100/H100."
+    ),
+    fix=(
+        "In production namespaces (label gpufleet.io/environment=prod) and production stacks, request whole GPUs "
+        "or MIG slices (nvidia.com/mig-<profile>) instead of nvidia.com/gpu.shared, and drop sharing.timeSlicing "
+        "from the device plugin config."
+    ),
+    example="""\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: serving
+  labels: {gpufleet.io/environment: prod}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: embed
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: embed}
+  template:
+    metadata:
+      labels: {app: embed}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            limits: {nvidia.com/mig-1g.10gb: 1, memory: 16Gi}
+""",
 )

@@ -53,4 +53,32 @@ RULE = Rule(
     settings_schema={"taintKey": {"type": "string", "description": "Key of the GPU node taint."}},
     defaults={"taintKey": GPU_TAINT_KEY},
     check_resource=check,
+    summary="GPU NodePools taint their nodes and cap their GPUs",
+    why=(
+        "Production checklist (Scheduling): node taints, to keep non-GPU pods off GPU nodes; and cost: a pool "
+        "without a GPU limit is an unbounded bill when a workload scales out or a job loops."
+    ),
+    fix=(
+        'Set spec.template.spec.taints [{key: nvidia.com/gpu, value: "true", effect: NoSchedule}] and '
+        'spec.limits["nvidia.com/gpu"]. A CPU pool passes by excluding GPU instances (e.g. '
+        "karpenter.k8s.aws/instance-category In [c, m, r])."
+    ),
+    example="""\
+apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata:
+  name: serving
+spec:
+  template:
+    metadata:
+      labels: {gpufleet.io/gpu-pool: serving}
+    spec:
+      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: gpu}
+      requirements:
+        - {key: karpenter.k8s.aws/instance-family, operator: In, values: [g6e]}
+      taints:
+        - {key: nvidia.com/gpu, value: "true", effect: NoSchedule}
+  limits:
+    nvidia.com/gpu: 16
+""",
 )

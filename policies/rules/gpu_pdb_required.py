@@ -85,4 +85,45 @@ RULE = Rule(
         "takes minutes to load again."
     ),
     check_stack=check,
+    summary="multi-replica GPU serving has a PodDisruptionBudget that keeps a replica",
+    why=(
+        "Production checklist (Scaling): PodDisruptionBudget, to never evict all inference replicas. Node drains "
+        "and Karpenter consolidation otherwise take the model offline for the minutes it takes to load again."
+    ),
+    fix=(
+        "Add a PodDisruptionBudget selecting the pods with maxUnavailable below the fewest replicas (e.g. 1) or "
+        "minAvailable: 1. If budgets are managed outside the checked files, run gpufleet check with --assume "
+        "disruption-budgets."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels: {app: llm}
+""",
 )

@@ -59,4 +59,43 @@ RULE = Rule(
     settings_schema={"topologyKey": {"type": "string", "description": "Node label the replicas spread over."}},
     defaults={"topologyKey": "kubernetes.io/hostname"},
     check_stack=check,
+    summary="multi-replica GPU workloads spread across nodes",
+    why=(
+        "Production checklist (Scheduling): pod anti-affinity, to spread replicas across nodes. Packed on one "
+        "node, one node failure, spot interruption or consolidation takes every replica of the model down at "
+        "once."
+    ),
+    fix=(
+        "Add pod anti-affinity on kubernetes.io/hostname (preferred is enough) or a topologySpreadConstraint on "
+        "it, with a label selector that selects the workload's own pods."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      affinity:
+        podAntiAffinity:
+          preferredDuringSchedulingIgnoredDuringExecution:
+            - weight: 100
+              podAffinityTerm:
+                labelSelector:
+                  matchLabels: {app: llm}
+                topologyKey: kubernetes.io/hostname
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+""",
 )

@@ -52,4 +52,35 @@ RULE = Rule(
         "leaves the pod unschedulable."
     ),
     check_resource=check,
+    summary="GPU requests equal limits, as whole numbers",
+    why=(
+        "Production checklist (Scheduling): GPU requests = limits, because GPUs are not overcommittable. The "
+        "device plugin hands out whole devices (or whole MIG slices); a request below the limit or a fraction "
+        "leaves the pod rejected or unschedulable, the most common GPU misconfiguration."
+    ),
+    fix=(
+        "Set requests and limits of the GPU resource (nvidia.com/gpu, nvidia.com/gpu.shared, nvidia.com/mig-*) to"
+        " the same whole number, or set only the limit (Kubernetes copies it to the request)."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+""",
 )

@@ -39,4 +39,39 @@ RULE = Rule(
         "this volume to Ray pods itself, so Ray pod templates are not checked."
     ),
     check_resource=check,
+    summary="GPU containers mount a memory-backed /dev/shm",
+    why=(
+        "Production checklist (Memory): /dev/shm emptyDir mount, a PyTorch shared memory requirement. The "
+        "container runtime's 64 MiB default makes DataLoader workers die with bus errors and NCCL fail or crawl."
+    ),
+    fix=(
+        "Add a volume {name: shm, emptyDir: {medium: Memory, sizeLimit: <GiB>}} and mount it at /dev/shm in every"
+        " container that uses a GPU."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+          volumeMounts:
+            - {name: shm, mountPath: /dev/shm}
+      volumes:
+        - name: shm
+          emptyDir: {medium: Memory, sizeLimit: 16Gi}
+""",
 )

@@ -33,4 +33,38 @@ RULE = Rule(
     },
     defaults={"taintKey": GPU_TAINT_KEY, "taintValue": GPU_TAINT_VALUE, "taintEffect": "NoSchedule"},
     check_resource=check,
+    summary="GPU pods tolerate the GPU node taint",
+    why=(
+        "Production checklist (Scheduling): node taints + tolerations, to keep non-GPU pods off GPU nodes. GPU "
+        "nodes carry nvidia.com/gpu:NoSchedule; a GPU pod without the toleration matches no node and stays "
+        "Pending."
+    ),
+    fix=(
+        "Add the toleration {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule} to the pod spec (KServe: "
+        "predictor.tolerations; KubeRay: every worker group's template; the taint is the rule's taintKey "
+        "setting)."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      tolerations:
+        - {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+""",
 )

@@ -272,4 +272,56 @@ RULE = Rule(
         "the checked resources contain no NodePool."
     ),
     check_stack=check,
+    summary="every GPU workload fits some Karpenter NodePool",
+    why=(
+        "Karpenter launches a node only for a pod some NodePool can serve; a GPU pod that fits none stays Pending"
+        " with no error at deploy time, and the model simply never comes up."
+    ),
+    fix=(
+        "Align the workload with a pool: tolerate its taints, select only labels its nodes carry (e.g. "
+        "gpufleet.io/gpu-pool), request the GPU resource its sharing mode advertises in an amount one allowed "
+        "instance type holds (MIG slices and shared GPUs also need a NodeOverlay). If the cluster's NodePools are"
+        " not all in the checked files, run gpufleet check with --assume node-pools=external."
+    ),
+    example="""\
+apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata:
+  name: serving
+spec:
+  template:
+    metadata:
+      labels: {gpufleet.io/gpu-pool: serving}
+    spec:
+      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: gpu}
+      requirements:
+        - {key: karpenter.k8s.aws/instance-family, operator: In, values: [g6e]}
+      taints:
+        - {key: nvidia.com/gpu, value: "true", effect: NoSchedule}
+  limits:
+    nvidia.com/gpu: 16
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      nodeSelector: {gpufleet.io/gpu-pool: serving}
+      tolerations:
+        - {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+""",
 )
