@@ -29,6 +29,8 @@ IGNORE_ANNOTATION = "gpufleet.io/ignore"
 """Comma-separated rule names whose findings on this object are suppressed."""
 IGNORE_REASON_ANNOTATION = "gpufleet.io/ignore-reason"
 """Why: shown with every suppressed finding."""
+REASON_RULE = "gpufleet-ignore-reason"
+"""The rule that reports a suppression without a reason: it cannot be suppressed itself."""
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class Suppression:
     """Empty when the object gives none."""
 
     def covers(self, rule: str) -> bool:
-        return rule in self.rules
+        return rule in self.rules and rule != REASON_RULE
 
 
 def ignored_rules(subject: Subject) -> list[str]:

@@ -271,6 +271,17 @@ def test_a_suppression_without_a_reason_suppresses_and_is_an_advisory_finding(tm
     assert policies(document, "suppressed") == CROSS_FILE and {v["reason"] for v in document["suppressed"]} == {""}
 
 
+def test_reasons_can_be_required_and_the_reason_rule_cannot_suppress_itself(tmp_path):
+    manifest = annotated(LLM, **{"gpufleet.io/ignore": ",".join(sorted(CROSS_FILE | {"gpufleet-ignore-reason"}))})
+    path = str(write(tmp_path / "llm.yaml", manifest))
+    config = tmp_path / "check.json"
+    config.write_text(json.dumps({"gpufleet-ignore-reason": "mandatory"}))
+    code, document = check_json(path, "--config", str(config))
+    assert code == 1
+    assert [(v["policy"], v["enforcement"]) for v in document["violations"]] == [("gpufleet-ignore-reason", "mandatory")]
+    assert policies(document, "suppressed") == CROSS_FILE
+
+
 def test_a_suppression_naming_an_unknown_rule_exits_2(tmp_path):
     manifest = annotated(LLM, **{"gpufleet.io/ignore": "gpu-shm-volumes", "gpufleet.io/ignore-reason": REASON})
     path = write(tmp_path / "llm.yaml", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "serving"}}, manifest)
