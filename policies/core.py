@@ -455,7 +455,7 @@ def unknown_config_keys(data: Mapping[str, Any], rule_names: Iterable[str]) -> l
     """Keys of a check config that name no rule (nor ``all``/``production``/``assume``), each with the
     nearest valid name."""
     valid = [*rule_names]
-    return [UnknownNameError("rule", key, valid, "policy config") for key in data
+    return [UnknownNameError("rule", key, [*valid, *CONFIG_KEYWORDS], "policy config") for key in data
             if key not in CONFIG_KEYWORDS and key not in valid]
 
 
