@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from dataclasses import replace
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -17,6 +18,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from gpufleet.infra.offline.engine import Recording
+from gpufleet.infra.offline.graph import GraphDetail, GraphFormatError, graph_format, plan_graph
 from gpufleet.infra.offline.plan import Plan, PlanInputError, Project, plan_stack
 
 if TYPE_CHECKING:
@@ -27,7 +29,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Markdown: help paragraphs are re-wrapped to the terminal (single newlines in docstrings are not
+    # line breaks) and `code` renders as code.
+    rich_markup_mode="markdown",
 )
+from gpufleet.infra.cli_docs import docs_app, schema_app  # noqa: E402 - registered right below the app
+
+app.add_typer(schema_app, name="schema")
+app.add_typer(docs_app, name="docs")
 out_console = Console()
 err_console = Console(stderr=True)
 
@@ -53,22 +62,40 @@ def plan(
     policy_config: Optional[Path] = typer.Option(
         None, "--policy-config", help="Policy pack config JSON (as for `pulumi preview --policy-pack-config`)."
     ),
+    graph: Optional[Path] = typer.Option(
+        None, "--graph", metavar="FILE",
+        help="Write the component and dependency graph: Mermaid for FILE.mmd, Graphviz DOT for FILE.dot.",
+    ),
+    graph_detail: GraphDetail = typer.Option(
+        GraphDetail.components, "--graph-detail",
+        help="components: one node per component (a readable picture); resources: every resource, in its component.",
+    ),
 ) -> None:
-    """Show what `pulumi up` would create for STACK, offline: the same program runs against an
-    in-process engine with fake AWS answers; no cloud, cluster or Pulumi service is contacted.
-    The gpu-production policy pack then judges the plan as `pulumi preview --policy-pack` would;
-    any mandatory violation fails the command (exit 1)."""
+    """Show what `pulumi up` would create for STACK, offline.
+
+    The same program runs against an in-process engine with fake AWS answers; no cloud, cluster or
+    Pulumi service is contacted. The gpu-production policy pack then judges the plan as `pulumi
+    preview --policy-pack` would; any mandatory violation fails the command (exit 1). Bad input
+    (unknown stack, invalid stack file or configuration) exits 2, naming the field."""
     pack_config = _read_policy_config(policy_config) if policy_config is not None else None
     try:
+        graph_fmt = graph_format(graph) if graph is not None else None
+    except GraphFormatError as error:
+        _fail([str(error)], EXIT_BAD_INPUT)
+    try:
         project = Project.find(project_dir)
-        result = plan_stack(project, stack)
+        with _status(f"Planning {stack} offline…"):
+            result = plan_stack(project, stack)
         stack_config = project.stack_config(stack)
     except PlanInputError as error:
         _fail(error.problems, EXIT_BAD_INPUT)
     except Exception as error:  # noqa: BLE001 - the user sees one line, not a traceback
         _fail([f"the program failed: {error}"], EXIT_FAILED)
 
-    report = _judge_plan(result, stack_config, pack_config)
+    with _status("Running the policy pack…"):
+        report = _judge_plan(result, stack_config, pack_config)
+    if graph is not None and graph_fmt is not None:
+        graph.write_text(plan_graph(result.recording, graph_detail).render(graph_fmt))
     if out is not None:
         result.write(out)
         (out / "policy.json").write_text(json.dumps(report.document(), indent=2) + "\n")
@@ -87,6 +114,14 @@ def plan(
         problems.append(f"{len(report.mandatory)} mandatory policy violation(s): `pulumi preview --policy-pack` would refuse this stack")
     if problems:
         _fail(problems, EXIT_FAILED)
+
+
+def _status(message: str) -> ContextManager[Any]:
+    """A transient spinner while the plan runs, on a terminal only: piped or redirected output
+    (CI logs, `--format json > plan.json`) never sees it."""
+    if out_console.is_terminal:
+        return out_console.status(message, spinner="dots")
+    return nullcontext()
 
 
 def _judge_plan(result: Plan, stack_config: dict[str, str], pack_config: Optional[dict[str, Any]]) -> "PolicyReport":

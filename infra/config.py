@@ -185,8 +185,9 @@ class StackConfig(ConfigModel):
     """What the stack is for; ``prod`` turns advisory production checks into mandatory ones."""
     region: str
     """AWS region, e.g. ``us-west-2``."""
-    kubernetes_version: str
-    """EKS Kubernetes minor version, one of :data:`EKS_SUPPORTED_VERSIONS`."""
+    kubernetes_version: str = Field(json_schema_extra={"enum": list(EKS_SUPPORTED_VERSIONS)})
+    """EKS Kubernetes minor version, a string (quote it in YAML: ``"1.35"``), one of the versions in EKS
+    standard or extended support."""
     network: NetworkConfig = NetworkConfig()
     """The VPC."""
     cluster: ClusterConfig = ClusterConfig()
