@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, ContextManager, Optional, Sequence
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.tree import Tree
 
+from gpufleet.infra.cli_tables import print_table
 from gpufleet.infra.offline.engine import Recording
 from gpufleet.infra.offline.graph import GraphDetail, GraphFormatError, graph_format, plan_graph
 from gpufleet.infra.offline.plan import Plan, PlanInputError, Project, plan_stack
@@ -223,10 +223,7 @@ def _print_violations(
     if not violations:
         console.print("Policies: no violations.", highlight=False)
         return
-    table = Table(title=title, title_justify="left", show_lines=True, expand=True)
-    table.add_column("Level", no_wrap=True)
-    table.add_column("Policy / resource", ratio=1, overflow="fold")
-    table.add_column("Message", ratio=1, overflow="fold")
+    rows: list[list[str]] = []
     order = {"mandatory": 0, "advisory": 1}
     for violation in sorted(violations, key=lambda v: (order.get(v.enforcement, 2), v.policy, v.namespace, v.name)):
         level = "[red]mandatory[/red]" if violation.enforcement == "mandatory" else f"[yellow]{violation.enforcement}[/yellow]"
@@ -235,8 +232,9 @@ def _print_violations(
         location = (where or {}).get((violation.kind, violation.namespace, violation.name))
         if location:
             cell += f"\n[dim]{escape(location)}[/dim]"
-        table.add_row(level, cell, escape(violation.message))
-    console.print(table)
+        rows.append([level, cell, escape(violation.message)])
+    print_table(console, title=title, headers=["Level", "Policy / resource", "Message"], rows=rows,
+                ratios=[None, 1, 1], no_wrap=["Level"], show_lines=True)
 
 
 def _fail(problems: list[str], code: int) -> None:
@@ -291,9 +289,7 @@ def _print_gpu_pools(recording: Recording) -> None:
     replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}
     strategy = next((as_str(as_mapping(as_mapping(r.props.get("values")).get("mig")).get("strategy"))
                      for r in helm_releases(subjects, "gpu-operator")), None) or "mixed"
-    table = Table(title="GPU pools", title_justify="left")
-    for column in ("pool", "instances (GPUs each)", "capacity", "GPU limit", "sharing", "pods request (per node)"):
-        table.add_column(column, overflow="fold")
+    rows: list[list[str]] = []
     for pool in sorted(pools, key=lambda p: p.name):
         placement = replace(pool.placement(replicas), mig_strategy=strategy)
         capacity = next((r.values for r in pool.requirements if r.key == "karpenter.sh/capacity-type"), ("on-demand",))
@@ -303,15 +299,16 @@ def _print_gpu_pools(recording: Recording) -> None:
             "mig": f"MIG {placement.mig_profile}",
         }[placement.sharing]
         limit = pool.limits.get("nvidia.com/gpu")
-        table.add_row(
+        rows.append([escape(cell) for cell in (
             pool.name,
             _families(placement.instance_types),
             ", ".join(capacity),
             "none" if limit is None else str(limit),
             sharing,
             f"{placement.gpu_resource} (≤ {placement.max_resources_per_node})",
-        )
-    out_console.print(table)
+        )])
+    headers = ["pool", "instances (GPUs each)", "capacity", "GPU limit", "sharing", "pods request (per node)"]
+    print_table(out_console, title="GPU pools", headers=headers, rows=rows)
 
 
 def _families(instance_types: Sequence[Any]) -> str:
