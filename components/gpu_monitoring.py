@@ -17,7 +17,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from gpufleet.components._validate import require_int_range
+from gpufleet.components._validate import check_arg_keys, require_int_range
 from gpufleet.components.gpu_scheduling import ACCELERATOR_LABEL, ACCELERATOR_VALUE, GPU_TAINT_KEY
 
 TYPE = "gpufleet:monitoring:GpuMonitoring"
@@ -281,6 +281,7 @@ class GpuMonitoring(pulumi.ComponentResource):
     dashboard: k8s.core.v1.ConfigMap
 
     def __init__(self, name: str, args: GpuMonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, GpuMonitoringArgs, name=TYPE)
         if args.get("namespace") is None:
             raise ValueError(f"{TYPE}: namespace is required")
         given = dict(args.get("thresholds", {}))

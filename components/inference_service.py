@@ -57,7 +57,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from gpufleet.components import gpu_pod
-from gpufleet.components._validate import require, require_int_range, require_one_of
+from gpufleet.components._validate import check_arg_keys, require, require_int_range, require_one_of
 from gpufleet.components.autoscaling import (
     SCALED_OBJECT_API_VERSION,
     KafkaTrigger,
@@ -461,6 +461,7 @@ class InferenceService(pulumi.ComponentResource):
     predictor_url: str
 
     def __init__(self, name: str, args: InferenceServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, InferenceServiceArgs, name=TYPE)
         plan = plan_inference_service(name, args)
         super().__init__(TYPE, name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)

@@ -32,6 +32,7 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from gpufleet.components._k8s import DNS_LABEL, atomic_release, managed_namespace, require_dns_label
+from gpufleet.components._validate import check_arg_keys
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 
 TYPE = "gpufleet:kserve:KServe"
@@ -134,6 +135,7 @@ class KServe(pulumi.ComponentResource):
     """Whether KServe routes with Gateway API HTTPRoutes (Standard-mode canaries need it)."""
 
     def __init__(self, name: str, args: Optional[KServeArgs] = None, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, KServeArgs, name=TYPE)
         args = args or {}
         namespace_name = args.get("namespace", DEFAULT_NAMESPACE)
         require_dns_label(namespace_name, "namespace", name=TYPE)

@@ -21,7 +21,7 @@ from typing_extensions import NotRequired
 from gpufleet.components._file_cache import check_client_cidrs, check_namespaces, csi_driver_addon, model_weights_claim
 from gpufleet.components._iam import irsa_role
 from gpufleet.components._k8s import MANAGED_BY, require_dns_label
-from gpufleet.components._validate import require_one_of
+from gpufleet.components._validate import check_arg_keys, require_one_of
 
 TYPE = "gpufleet:model_cache:ModelCache"
 
@@ -89,6 +89,7 @@ class ModelCache(pulumi.ComponentResource):
     claim_name: str
 
     def __init__(self, name: str, args: ModelCacheArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, ModelCacheArgs, name=TYPE)
         for key in ("cluster_name", "oidc_provider_arn", "oidc_provider_url", "vpc_id"):
             if args.get(key) is None:
                 raise ValueError(f"{TYPE}: {key} is required")

@@ -29,7 +29,7 @@ from typing_extensions import NotRequired
 
 from gpufleet.components import gpu_pod
 from gpufleet.components._k8s import DNS_LABEL, MANAGED_BY
-from gpufleet.components._validate import require_int_range, require_one_of
+from gpufleet.components._validate import check_arg_keys, require_int_range, require_one_of
 from gpufleet.components.ray_serve_config import ServeApplication, serve_config
 from gpufleet.components.gpu_scheduling import (
     ACCELERATOR_LABEL,
@@ -470,6 +470,7 @@ class RayCluster(pulumi.ComponentResource):
     """Service of the head (``<name>-head-svc``): dashboard 8265, client 10001, GCS 6379."""
 
     def __init__(self, name: str, args: RayClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, RayClusterArgs, name=CLUSTER_TYPE)
         plan = plan_cluster(args, name, name=CLUSTER_TYPE, role_default="batch", serve=False, idle_default=300)
 
         super().__init__(CLUSTER_TYPE, name, {}, opts)
@@ -489,6 +490,7 @@ class RayService(pulumi.ComponentResource):
     """Service of the Serve HTTP proxies (``<name>-serve-svc``, port 8000)."""
 
     def __init__(self, name: str, args: RayServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, RayServiceArgs, name=SERVICE_TYPE)
         plan = plan_cluster(args, name, name=SERVICE_TYPE, role_default="inference", serve=True, idle_default=600)
         config = serve_config(args.get("applications", []), worker_capacity(plan), name=SERVICE_TYPE)
 

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from dataclasses import replace
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager, Optional, Sequence
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.tree import Tree
 
 from gpufleet.infra.cli_check import check, rules_app
+from gpufleet.infra.cli_tables import print_table
 from gpufleet.infra.offline.engine import Recording
+from gpufleet.infra.offline.graph import GraphDetail, GraphFormatError, graph_format, plan_graph
 from gpufleet.infra.offline.plan import Plan, PlanInputError, Project, plan_stack
 
 if TYPE_CHECKING:
@@ -28,7 +30,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Markdown: help paragraphs are re-wrapped to the terminal (single newlines in docstrings are not
+    # line breaks) and `code` renders as code.
+    rich_markup_mode="markdown",
 )
+from gpufleet.infra.cli_docs import docs_app, schema_app  # noqa: E402 - registered right below the app
+
+app.add_typer(schema_app, name="schema")
+app.add_typer(docs_app, name="docs")
 out_console = Console()
 err_console = Console(stderr=True)
 
@@ -54,22 +63,40 @@ def plan(
     policy_config: Optional[Path] = typer.Option(
         None, "--policy-config", help="Policy pack config JSON (as for `pulumi preview --policy-pack-config`)."
     ),
+    graph: Optional[Path] = typer.Option(
+        None, "--graph", metavar="FILE",
+        help="Write the component and dependency graph: Mermaid for FILE.mmd, Graphviz DOT for FILE.dot.",
+    ),
+    graph_detail: GraphDetail = typer.Option(
+        GraphDetail.components, "--graph-detail",
+        help="components: one node per component (a readable picture); resources: every resource, in its component.",
+    ),
 ) -> None:
-    """Show what `pulumi up` would create for STACK, offline: the same program runs against an
-    in-process engine with fake AWS answers; no cloud, cluster or Pulumi service is contacted.
-    The gpu-production policy pack then judges the plan as `pulumi preview --policy-pack` would;
-    any mandatory violation fails the command (exit 1)."""
+    """Show what `pulumi up` would create for STACK, offline.
+
+    The same program runs against an in-process engine with fake AWS answers; no cloud, cluster or
+    Pulumi service is contacted. The gpu-production policy pack then judges the plan as `pulumi
+    preview --policy-pack` would; any mandatory violation fails the command (exit 1). Bad input
+    (unknown stack, invalid stack file or configuration) exits 2, naming the field."""
     pack_config = _read_policy_config(policy_config) if policy_config is not None else None
     try:
+        graph_fmt = graph_format(graph) if graph is not None else None
+    except GraphFormatError as error:
+        _fail([str(error)], EXIT_BAD_INPUT)
+    try:
         project = Project.find(project_dir)
-        result = plan_stack(project, stack)
+        with _status(f"Planning {stack} offline…"):
+            result = plan_stack(project, stack)
         stack_config = project.stack_config(stack)
     except PlanInputError as error:
         _fail(error.problems, EXIT_BAD_INPUT)
     except Exception as error:  # noqa: BLE001 - the user sees one line, not a traceback
         _fail([f"the program failed: {error}"], EXIT_FAILED)
 
-    report = _judge_plan(result, stack_config, pack_config)
+    with _status("Running the policy pack…"):
+        report = _judge_plan(result, stack_config, pack_config)
+    if graph is not None and graph_fmt is not None:
+        graph.write_text(plan_graph(result.recording, graph_detail).render(graph_fmt))
     if out is not None:
         result.write(out)
         (out / "policy.json").write_text(json.dumps(report.document(), indent=2) + "\n")
@@ -88,6 +115,14 @@ def plan(
         problems.append(f"{len(report.mandatory)} mandatory policy violation(s): `pulumi preview --policy-pack` would refuse this stack")
     if problems:
         _fail(problems, EXIT_FAILED)
+
+
+def _status(message: str) -> ContextManager[Any]:
+    """A transient spinner while the plan runs, on a terminal only: piped or redirected output
+    (CI logs, `--format json > plan.json`) never sees it."""
+    if out_console.is_terminal:
+        return out_console.status(message, spinner="dots")
+    return nullcontext()
 
 
 def _judge_plan(result: Plan, stack_config: dict[str, str], pack_config: Optional[dict[str, Any]]) -> "PolicyReport":
@@ -128,10 +163,7 @@ def _print_violations(
     if not violations:
         console.print("Policies: no violations.", highlight=False)
         return
-    table = Table(title=title, title_justify="left", show_lines=True, expand=True)
-    table.add_column("Level", no_wrap=True)
-    table.add_column("Policy / resource", ratio=1, overflow="fold")
-    table.add_column("Message", ratio=1, overflow="fold")
+    rows: list[list[str]] = []
     order = {"mandatory": 0, "advisory": 1}
     for violation in sorted(violations, key=lambda v: (order.get(v.enforcement, 2), v.policy, v.namespace, v.name)):
         level = "[red]mandatory[/red]" if violation.enforcement == "mandatory" else f"[yellow]{violation.enforcement}[/yellow]"
@@ -140,8 +172,9 @@ def _print_violations(
         location = (where or {}).get((violation.kind, violation.namespace, violation.name))
         if location:
             cell += f"\n[dim]{escape(location)}[/dim]"
-        table.add_row(level, cell, escape(violation.message))
-    console.print(table)
+        rows.append([level, cell, escape(violation.message)])
+    print_table(console, title=title, headers=["Level", "Policy / resource", "Message"], rows=rows,
+                ratios=[None, 1, 1], no_wrap=["Level"], show_lines=True)
 
 
 def _fail(problems: list[str], code: int) -> None:
@@ -196,9 +229,7 @@ def _print_gpu_pools(recording: Recording) -> None:
     replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}
     strategy = next((as_str(as_mapping(as_mapping(r.props.get("values")).get("mig")).get("strategy"))
                      for r in helm_releases(subjects, "gpu-operator")), None) or "mixed"
-    table = Table(title="GPU pools", title_justify="left")
-    for column in ("pool", "instances (GPUs each)", "capacity", "GPU limit", "sharing", "pods request (per node)"):
-        table.add_column(column, overflow="fold")
+    rows: list[list[str]] = []
     for pool in sorted(pools, key=lambda p: p.name):
         placement = replace(pool.placement(replicas), mig_strategy=strategy)
         capacity = next((r.values for r in pool.requirements if r.key == "karpenter.sh/capacity-type"), ("on-demand",))
@@ -208,15 +239,16 @@ def _print_gpu_pools(recording: Recording) -> None:
             "mig": f"MIG {placement.mig_profile}",
         }[placement.sharing]
         limit = pool.limits.get("nvidia.com/gpu")
-        table.add_row(
+        rows.append([escape(cell) for cell in (
             pool.name,
             _families(placement.instance_types),
             ", ".join(capacity),
             "none" if limit is None else str(limit),
             sharing,
             f"{placement.gpu_resource} (≤ {placement.max_resources_per_node})",
-        )
-    out_console.print(table)
+        )])
+    headers = ["pool", "instances (GPUs each)", "capacity", "GPU limit", "sharing", "pods request (per node)"]
+    print_table(out_console, title="GPU pools", headers=headers, rows=rows)
 
 
 def _families(instance_types: Sequence[Any]) -> str:

@@ -15,6 +15,8 @@ from typing import Any, Collection, Literal, Mapping, Optional
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
+# One EKS version list for the stack config and the Cluster component (re-exported from here too).
+from gpufleet.components.eks_versions import EKS_SUPPORTED_VERSIONS, unsupported_version_problem
 from gpufleet.infra.areas.base import ConfigModel, IamPrincipalArn
 from gpufleet.infra.areas.gpu_operator import GpuOperatorSection, MonitoringSection
 from gpufleet.infra.areas.gpu_pools import GpuPoolSection, KarpenterSection
@@ -24,10 +26,6 @@ from gpufleet.infra.areas.serving import ServingSection
 from gpufleet.infra.areas.tenancy import KueueSection, TeamSection
 
 NAMESPACE = "gpufleet"
-
-# Amazon EKS Kubernetes versions in standard or extended support in November 2026
-# (source: "Understand the Kubernetes version lifecycle on EKS", Amazon EKS User Guide).
-EKS_SUPPORTED_VERSIONS: tuple[str, ...] = ("1.32", "1.33", "1.34", "1.35", "1.36")
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
@@ -187,8 +185,9 @@ class StackConfig(ConfigModel):
     """What the stack is for; ``prod`` turns advisory production checks into mandatory ones."""
     region: str
     """AWS region, e.g. ``us-west-2``."""
-    kubernetes_version: str
-    """EKS Kubernetes minor version, one of :data:`EKS_SUPPORTED_VERSIONS`."""
+    kubernetes_version: str = Field(json_schema_extra={"enum": list(EKS_SUPPORTED_VERSIONS)})
+    """EKS Kubernetes minor version, a string (quote it in YAML: ``"1.35"``), one of the versions in EKS
+    standard or extended support."""
     network: NetworkConfig = NetworkConfig()
     """The VPC."""
     cluster: ClusterConfig = ClusterConfig()
@@ -228,10 +227,9 @@ class StackConfig(ConfigModel):
     @field_validator("kubernetes_version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if value not in EKS_SUPPORTED_VERSIONS:
-            raise ValueError(
-                f"Kubernetes {value} is not supported by EKS; use one of {', '.join(EKS_SUPPORTED_VERSIONS)}"
-            )
+        problem = unsupported_version_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def cluster_name(self, stack: str) -> str:

@@ -317,7 +317,8 @@ S = "gpufleet:ray:RayService: "
         ({"applications": [{**APP, "import_path": "serve_app"}]}, r"applications\[0\]\.import_path must look like"),
         ({"applications": [APP, {**APP, "name": "other"}]}, r"applications\[1\]\.route_prefix must be a unique path"),
         ({"applications": []}, "applications must define at least one Serve application"),
-        ({"role": "batch"}, "role must be one of 'inference'"),
+        # A RayService always serves (inference priority): role is not one of its arguments.
+        ({"role": "batch"}, r"unknown argument 'role' \(RayServiceArgs takes applications, "),
         ({"worker_groups": [{**SERVICE_GROUP, "gpus": 16}]}, r"worker_groups\[0\]\.gpus \(16\) exceeds .*placement.max_resources_per_node"),
     ],
 )

@@ -79,22 +79,22 @@ class DisruptionConfig(ConfigModel):
     """When Karpenter may remove or replace a pool's nodes."""
 
     consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
-    """Default ``WhenEmptyOrUnderutilized``."""
+    """When Karpenter may consolidate nodes: ``WhenEmptyOrUnderutilized`` or ``WhenEmpty``. Default ``WhenEmptyOrUnderutilized``."""
     consolidate_after: str = "30m"
     """Quiet time before consolidation, or ``Never``. Default ``30m``."""
     budgets: tuple[BudgetConfig, ...] = (BudgetConfig(nodes="10%"),)
-    """Default one budget of 10%."""
+    """How many nodes Karpenter may disrupt at once, and when. Default one budget of 10%."""
 
 
 class RootVolumeConfig(ConfigModel):
     """Encrypted gp3 volume for images and ephemeral storage."""
 
     size_gib: int = 200
-    """Default 200 GiB."""
+    """Size of the encrypted gp3 root volume (images, ephemeral storage). Default 200 GiB."""
     iops: int = 6000
-    """Default 6000."""
+    """Provisioned gp3 IOPS. Default 6000."""
     throughput_mibps: int = 500
-    """Default 500 MiB/s."""
+    """Provisioned gp3 throughput. Default 500 MiB/s."""
 
 
 class TaintConfig(ConfigModel):
@@ -129,7 +129,7 @@ class GpuPoolSection(ConfigModel):
     instance_types: tuple[str, ...] = ()
     """GPU instance types, e.g. ``[p4de.24xlarge, p5.48xlarge]``."""
     capacity_types: tuple[Literal["on-demand", "spot", "reserved"], ...] = ("on-demand",)
-    """Default ``[on-demand]``."""
+    """Purchase options Karpenter may launch: ``on-demand``, ``spot``, ``reserved`` (capacity reservations). Default ``[on-demand]``."""
     capacity_reservation_ids: tuple[str, ...] = ()
     """Capacity reservations / capacity blocks (``cr-...``) for ``reserved``. Default none."""
     ami_family: Literal["al2023", "bottlerocket"] = "al2023"

@@ -107,8 +107,11 @@ class KafkaConfig(ConfigModel):
     """Kafka consumer lag as an extra scaling signal (queue-driven batch; allows ``minReplicas: 0``)."""
 
     bootstrap_servers: str
+    """Kafka brokers, ``host:port[,host:port...]``. Required."""
     consumer_group: str
+    """Consumer group whose lag is measured. Required."""
     topic: str
+    """Topic the service consumes. Required."""
     lag_threshold: int = 10
     """Target lag per replica. Default 10."""
     authentication_ref: Optional[str] = None
@@ -166,9 +169,9 @@ class InferenceServiceConfig(ConfigModel):
     shm_size: str = "8Gi"
     """``/dev/shm`` size. Default ``"8Gi"``."""
     min_replicas: int = 1
-    """Default 1."""
+    """Replicas kept at all times (0 only with a Kafka or queue trigger). Default 1."""
     max_replicas: Optional[int] = None
-    """Default ``minReplicas`` (no autoscaling)."""
+    """Most replicas KEDA scales to. Default ``minReplicas`` (no autoscaling)."""
     max_model_len: Optional[int] = None
     """vLLM ``--max-model-len``. Default the model's."""
     gpu_memory_utilization: Optional[float] = None

@@ -15,6 +15,10 @@ from gpufleet.infra.offline.engine import Recording, plain, run_project_main
 from gpufleet.infra.offline.fakes import FakeCloud
 
 
+PLAN_KEYS = ("gpufleet:environment", "gpufleet:region", "gpufleet:kubernetesVersion")
+"""The stack keys ``gpufleet plan`` needs for any program, gpufleet's own or a user's."""
+
+
 class PlanInputError(Exception):
     """The stack cannot be planned as given (unknown stack, unreadable file, invalid config).
     ``problems`` holds one message per problem."""
@@ -59,16 +63,35 @@ class Project:
             known = ", ".join(self.stacks()) or "none"
             raise PlanInputError([f"unknown stack {stack!r}: no {path.relative_to(self.root)} (stacks here: {known})"])
         try:
-            document = _read_yaml(path)
+            document = self._qualified(_read_yaml(path))
             config = config_map_from_stack_file(document)
             parse_stack_config(config, secret_keys=secure_keys_of_stack_file(document))
         except ConfigError as error:
-            raise PlanInputError([f"{path.relative_to(self.root)}: {p}" for p in error.problems]) from None
+            problems = [f"{path.relative_to(self.root)}: {p}" for p in error.problems]
+            missing = [key for key in PLAN_KEYS if any(p.startswith(f"{key}: required") for p in error.problems)]
+            if missing:
+                problems.append(
+                    f"gpufleet plan needs {', '.join(PLAN_KEYS)} in every stack it plans, also for a program "
+                    "that does not read them: the environment chooses the policy level (prod: production rules "
+                    "are mandatory), the region is the one the offline AWS answers come from, and the "
+                    f"Kubernetes version picks the schemas objects are checked against. Add them to "
+                    f"{path.relative_to(self.root)} under config:"
+                )
+            raise PlanInputError(problems) from None
         return config
 
     def secret_keys(self, stack: str) -> list[str]:
         """The keys of ``stack`` whose values are encrypted: the engine marks them secret."""
-        return secure_keys_of_stack_file(_read_yaml(self.stacks_dir / f"Pulumi.{stack}.yaml"))
+        return secure_keys_of_stack_file(self._qualified(_read_yaml(self.stacks_dir / f"Pulumi.{stack}.yaml")))
+
+    def _qualified(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Bare config keys qualified with the project name, as the Pulumi CLI qualifies them (a user's
+        program ``myml`` reads ``replicas:`` as ``myml:replicas``)."""
+        config = document.get("config")
+        if not isinstance(config, dict):
+            return document
+        qualified = {str(k) if ":" in str(k) else f"{self.name}:{k}": v for k, v in config.items()}
+        return {**document, "config": qualified}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
