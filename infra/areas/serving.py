@@ -10,8 +10,15 @@ claim before the InferenceService is created) unless ``preloaded: true`` says th
 already there. Gated models need ``hfTokenSecret``: ``{name: hf-token}`` works only with
 ``gpufleet:hfToken`` set (gpufleet then creates that Secret). Every service is checked like the
 component checks it (GPUs per replica against the pool's instance types, memory shares on
-time-sliced pools, replicas, canary, ...) when the stack configuration is read, with its
-``gpufleet:serving.inferenceServices[i]`` path.
+time-sliced pools, replicas, canary, disruption budget, spreading on shared pools, ...) when the
+stack configuration is read, with its ``gpufleet:serving.inferenceServices[i]`` path.
+
+With ``serving.kserve.gatewayApi``, gpufleet creates the Gateway (class ``className``) and every
+service gets an HTTPRoute ``<name>-route`` for the host ``<name>-<team>.<domain>`` (KServe's own
+host-name format) on it; a canary is its own InferenceService ``<name>-<canary>`` under the same
+served model name, and the route splits the host's requests by ``canary.trafficPercent``.
+Promotion: ``trafficPercent: 100``, then move the canary's ``storage``/``weightsSource``/``image`` to
+the service and remove ``canary``.
 """
 
 from __future__ import annotations
@@ -29,8 +36,10 @@ from gpufleet.components.hf_token import SECRET_NAME as HF_TOKEN_SECRET
 from gpufleet.components.hf_token import HuggingFaceToken
 from gpufleet.components.inference_service import TYPE as SERVICE_TYPE
 from gpufleet.components.inference_service import InferenceService, check_labels, plan_inference_service
+from gpufleet.components.kserve import DEFAULT_GATEWAY as KSERVE_GATEWAY
 from gpufleet.components.kserve import DEFAULT_NAMESPACE as KSERVE_NAMESPACE
 from gpufleet.components.kserve import KServe
+from gpufleet.components.team import TEAM_LABEL
 from gpufleet.infra.areas.base import ConfigModel, Platform, camel_path
 from gpufleet.infra.areas.gpu_pools import configured_placements
 
@@ -38,14 +47,17 @@ PREFIX = "gpufleet:serving"
 
 
 class GatewayApiConfig(ConfigModel):
-    """KServe's Gateway API ingress (needed for canary traffic splits)."""
+    """Gateway API routing of the services (needed for canary traffic splits)."""
 
     gateway: Optional[str] = None
-    """``<namespace>/<name>`` of the Gateway. Default ``<kserve namespace>/kserve-ingress-gateway``."""
+    """``<namespace>/<name>`` of the Gateway. Default ``<kserve namespace>/inference-gateway``."""
     create_gateway: bool = True
-    """Let the KServe chart create that Gateway. Default true."""
+    """gpufleet creates that Gateway (never the KServe chart: its Gateway's class is hard-coded
+    ``envoy``). Default true; false to attach to an existing Gateway."""
     class_name: Optional[str] = None
-    """GatewayClass of a created Gateway (e.g. Envoy Gateway's). Required when ``createGateway``."""
+    """GatewayClass of the created Gateway (e.g. Envoy Gateway's ``eg``). Required when ``createGateway``."""
+    request_timeout_seconds: int = Field(300, ge=1, le=3600)
+    """Longest a request may take through a service's route. Default 300."""
 
 
 class KServeConfig(ConfigModel):
@@ -94,9 +106,9 @@ class CanaryConfig(ConfigModel):
     preloaded: bool = False
     """The ``pvc://`` weights are already in the claim (no loader Job). Default false."""
     traffic_percent: int
-    """Share of requests, 1–99."""
+    """Share of requests the route sends to the canary, 1–100 (100: the promotion step before the swap)."""
     name: str = "canary"
-    """Canary name. Default ``canary``."""
+    """Canary name: its InferenceService is ``<service>-<name>``. Default ``canary``."""
     image: Optional[str] = None
     """vLLM image. Default the service's."""
     min_replicas: int = 1
@@ -135,6 +147,15 @@ class AutoscalingConfig(ConfigModel):
     """Kafka lag trigger. Default none."""
     queue: Optional[QueueConfig] = None
     """Prometheus queue-depth trigger. Default none."""
+
+
+class DisruptionBudgetConfig(ConfigModel):
+    """The PodDisruptionBudget of each variant of a service: one of the two, whole pods."""
+
+    min_available: Optional[int] = None
+    """Pods that stay up; must be below ``minReplicas`` (and the canary's)."""
+    max_unavailable: Optional[int] = None
+    """Pods that may be down at once; at least 1."""
 
 
 class InferenceServiceConfig(ConfigModel):
@@ -181,8 +202,11 @@ class InferenceServiceConfig(ConfigModel):
     ``token``); another name is a Secret you create in the team namespace. Default none."""
     load_seconds: int = 300
     """Expected model load time (startup probe allows twice it). Default 300."""
-    anti_affinity: Literal["preferred", "required"] = "preferred"
-    """Hostname anti-affinity between replicas. Default ``preferred``."""
+    anti_affinity: Optional[Literal["preferred", "required"]] = None
+    """Hostname anti-affinity between replicas. Default ``preferred`` on whole-GPU pools; refused on
+    MIG and time-sliced pools (Karpenter would launch a large GPU node per small replica)."""
+    disruption_budget: Optional[DisruptionBudgetConfig] = None
+    """The PodDisruptionBudget of each variant. Default ``maxUnavailable: 1`` (nodes stay drainable)."""
     drain_seconds: int = 15
     """preStop drain before vLLM stops. Default 15."""
     termination_grace_seconds: int = 120
@@ -249,9 +273,10 @@ class ServingSection(ConfigModel):
 
 
 def component_args(service: InferenceServiceConfig, placement: GpuPlacement, prometheus_url: str,
-                   claim: Optional[str], monitor_labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+                   claim: Optional[str], monitor_labels: Optional[dict[str, str]] = None,
+                   kserve: Optional[KServeConfig] = None) -> dict[str, Any]:
     """The :class:`InferenceServiceArgs` of one configured service (``claim``: the team's model-cache
-    claim, for ``pvc://`` storage)."""
+    claim, for ``pvc://`` storage; ``kserve``: the platform settings, for its Gateway API route)."""
 
     def storage(uri: str) -> str:
         return f"pvc://{claim}/{uri[len('pvc://'):].lstrip('/')}" if uri.startswith("pvc://") else uri
@@ -269,18 +294,22 @@ def component_args(service: InferenceServiceConfig, placement: GpuPlacement, pro
         "min_replicas": service.min_replicas,
         "extra_args": list(service.extra_args),
         "load_seconds": service.load_seconds,
-        "anti_affinity": service.anti_affinity,
         "drain_seconds": service.drain_seconds,
         "termination_grace_seconds": service.termination_grace_seconds,
         "do_not_disrupt": service.do_not_disrupt,
     }
     optional = {"image": service.image, "max_replicas": service.max_replicas, "max_model_len": service.max_model_len,
-                "gpu_memory_utilization": service.gpu_memory_utilization}
+                "gpu_memory_utilization": service.gpu_memory_utilization, "anti_affinity": service.anti_affinity}
     args.update({key: value for key, value in optional.items() if value is not None})
     if service.weights_source is not None:
         args["weights_source"] = service.weights_source
     if monitor_labels:
         args["monitor_labels"] = dict(monitor_labels)
+    if service.disruption_budget is not None:
+        args["disruption_budget"] = service.disruption_budget.model_dump(exclude_none=True)
+    if kserve is not None and kserve.gateway_api is not None:
+        args["route"] = {"gateway": gateway_of(kserve), "hostname": service_hostname(service, kserve),
+                         "request_timeout_seconds": kserve.gateway_api.request_timeout_seconds}
     if service.hf_token_secret is not None:
         args["hf_token_secret"] = {"name": service.hf_token_secret.name, "key": service.hf_token_secret.key}
     if service.canary is not None:
@@ -300,8 +329,21 @@ def component_args(service: InferenceServiceConfig, placement: GpuPlacement, pro
     return args
 
 
+def gateway_of(kserve: KServeConfig) -> str:
+    """``<namespace>/<name>`` of the Gateway the services' routes attach to."""
+    assert kserve.gateway_api is not None
+    return kserve.gateway_api.gateway or f"{kserve.namespace}/{KSERVE_GATEWAY}"
+
+
+def service_hostname(service: InferenceServiceConfig, kserve: KServeConfig) -> str:
+    """The host a service is reached at through the Gateway: ``<name>-<team>.<domain>``, the host
+    KServe itself would give the InferenceService (its default ``domainTemplate``)."""
+    return f"{service.name}-{service.team}.{kserve.domain}"
+
+
 _CONFIG_FIELDS = {"storage_uri": "storage", "canary.storage_uri": "canary.storage", "service_name": "name",
-                  "namespace": "team", "model_name": "model"}
+                  "namespace": "team", "model_name": "model", "route.hostname": "name",
+                  "route.gateway": f"{PREFIX}.kserve.gatewayApi.gateway"}
 
 
 def _field_problem(index: int, error: Exception) -> str:
@@ -314,7 +356,12 @@ def _field_problem(index: int, error: Exception) -> str:
     if not match:
         return f"{path}: {message}"
     field, rest = match.groups()
-    return f"{path}.{camel_path(_CONFIG_FIELDS.get(field, field))}: {rest}"
+    # the component's argument names, as the stack file spells them
+    rest = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda word: camel_path(word.group(0)), rest)
+    mapped = _CONFIG_FIELDS.get(field, field)
+    if mapped.startswith(f"{PREFIX}."):
+        return f"{mapped}: {rest}"
+    return f"{path}.{camel_path(mapped)}: {rest}"
 
 
 def cross_check(config: Any) -> list[str]:
@@ -330,6 +377,8 @@ def cross_check(config: Any) -> list[str]:
     seen: dict[tuple[str, str], int] = {}
     # (team, pvc:// path) → (field path, weightsSource) of the first loader writing there
     loaded: dict[tuple[str, str], tuple[str, str]] = {}
+    # (team, InferenceService name) → field path of the variant that takes it
+    owners: dict[tuple[str, str], str] = {}
     for i, service in enumerate(section.inference_services):
         path = f"{PREFIX}.inferenceServices[{i}]"
         if service.team not in teams:
@@ -351,18 +400,39 @@ def cross_check(config: Any) -> list[str]:
         problems += _weights_problems(path, service)
         problems += _conflicting_loads(path, service, loaded)
         problems += _token_problems(path, service, has_token=config.hf_token is not None)
-        if service.canary is not None and section.kserve.gateway_api is None:
-            problems.append(f"{path}.canary: KServe splits canary traffic with Gateway API HTTPRoutes; "
-                            f"set {PREFIX}.kserve.gatewayApi")
+        unrouted_canary = service.canary is not None and section.kserve.gateway_api is None
+        if unrouted_canary:
+            problems.append(f"{path}.canary: the canary's traffic share is split by gpufleet's Gateway API HTTPRoute "
+                            f"(KServe v0.20.0's own routes reach the stable predictor only); set "
+                            f"{PREFIX}.kserve.gatewayApi")
+        problems += _name_clashes(path, service, owners)
         if service.pool in placements:
             try:
                 plan_inference_service(service.name, component_args(
                     service, placements[service.pool], section.prometheus_url, config.model_cache.claim_name,
-                    section.pod_monitor_labels))
+                    section.pod_monitor_labels, section.kserve))
             except (ValueError, TypeError) as error:
-                problems.append(_field_problem(i, error))
+                problem = _field_problem(i, error)
+                if not (unrouted_canary and problem.startswith(f"{path}.canary: needs route")):
+                    problems.append(problem)
     if section.keda.enabled is False and any(s.scales for s in section.inference_services):
         problems.append(f"{PREFIX}.keda.enabled: services autoscale (maxReplicas > minReplicas) but KEDA is disabled")
+    return problems
+
+
+def _name_clashes(path: str, service: InferenceServiceConfig, owners: dict[tuple[str, str], str]) -> list[str]:
+    """A canary is the InferenceService ``<name>-<canary>``: it must not take the name of another
+    service's variant in the same team (their Deployments, Services and routes would collide)."""
+    problems = []
+    variants = [(f"{path}.name", service.name)]
+    if service.canary is not None:
+        variants.append((f"{path}.canary.name", f"{service.name}-{service.canary.name}"))
+    for field, isvc in variants:
+        first = owners.setdefault((service.team, isvc), field)
+        # two services of one name are reported as such (``.name``) already
+        if first != field and (field.endswith(".canary.name") or first.endswith(".canary.name")):
+            problems.append(f"{field}: InferenceService {isvc!r} in namespace {service.team!r} is already "
+                            f"{first.rsplit('.', 1)[0]}'s")
     return problems
 
 
@@ -436,9 +506,13 @@ def compose(platform: Platform) -> None:
         kserve_args["ingress_class_name"] = kserve_config.ingress_class_name
     if kserve_config.gateway_api is not None:
         gateway = kserve_config.gateway_api
-        kserve_args["gateway_api"] = {"create_gateway": gateway.create_gateway,
-                                      **({"gateway": gateway.gateway} if gateway.gateway else {}),
-                                      **({"class_name": gateway.class_name} if gateway.class_name else {})}
+        kserve_args["gateway_api"] = {
+            "create_gateway": gateway.create_gateway,
+            # only the team namespaces (where gpufleet's routes live) attach routes to it
+            "route_namespaces": {"matchExpressions": [{"key": TEAM_LABEL, "operator": "Exists"}]},
+            **({"gateway": gateway.gateway} if gateway.gateway else {}),
+            **({"class_name": gateway.class_name} if gateway.class_name else {}),
+        }
     kserve = KServe("kserve", kserve_args, opts=platform.opts)
     platform.components["kserve"] = kserve
     if section.keda_enabled:
@@ -462,7 +536,7 @@ def compose(platform: Platform) -> None:
         InferenceService(
             f"{service.team}-{service.name}",
             component_args(service, platform.placements[service.pool], section.prometheus_url, claim,
-                           section.pod_monitor_labels),
+                           section.pod_monitor_labels, kserve_config),
             opts=pulumi.ResourceOptions.merge(platform.opts, pulumi.ResourceOptions(depends_on=waits_for)),
         )
 
