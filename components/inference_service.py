@@ -174,6 +174,11 @@ class ServicePlan:
     def stable(self) -> VariantPlan:
         return self.variants[STABLE]
 
+    @property
+    def predictors(self) -> list[dict[str, Any]]:
+        """The predictor spec of every variant, stable first."""
+        return [variant.spec["predictor"] for variant in self.variants.values()]
+
 
 def plan_inference_service(name: str, args: InferenceServiceArgs) -> ServicePlan:
     """Check ``args`` and build every object's spec; raises ``ValueError``/``TypeError`` naming the

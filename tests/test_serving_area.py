@@ -61,8 +61,16 @@ def test_unknown_team_and_pool_name_the_fields():
                                     "placement.max_resources_per_node)"),
     ({**EMBED, "gpus": 2}, "gpus", "must be 1 on mig pool 'serving-mig'"),
     ({**EMBED, "pool": "gpu-dev", "gpuMemoryUtilization": 0.9}, "gpuMemoryUtilization", "(0.9) exceeds 1/4"),
-    ({**LLAMA, "canary": {"storage": "pvc://v2", "preloaded": True, "trafficPercent": 100}}, "canary.trafficPercent",
-     "must be an integer from 1 to 99"),
+    ({**LLAMA, "canary": {"storage": "pvc://v2", "preloaded": True, "trafficPercent": 0}}, "canary.trafficPercent",
+     "must be an integer from 1 to 100"),
+    ({**LLAMA, "disruptionBudget": {"minAvailable": 2}}, "disruptionBudget.minAvailable",
+     "(2) allows no voluntary disruption at minReplicas (2): the PodDisruptionBudget would block every node drain, "
+     "and Karpenter could not consolidate, expire or replace drifted nodes"),
+    ({**LLAMA, "canary": {"storage": "pvc://v2", "preloaded": True, "trafficPercent": 10},
+      "disruptionBudget": {"minAvailable": 1}}, "disruptionBudget.minAvailable",
+     "(1) allows no voluntary disruption at canary.minReplicas (1)"),
+    ({**EMBED, "antiAffinity": "preferred"}, "antiAffinity",
+     "('preferred') is refused on mig pool 'serving-mig': one node offers up to 56 nvidia.com/mig-1g.10gb units"),
     ({**LLAMA, "storage": "/models/llama", "weightsSource": None}, "storage", "must start with one of pvc://"),
     ({**LLAMA, "shmSize": "64Gi"}, "shmSize", "(64Gi) must be below memory (32Gi)"),
     ({**LLAMA, "name": "Llama"}, "name", "must be a lowercase DNS label"),
@@ -90,8 +98,9 @@ def test_canary_needs_gateway_api_routing():
     canary = {**LLAMA, "canary": {"storage": "pvc://meta-llama/Llama-3.1-8B-Instruct", "preloaded": True,
                                   "trafficPercent": 10}}
     (problem,) = area.cross_check(config([canary]))
-    assert problem == ("gpufleet:serving.inferenceServices[0].canary: KServe splits canary traffic with Gateway API "
-                       "HTTPRoutes; set gpufleet:serving.kserve.gatewayApi")
+    assert problem == ("gpufleet:serving.inferenceServices[0].canary: the canary's traffic share is split by "
+                       "gpufleet's Gateway API HTTPRoute (KServe v0.20.0's own routes reach the stable predictor "
+                       "only); set gpufleet:serving.kserve.gatewayApi")
     assert area.cross_check(config([canary], serving={"kserve": {"gatewayApi": {"className": "eg"}}})) == []
 
 

@@ -346,6 +346,10 @@ _CONFIG_FIELDS = {"storage_uri": "storage", "canary.storage_uri": "canary.storag
                   "route.gateway": f"{PREFIX}.kserve.gatewayApi.gateway"}
 
 
+_SERVICE_FIELDS = frozenset(field for model in (InferenceServiceConfig, CanaryConfig, DisruptionBudgetConfig)
+                            for field in model.model_fields)
+
+
 def _field_problem(index: int, error: Exception) -> str:
     """A component error → ``gpufleet:serving.inferenceServices[i].<field>: <problem>``."""
     message = str(error)
@@ -357,7 +361,8 @@ def _field_problem(index: int, error: Exception) -> str:
         return f"{path}: {message}"
     field, rest = match.groups()
     # the component's argument names, as the stack file spells them
-    rest = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b", lambda word: camel_path(word.group(0)), rest)
+    rest = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b",
+                  lambda word: camel_path(word.group(0)) if word.group(0) in _SERVICE_FIELDS else word.group(0), rest)
     mapped = _CONFIG_FIELDS.get(field, field)
     if mapped.startswith(f"{PREFIX}."):
         return f"{mapped}: {rest}"
