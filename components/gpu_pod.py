@@ -166,8 +166,9 @@ def replica_spread(placement: GpuPlacement, match_labels: Mapping[str, str], mod
       node anyway.
     - Pools that share GPUs (MIG slices, time-slicing): nothing. One node there offers many units
       (a p4de/p5 cut into ``1g.10gb`` slices: 56), and Karpenter treats every preference (preferred
-      anti-affinity, and ``ScheduleAnyway`` topology spread constraints too: its
-      ``preferencePolicy: Respect``) as required while it can still add a node: two small replicas
+      anti-affinity, and ``ScheduleAnyway`` topology spread constraints too: its default
+      ``preferencePolicy: Respect``, karpenter-provider-aws v1.14.1 ``charts/karpenter/values.yaml``
+      ``settings.preferencePolicy``) as required while it can still add a node: two small replicas
       would each get their own 8-GPU node. ``mode`` set explicitly on such a pool is refused with
       that explanation; replicas there share nodes, and their PodDisruptionBudget keeps one serving
       while a node drains.

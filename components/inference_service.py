@@ -26,7 +26,10 @@ What it creates, in the team's namespace:
   labelled ``networking.kserve.io/visibility: cluster-local`` so KServe creates no competing route
   of its own. A canary needs ``route``;
 - a ``PodDisruptionBudget`` per variant, ``maxUnavailable: 1`` by default, so nodes stay drainable
-  even with a single replica (``disruption_budget`` that would allow no disruption is refused);
+  even with a single replica (``disruption_budget`` that would allow no disruption is refused: it
+  would block every drain, and Karpenter's consolidation, expiry and drift of the node). A
+  single-replica variant is therefore offline while its pod restarts on another node: run two
+  replicas where that matters;
 - with autoscaling, a KEDA ``ScaledObject`` on the stable Deployment (``<name>-predictor``): GPU
   utilisation from DCGM and ``vllm:num_requests_waiting``, optionally Kafka consumer lag or a queue
   depth from Prometheus for queue-driven batch (either allows ``min_replicas: 0``), with the seeds'

@@ -225,9 +225,8 @@ def check_canary(canary: Any, image: str, service: str) -> Optional[dict[str, An
         raise ValueError(f"{TYPE}: canary.traffic_percent must be an integer from 1 to 100, got {percent!r}")
     canary_name = canary.get("name", "canary")
     if not isinstance(canary_name, str) or not re.fullmatch(r"[a-z]([-a-z0-9]{0,14}[a-z0-9])?", canary_name) \
-            or canary_name in (STABLE, "route"):
-        raise ValueError(f"{TYPE}: canary.name must be a short DNS label other than 'stable' and 'route', "
-                         f"got {canary_name!r}")
+            or canary_name == STABLE:
+        raise ValueError(f"{TYPE}: canary.name must be a short DNS label other than 'stable', got {canary_name!r}")
     if not _NAME.match(f"{service}-{canary_name}"):
         raise ValueError(f"{TYPE}: canary.name makes the canary InferenceService {service}-{canary_name!s} longer "
                          f"than 45 characters (its Deployment is <name>-predictor); shorten it")
