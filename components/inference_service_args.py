@@ -115,7 +115,7 @@ class InferenceServiceArgs(TypedDict):
     service_name: NotRequired[str]
     """Kubernetes name of the InferenceService (≤ 45 characters). Default: the resource name."""
     image: NotRequired[str]
-    """vLLM image. Default :data:`DEFAULT_IMAGE`."""
+    """vLLM image. Default :data:`~gpufleet.components.inference_service.DEFAULT_IMAGE`."""
     gpus: NotRequired[int]
     """GPUs (units of ``placement.gpu_resource``) per replica; vLLM's tensor parallelism on whole
     GPUs. Default 1."""
