@@ -448,15 +448,17 @@ def ray_object(owner: pulumi.Resource, name: str, kind: str, plan: _Plan, args: 
 
 def _disruption_budgets(owner: pulumi.Resource, name: str, plan: _Plan, namespace: pulumi.Input[str],
                         depends_on: list[pulumi.Resource]) -> None:
-    """One PDB per worker group: voluntary disruptions (node drains, consolidation) take at most one
-    worker of a group at a time. The Ray autoscaler deletes idle workers directly, unaffected."""
+    """One PDB per worker group, ``maxUnavailable: 1`` (:func:`gpu_pod.disruption_budget`): voluntary
+    disruptions (node drains, consolidation, expiry, drift) take at most one worker of a group at a
+    time, and always one, also from a group of a single worker, so no group can block a node drain.
+    The Ray autoscaler deletes idle workers directly, unaffected."""
     for group in plan.groups:
         labels = group["template"]["metadata"]["labels"]
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-{group['groupName']}-pdb",
             metadata={"name": f"{plan.object_name}-{group['groupName']}", "namespace": namespace,
                       "labels": dict(MANAGED_BY)},
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": dict(labels)}},
+            spec=gpu_pod.disruption_budget(max(group["minReplicas"], 1), labels, name=CLUSTER_TYPE),
             opts=pulumi.ResourceOptions(parent=owner, depends_on=depends_on),
         )
 

@@ -170,6 +170,41 @@ def test_disabled_rules_do_not_run():
     assert [(v.policy, v.enforcement) for v in found] == [("gpu-replicas-anti-affinity", "mandatory")]
 
 
+@pytest.mark.parametrize("resource, caught", [
+    ("nvidia.com/gpu", True), ("nvidia.com/mig-1g.10gb", False), ("nvidia.com/gpu.shared", False)])
+def test_replicas_on_shared_gpus_need_no_node_spreading(resource, caught):
+    """MIG slices and time-sliced GPUs are packed by design: spreading their replicas would make
+    Karpenter launch a large GPU node per small replica."""
+    docs = mutate({"rule": "", "target": ["Deployment", "llm"], "path": ["spec", "template", "spec", "affinity"],
+                   "delete": True})
+    (container,) = docs[find(docs, ["Deployment", "llm"])]["spec"]["template"]["spec"]["containers"]
+    for amounts in container["resources"].values():
+        amounts[resource] = amounts.pop("nvidia.com/gpu")
+    rule = [RULES_BY_NAME["gpu-replicas-anti-affinity"]]
+    assert bool(evaluate(subjects(docs), rules=rule)) is caught
+
+
+@pytest.mark.parametrize("path, value, caught", [
+    (None, None, False),
+    (["labelSelector", "matchLabels", "serving.kserve.io/inferenceservice"], "other", True),
+    (["topologyKey"], "topology.kubernetes.io/zone", True),
+])
+def test_a_topology_spread_constraint_must_select_the_replicas_on_hostname(path, value, caught):
+    """embed on whole GPUs (MIG slices are exempt): its hostname spread constraint counts only when it
+    selects its own pods on kubernetes.io/hostname."""
+    docs = copy.deepcopy(GOOD)
+    predictor = docs[find(docs, ["InferenceService", "embed"])]["spec"]["predictor"]
+    for amounts in predictor["model"]["resources"].values():
+        amounts["nvidia.com/gpu"] = amounts.pop("nvidia.com/mig-1g.10gb")
+    if path:
+        target = predictor["topologySpreadConstraints"][0]
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    rule = [RULES_BY_NAME["gpu-replicas-anti-affinity"]]
+    assert [v.name for v in evaluate(subjects(docs), rules=rule)] == (["embed"] if caught else [])
+
+
 class Unknown:
     """Stands for the engine's preview sentinel of a value not known yet."""
 

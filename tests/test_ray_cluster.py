@@ -200,7 +200,7 @@ def test_a_pdb_per_worker_group_selects_its_workers(run):
     cluster = recording.one(RAY_CLUSTER)
     pdb = recording.one(PDB)
     assert pdb.inputs["metadata"] == {"name": "batch-ray-gpu", "namespace": "research", "labels": {"app.kubernetes.io/managed-by": "gpufleet"}}
-    assert pdb.inputs["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {
+    assert pdb.inputs["spec"] == {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow", "selector": {"matchLabels": {
         "gpufleet.io/ray-workload": "batch-ray", "gpufleet.io/ray-group": "gpu"}}}
     assert spec_of(recording)["workerGroupSpecs"][0]["template"]["metadata"]["labels"] == pdb.inputs["spec"]["selector"]["matchLabels"]
     assert cluster.urn in pdb.dependencies

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Sequence
 
+from gpufleet.components.gpu_scheduling import MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE
 from gpufleet.policies.core import Rule, RuleContext, Subject, as_list, as_mapping, as_str, is_unknown
 from gpufleet.policies.pod_templates import PodTemplate, gpu_pod_templates
 from gpufleet.policies.rules._common import replica_range, scaler_index, selector_matches
@@ -18,11 +19,21 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
         _, most = replica_range(template, all_scalers)
         if most is None or most <= 1:
             continue
+        if _shares_gpus(template):
+            continue
         verdict = _spreads(template, topology)
         if verdict is False:
             yield template.owner, (
                 f"{template.where}: up to {most} GPU replicas without pod anti-affinity or a topology spread "
                 f"constraint on {topology} that selects them: one node failure can take down every replica")
+
+
+def _shares_gpus(template: PodTemplate) -> bool:
+    """Pods asking for MIG slices or time-sliced GPUs only: many of them share one node by design, and
+    spreading them (Karpenter treats preferred anti-affinity and ScheduleAnyway spread constraints as
+    required while it can add nodes) would launch a large GPU node per small replica."""
+    names = set(template.gpu_resources())
+    return bool(names) and all(name == SHARED_GPU_RESOURCE or name.startswith(MIG_RESOURCE_PREFIX) for name in names)
 
 
 def _spreads(template: PodTemplate, topology: str) -> bool | None:
@@ -53,7 +64,9 @@ RULE = Rule(
         "GPU serving workloads that can run more than one replica (replicas, maxReplicas or their autoscaler's "
         "bound) spread them across nodes with pod anti-affinity or a topology spread constraint on "
         "kubernetes.io/hostname selecting their own pods: packed on one node, a single node failure or spot "
-        "interruption takes the whole service down."
+        "interruption takes the whole service down. Pods asking only for MIG slices or time-sliced GPUs are "
+        "exempt: they share nodes by design, and spreading them would make Karpenter launch a large GPU node "
+        "per small replica."
     ),
     enforcement="advisory",
     settings_schema={"topologyKey": {"type": "string", "description": "Node label the replicas spread over."}},
