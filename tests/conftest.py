@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pytest
 
-from gpufleet.infra.kube_schema import ManifestValidator, upstream_dir
+from gpufleet.infra.validation.schema import ManifestValidator, upstream_dir
 from gpufleet.infra.offline import FakeCloud, Recording, RegisteredResource, run_program
 from tests.harness import BASE_CONFIG, KUBERNETES_VERSION
 

@@ -1,4 +1,4 @@
-"""Tests for gpufleet.infra.kube_schema: strict offline validation of Kubernetes manifests.
+"""Tests for gpufleet.infra.validation.schema: strict offline validation of Kubernetes manifests.
 
 Built-in kinds need only the kubernetes-validate package. The custom-resource tests need the upstream
 CRDs (shared/upstream) and are skipped without them.
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpufleet.infra import kube_schema
-from gpufleet.infra.kube_schema import ManifestValidator, upstream_dir
+from gpufleet.infra.validation import schema as kube_schema
+from gpufleet.infra.validation.schema import ManifestValidator, upstream_dir
 
 K8S = "1.35"
 UPSTREAM_MISSING = (

@@ -155,7 +155,7 @@ def plan_stack(project: Project, stack: str) -> Plan:
 
 
 def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[str], str]:
-    from gpufleet.infra.kube_schema import ManifestValidator, upstream_dir
+    from gpufleet.infra.validation.schema import ManifestValidator, upstream_dir
 
     objects = recording.kubernetes_objects()
     upstream = upstream_dir()
