@@ -431,7 +431,8 @@ HTTP_ROUTE = {
 
 @pytest.fixture(scope="module")
 def gateway_validator(upstream):
-    return ManifestValidator(KUBERNETES_VERSION, [upstream / "crds" / "gateway-api"])
+    """The validator `gpufleet plan` and the harness use: every upstream CRD."""
+    return ManifestValidator(KUBERNETES_VERSION, [upstream / "crds"])
 
 
 def test_gateway_api_kinds_are_validated_by_the_crd_path(gateway_validator):
@@ -455,6 +456,24 @@ def test_gateway_api_kinds_are_validated_by_the_crd_path(gateway_validator):
 def test_gateway_api_http_route_rules_reject(gateway_validator, path, value, message):
     errors = gateway_validator.validate(with_(HTTP_ROUTE, path, value))
     assert any(e.startswith(message) for e in errors), errors
+
+
+GATEWAY = {
+    "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+    "metadata": {"name": "eg", "namespace": "envoy-gateway-system"},
+    "spec": {"gatewayClassName": "eg", "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}]},
+}
+
+
+def test_gateway_api_gateway_rules(gateway_validator):
+    assert gateway_validator.validate(GATEWAY) == []
+    tls = {"mode": "Terminate", "certificateRefs": [{"name": "serving-tls"}]}
+    errors = gateway_validator.validate(with_(GATEWAY, "spec.listeners[0].tls", tls))
+    assert any(e.startswith("spec.listeners: Invalid value: tls must not be specified for protocols ['HTTP', 'TCP', 'UDP']")
+               for e in errors), errors
+    https = with_(with_(with_(GATEWAY, "spec.listeners[0].tls", tls), "spec.listeners[0].protocol", "HTTPS"),
+                  "spec.listeners[0].port", 443)
+    assert gateway_validator.validate(https) == []
 
 
 # --------------------------------------------------------------------------------------------------
