@@ -111,6 +111,7 @@ def plan(
     problems: list[str] = []
     if result.schema_errors:
         problems += ["rendered Kubernetes objects fail their schemas:", *result.schema_errors]
+    problems += result.admission_errors
     if report.mandatory:
         problems.append(f"{len(report.mandatory)} mandatory policy violation(s): `pulumi preview --policy-pack` would refuse this stack")
     if problems:

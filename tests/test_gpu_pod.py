@@ -8,7 +8,7 @@ import pytest
 from gpufleet.components import gpu_pod
 from gpufleet.components.gpu_instances import instance_types_of
 from gpufleet.components.gpu_scheduling import POOL_LABEL, GpuPlacement
-from gpufleet.infra.kube_schema import ManifestValidator
+from gpufleet.infra.validation.schema import ManifestValidator
 from tests.harness import KUBERNETES_VERSION
 
 NAME = "gpufleet:test:Thing"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpufleet.infra.kube_schema import ManifestValidator
+from gpufleet.infra.validation.schema import ManifestValidator
 from gpufleet.policies.core import PolicyConfig, Subject, evaluate
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"

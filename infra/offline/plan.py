@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -119,6 +119,9 @@ class Plan:
     recording: Recording
     schema_errors: list[str]
     schema_note: str
+    admission_errors: list[str] = field(default_factory=list)
+    """``the API server would reject <Kind>/<name>: <reason>``, one per object a pinned controller's
+    validating webhook would refuse (see :mod:`gpufleet.infra.validation.admission`)."""
 
     def document(self) -> dict[str, Any]:
         """The ``plan.json`` document."""
@@ -161,7 +164,8 @@ class Plan:
 
 
 def plan_stack(project: Project, stack: str) -> Plan:
-    """Run ``project``'s program for ``stack`` under the offline engine and schema-check its objects."""
+    """Run ``project``'s program for ``stack`` under the offline engine, then check its objects against their
+    schemas and the pinned controllers' admission webhooks."""
     config = project.stack_config(stack)
     secret_keys = project.secret_keys(stack)
     stack_config = parse_stack_config(config, secret_keys=secret_keys)
@@ -173,25 +177,34 @@ def plan_stack(project: Project, stack: str) -> Plan:
         secret_keys=secret_keys,
         cloud=FakeCloud(region=stack_config.region),
     )
-    errors, note = _check_schemas(recording, stack_config.kubernetes_version)
-    return Plan(stack, stack_config.kubernetes_version, recording, errors, note)
+    errors, note, rejections = _check_schemas(recording, stack_config.kubernetes_version)
+    return Plan(stack, stack_config.kubernetes_version, recording, errors, note, rejections)
 
 
-def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[str], str]:
-    from gpufleet.infra.kube_schema import ManifestValidator, upstream_dir
+def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[str], str, list[str]]:
+    """(schema errors, a note on what was checked, admission rejections). Like the API server, an
+    object's admission webhooks only see it when it passes its schema."""
+    from gpufleet.infra.validation.admission import admission_problems, rejection_message
+    from gpufleet.infra.validation.schema import ManifestValidator, upstream_dir
 
     objects = recording.kubernetes_objects()
     upstream = upstream_dir()
     crd_paths = [upstream / "crds"] if upstream else []
     validator = ManifestValidator(kubernetes_version, crd_paths)
     errors: list[str] = []
+    rejections: list[str] = []
     unchecked = 0
     for resource in objects:
         manifest = resource.manifest()
-        if not validator.knows(manifest["apiVersion"], manifest["kind"]) and not upstream:
+        schema_errors: list[str] = []
+        if validator.knows(manifest["apiVersion"], manifest["kind"]) or upstream:
+            schema_errors = validator.validate(manifest)
+        else:
             unchecked += 1
-            continue
-        errors += [f"{manifest['kind']}/{(manifest.get('metadata') or {}).get('name')}: {e}" for e in validator.validate(manifest)]
+        errors += [f"{manifest['kind']}/{(manifest.get('metadata') or {}).get('name')}: {e}" for e in schema_errors]
+        if not schema_errors:
+            rejections += [rejection_message(manifest, reason) for reason in admission_problems(manifest)]
     note = f"{len(objects) - unchecked} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
     note += ", upstream CRDs)" if upstream else "; custom resources skipped: set GPUFLEET_UPSTREAM_DIR to check them)"
-    return errors, note
+    note += "; admission webhooks of KServe, KubeRay and Kueue checked"
+    return errors, note, rejections
