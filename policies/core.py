@@ -158,7 +158,8 @@ class Subject:
         """A subject for a plain Kubernetes manifest (type derived from ``apiVersion``/``kind``)."""
         api_version = as_str(manifest.get("apiVersion")) or ""
         kind = as_str(manifest.get("kind")) or ""
-        name = as_str(as_mapping(manifest.get("metadata")).get("name")) or ""
+        metadata = as_mapping(manifest.get("metadata"))
+        name = as_str(metadata.get("name")) or as_str(metadata.get("generateName")) or ""
         return cls(kubernetes_type(api_version, kind), name, manifest, urn)
 
     @property
@@ -206,8 +207,9 @@ class Subject:
 
     @property
     def object_name(self) -> str:
-        """``metadata.name`` when known, else the logical name (Pulumi auto-naming)."""
-        return as_str(self.metadata.get("name")) or self.name
+        """``metadata.name`` when known, else the logical name (Pulumi auto-naming; a manifest with only
+        ``generateName``: that prefix)."""
+        return as_str(self.metadata.get("name")) or self.name or as_str(self.metadata.get("generateName")) or ""
 
     @property
     def namespace(self) -> str:
@@ -262,6 +264,8 @@ CLUSTER_SCOPED: frozenset[tuple[str, str]] = frozenset({
     ("kueue.x-k8s.io", "WorkloadPriorityClass"), ("nvidia.com", "ClusterPolicy"),
     ("nvidia.com", "NVIDIADriver"), ("serving.kserve.io", "ClusterServingRuntime"),
     ("serving.kserve.io", "ClusterStorageContainer"), ("keda.sh", "ClusterTriggerAuthentication"),
+    ("eksctl.io", "ClusterConfig"), ("resource.k8s.io", "DeviceClass"),
+    ("trainer.kubeflow.org", "ClusterTrainingRuntime"),
 })
 """Cluster-scoped kinds among those the rules look at (they have no namespace)."""
 

@@ -27,6 +27,11 @@ GPU_NAME_KEY = "karpenter.k8s.aws/instance-gpu-name"
 GPU_MANUFACTURER_KEY = "karpenter.k8s.aws/instance-gpu-manufacturer"
 CAPACITY_TYPE_KEY = "karpenter.sh/capacity-type"
 NODEPOOL_KEY = "karpenter.sh/nodepool"
+KARPENTER_PREFIX = "karpenter.k8s.aws/instance-"
+AUTO_MODE_PREFIX = "eks.amazonaws.com/instance-"
+"""EKS Auto Mode's well-known instance labels (``eks.amazonaws.com/instance-category``, ``-family``,
+``-gpu-count``...) mean what Karpenter's ``karpenter.k8s.aws/instance-*`` labels mean: requirements on
+them are read as the Karpenter keys."""
 
 FREE_KEYS = frozenset({
     "topology.kubernetes.io/zone", "topology.kubernetes.io/region", "topology.k8s.aws/zone-id",
@@ -111,6 +116,8 @@ def requirement(raw: Any) -> Optional[Requirement]:
     values = as_list(values)
     if not all(isinstance(v, str) for v in values):
         return None
+    if key.startswith(AUTO_MODE_PREFIX):
+        key = KARPENTER_PREFIX + key[len(AUTO_MODE_PREFIX):]
     return Requirement(key, operator, tuple(values))
 
 

@@ -16,9 +16,17 @@ GPU_SYSTEM_DAEMONSETS = (
     "nvidia-driver-daemonset*", "nvidia-container-toolkit-daemonset*", "nvidia-operator-validator*",
     "nvidia-mig-manager*", "nvidia-mps-control-daemon*", "nvidia-node-status-exporter*", "nvidia-vgpu-*",
     "nvidia-sandbox-*", "nvidia-kata-manager*", "nvidia-cc-manager*", "nvidia-fs-*", "nvidia-gds-*",
+    # GPU Operator v26.7.0 operands (manifests/state-*/ and the NVIDIADriver controller): the driver of an
+    # NVIDIADriver CR (nvidia-gpu-driver-<os>-<hash>), standalone DCGM (nvidia-dcgm, nvidia-dcgm-dra), the
+    # DRA driver's kubelet plugin and validator, Kata/VFIO sandbox operands.
+    "nvidia-gpu-driver-*", "nvidia-dcgm", "nvidia-dcgm-*", "nvidia-dra-driver-*", "nvidia-dra-validator*",
+    "nvidia-kata-sandbox-device-plugin-daemonset*", "nvidia-vfio-manager*", "nvidia-vgpu-device-manager*",
+    "nvidia-sandbox-validator*", "nvidia-driver-*", "nvidia-imex-*", "*-dra-driver-gpu-kubelet-plugin",
+    "nvidia-dra-driver-gpu-*",
 )
 """DaemonSets of the NVIDIA GPU stack: they load drivers, talk to the kubelet's device-plugin socket and
-read GPU counters, which needs root and host access. Patterns match ``metadata.name``."""
+read GPU counters, which needs root and host access. Patterns match ``metadata.name``; the GPU
+Operator's names follow its v26.7.0 ``manifests/state-*`` and ``assets/state-*`` templates."""
 
 
 def check(subject: Subject, context: RuleContext) -> Iterator[str]:
