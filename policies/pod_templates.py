@@ -42,7 +42,12 @@ DISTRIBUTED_HINTS = re.compile(
 """PyTorch distributed / NCCL / multi-process evidence in a command or argument."""
 PASSTHROUGH_GPU_RESOURCE = "nvidia.com/pgpu"
 """A whole GPU passed through to a Kata sandbox (GPU Operator sandbox device plugin)."""
-_DISTRIBUTED_IMAGES = re.compile(r"pytorch|torch|nemo|megatron|deepspeed|nccl", re.IGNORECASE)
+_DISTRIBUTED_IMAGES = re.compile(r"pytorch|torch|nemo|megatron|deepspeed|nccl|vllm|sglang|text-generation-inference",
+                                 re.IGNORECASE)
+"""Images of PyTorch itself or of servers built on it that share tensors between processes (vLLM, SGLang,
+TGI: their docs ask for a larger /dev/shm)."""
+_PYTORCH_MODEL_FORMATS = ("huggingface", "pytorch")
+"""KServe model formats served by PyTorch-based runtimes (the Hugging Face server runs vLLM)."""
 
 
 def is_gpu_resource(name: str) -> bool:
@@ -155,6 +160,8 @@ class PodTemplate:
         for container in self.all_containers():
             text = " ".join(str(part) for key in ("command", "args") for part in as_list(container.get(key)))
             if DISTRIBUTED_HINTS.search(text) or _DISTRIBUTED_IMAGES.search(as_str(container.get("image")) or ""):
+                return True
+            if as_str(as_mapping(container.get("modelFormat")).get("name")) in _PYTORCH_MODEL_FORMATS:
                 return True
             names = [as_str(as_mapping(e).get("name")) or "" for e in as_list(container.get("env"))]
             if any(n.startswith(("NCCL_", "TORCH_", "PYTORCH_")) for n in names):

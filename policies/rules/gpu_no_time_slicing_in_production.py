@@ -31,8 +31,8 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
             yield entry.subject, (f"{entry.config} sets Bottlerocket's kubelet-device-plugins.nvidia."
                                   f"device-sharing-strategy to time-slicing, sharing each GPU {shared} in production: "
                                   f"{_WHY}")
-        overlays, _ = node_overlays(subjects)
-        for overlay in overlays:
+        overlays, _ = node_overlays(subjects) if not time_slicing_configs(subjects) else ([], False)
+        for overlay in overlays:  # the only evidence when no device plugin config is checked
             message = _overlay_sharing(overlay)
             if message:
                 yield overlay.subject, f"{message} in production: {_WHY}"
