@@ -293,7 +293,7 @@ def _train_job(job: Subject, entry: WorkloadKind) -> list[PodTemplate]:
 
 def _nim_service(nim: Subject, entry: WorkloadKind) -> list[PodTemplate]:
     """NVIDIA NIM Operator NIMService: one container from ``image``/``command``/``args``/``env``/
-    ``resources``/probes; pod fields ``tolerations``, ``nodeSelector``, ``affinity``; ``replicas`` or
+    ``resources`` (the operator adds its health probes and a memory-backed /dev/shm); pod fields ``tolerations``, ``nodeSelector``, ``affinity``; ``replicas`` or
     ``scale.hpa.minReplicas``/``maxReplicas`` when ``scale.enabled``; weights in ``storage`` (a NIMCache
     or PVC); DRA in ``draResources``."""
     spec = nim.spec
@@ -303,10 +303,6 @@ def _nim_service(nim: Subject, entry: WorkloadKind) -> list[PodTemplate]:
     for key in ("command", "args", "env", "resources"):
         if key in spec:
             container[key] = spec[key]
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        declared = as_mapping(spec.get(probe))
-        if declared.get("enabled") is not False:
-            container[probe] = declared.get("probe") or {"operator-default": True}
     storage = as_mapping(spec.get("storage"))
     volumes: list[Mapping[str, Any]] = []
     if storage.get("nimCache") or storage.get("pvc"):
@@ -411,7 +407,7 @@ WORKLOAD_KINDS: tuple[WorkloadKind, ...] = (
                  replicas=_JOB_TEMPLATE_FACTORS, distributed=True),
     WorkloadKind("apps.nvidia.com", "NIMService", roles=("spec",), replicas=((".replicas", 1),),
                  scale=("spec.scale.hpa.minReplicas", "spec.scale.hpa.maxReplicas"), gpus="spec.resources, spec.draResources",
-                 serving=True, long_running=True, operator_adds=frozenset({"shm"}), build=_nim_service),
+                 serving=True, long_running=True, operator_adds=frozenset({"probes", "shm"}), build=_nim_service),
     WorkloadKind("sparkoperator.k8s.io", "SparkApplication", roles=("spec.driver", "spec.executor"),
                  replicas=((".instances", 1),), gpus="spec.driver.gpu, spec.executor.gpu", distributed=True,
                  build=_spark),

@@ -1,4 +1,8 @@
-"""``container-non-root``: containers run as non-root, without privilege escalation, dropping ALL."""
+"""``container-non-root``: containers run as non-root, without privilege escalation, dropping ALL.
+
+Checked: every pod of a workload that requests GPUs (device-plugin resources) and DaemonSets (node agents, where root
+means the node). CPU, TPU and Neuron workloads are outside a GPU policy's scope. The NVIDIA GPU stack's
+DaemonSets are exempt by name."""
 
 from __future__ import annotations
 
@@ -32,7 +36,10 @@ Operator's names follow its v26.7.0 ``manifests/state-*`` and ``assets/state-*``
 def check(subject: Subject, context: RuleContext) -> Iterator[str]:
     if subject.kind == "DaemonSet" and any(fnmatchcase(subject.object_name, p) for p in context["exemptDaemonSets"]):
         return
-    for template in pod_templates(subject):
+    templates = pod_templates(subject)
+    if not (subject.kind == "DaemonSet" or any(t.uses_gpu for t in templates)):
+        return  # CPU, TPU and Neuron workloads are outside a GPU policy's scope
+    for template in templates:
         pod_context = template.spec.get("securityContext")
         if is_unknown(pod_context):
             continue
