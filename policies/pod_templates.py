@@ -40,6 +40,12 @@ DISTRIBUTED_HINTS = re.compile(
     r"--tensor[-_]parallel[-_]size[=\s]+([2-9]|\d\d)|--num[-_]shard[=\s]+([2-9]|\d\d)|--tp[=\s]+([2-9]|\d\d)",
     re.IGNORECASE)
 """PyTorch distributed / NCCL / multi-process evidence in a command or argument."""
+SMOKE_TEST = re.compile(
+    r"^\s*(?:(?:/bin/)?(?:ba)?sh\s+-c\s+)?(?:nvidia-smi|sleep|echo|true|cat|python3?\s+-c|/cuda-samples/|vectorAdd|"
+    r"nbody|while\s+true)", re.IGNORECASE)
+"""Commands of a smoke test or placeholder: ``nvidia-smi``, ``sleep infinity``, ``python -c '...'``, CUDA
+samples. Not evidence of a multi-process workload, whatever the image."""
+SMOKE_TEST_IMAGES = re.compile(r"/pause:|cuda-sample|/busybox|^busybox|/cuda:.*-base", re.IGNORECASE)
 PASSTHROUGH_GPU_RESOURCE = "nvidia.com/pgpu"
 """A whole GPU passed through to a Kata sandbox (GPU Operator sandbox device plugin)."""
 _DISTRIBUTED_IMAGES = re.compile(r"pytorch|torch|nemo|megatron|deepspeed|nccl|vllm|sglang|text-generation-inference",
@@ -159,7 +165,11 @@ class PodTemplate:
             return True
         for container in self.all_containers():
             text = " ".join(str(part) for key in ("command", "args") for part in as_list(container.get(key)))
-            if DISTRIBUTED_HINTS.search(text) or _DISTRIBUTED_IMAGES.search(as_str(container.get("image")) or ""):
+            if DISTRIBUTED_HINTS.search(text):
+                return True
+            if SMOKE_TEST.search(text) or SMOKE_TEST_IMAGES.search(as_str(container.get("image")) or ""):
+                continue  # a one-liner check, whatever the image
+            if _DISTRIBUTED_IMAGES.search(as_str(container.get("image")) or ""):
                 return True
             if as_str(as_mapping(container.get("modelFormat")).get("name")) in _PYTORCH_MODEL_FORMATS:
                 return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Iterator, Mapping
 
@@ -46,8 +47,12 @@ def _container(where: str, container: Mapping[str, Any]) -> Iterator[str]:
                 break
 
 
+_PLACEHOLDER = re.compile(r"^\$\{?\w+\}?$|^[A-Z][A-Z0-9_]*$|\$\{|\{\{")
+
+
 def _placeholder(value: Any) -> bool:
-    return isinstance(value, str) and ("${" in value or "{{" in value)
+    """A template variable left for a renderer (``$N``, ``${N}``, ``{{ .N }}``, ``PLACEHOLDER_N``)."""
+    return isinstance(value, str) and bool(_PLACEHOLDER.search(value.strip()))
 
 
 RULE = Rule(

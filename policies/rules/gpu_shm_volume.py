@@ -25,6 +25,7 @@ def check(subject: Subject, context: RuleContext) -> Iterator[str]:
         memory_volumes = {
             as_str(v.get("name")) for v in template.volumes
             if as_str(as_mapping(v.get("emptyDir")).get("medium")) == "Memory"
+            or as_str(as_mapping(v.get("hostPath")).get("path")) == SHM_PATH  # the node's own tmpfs
         }
         for container in template.all_containers():
             if not gpu_resource_names(container) or contains_unknown(container.get("volumeMounts")):
@@ -36,7 +37,8 @@ def check(subject: Subject, context: RuleContext) -> Iterator[str]:
                 yield (f"{template.where} container {name}: no {SHM_PATH} mount; PyTorch/NCCL workers need more shared "
                        f"memory than the runtime's 64 MiB (mount an emptyDir with medium: Memory at {SHM_PATH})")
             elif not any(as_str(m.get("name")) in memory_volumes for m in shm):
-                yield f"{template.where} container {name}: {SHM_PATH} is not an emptyDir with medium: Memory"
+                yield (f"{template.where} container {name}: {SHM_PATH} is not an emptyDir with medium: Memory (nor the "
+                       f"node's {SHM_PATH} by hostPath)")
 
 
 RULE = Rule(
