@@ -159,6 +159,10 @@ def _inference_service(isvc: Subject, entry: WorkloadKind) -> list[PodTemplate]:
     name = isvc.object_name
     metadata_labels = {k: v for k, v in isvc.labels.items() if as_str(v) is not None}
     templates: list[PodTemplate] = []
+    # No annotation: the controller's default, kserve.controller.deploymentMode: Knative in kserve v0.20.0's
+    # charts/kserve-resources/values.yaml. KServe passes maxReplicas to Knative as the
+    # autoscaling.knative.dev/max-scale annotation only when it is set; without it (or 0) the KPA scales
+    # without an upper bound.
     knative = as_str(isvc.annotations.get("serving.kserve.io/deploymentMode")) in (None, "Serverless", "Knative")
 
     def add(predictor: Mapping[str, Any], path: str, component: str) -> None:
