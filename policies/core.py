@@ -47,12 +47,14 @@ def is_unknown(value: Any) -> bool:
     scalar nor a container (an SDK's unknown object)."""
     if isinstance(value, str):
         return value in UNKNOWN_SENTINELS
-    return not (value is None or isinstance(value, (int, float, bool, list, tuple, dict, Mapping)))
+    if value is None or type(value) in (dict, list, int, float, bool, tuple):
+        return False
+    return not isinstance(value, (int, float, bool, list, tuple, dict, Mapping))
 
 
 def contains_unknown(value: Any) -> bool:
     """``value`` or anything nested in it is unknown."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return any(contains_unknown(v) for v in value.values())
     if isinstance(value, (list, tuple)):
         return any(contains_unknown(v) for v in value)
@@ -81,6 +83,8 @@ def as_str(value: Any) -> Optional[str]:
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """The mapping itself, or an empty one (absent or unknown)."""
+    if type(value) is dict:  # the common case, without typing.Mapping's slow isinstance check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 

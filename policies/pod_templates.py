@@ -265,7 +265,22 @@ def _pod_templates(subject: Subject) -> list[PodTemplate]:
 def resolved_pod_templates(subjects: Sequence[Subject]) -> list[PodTemplate]:
     """Every pod template of ``subjects``, with what other subjects tell: the GPUs its DRA claims
     take (ResourceClaimTemplates, ResourceClaims, DeviceClasses) and whether a Service selects its
-    pods (a long-running workload a Service selects is serving)."""
+    pods (a long-running workload a Service selects is serving). The last resolution is kept: every
+    cross-resource rule of one evaluation asks for the same subjects."""
+    key = tuple(subjects)
+    if _LAST[0] is not None and len(_LAST[0]) == len(key) and all(a is b for a, b in zip(_LAST[0], key)):
+        return _LAST[1]
+    resolved = _resolve(key)
+    _LAST[:] = [key, resolved]
+    return resolved
+
+
+_LAST: list[Any] = [None, []]
+"""(subjects, their resolved templates) of the last call; holding the subjects keeps them alive, so
+the identity comparison cannot mistake a new list for an old one."""
+
+
+def _resolve(subjects: Sequence[Subject]) -> list[PodTemplate]:
     from gpufleet.policies.dra import DraIndex
 
     dra = DraIndex(subjects)
