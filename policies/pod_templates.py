@@ -13,7 +13,7 @@ resolved over all subjects by :func:`gpu_pod_templates`.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
@@ -96,12 +96,8 @@ class PodTemplate:
     """What the kind's operator adds to each pod: ``probes``, ``shm``."""
     unbounded: bool = False
     """The workload's own autoscaler has no upper bound (Knative without maxReplicas)."""
-    dra_gpus: Mapping[str, Decimal] = None  # type: ignore[assignment]
+    dra_gpus: Mapping[str, Decimal] = field(default_factory=dict)
     """DRA device class → GPUs one pod claims (resolved by :func:`gpu_pod_templates`)."""
-
-    def __post_init__(self) -> None:
-        if self.dra_gpus is None:
-            object.__setattr__(self, "dra_gpus", {})
 
     @property
     def kind(self) -> str:

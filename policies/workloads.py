@@ -125,22 +125,21 @@ def _generic(subject: Subject, entry: WorkloadKind) -> list[PodTemplate]:
     total = None if any(c is None for c in counts) else sum(c for c in counts if c is not None)
     flags = {**_flags(entry), "distributed": entry.distributed and (total is None or total > 1)}
     for (role_path, role), count in zip(roles, counts):
-        if True:
-            low = high = count
-            if entry.scale[0] or entry.scale[1]:
-                low = _int(_get(root, role, entry.scale[0]), count) if entry.scale[0] else count
-                high = _int(_get(root, role, entry.scale[1]), count) if entry.scale[1] else count
-            prefix = f"{role_path}." if role_path else ""
-            if entry.template:
-                template = _get(root, role, "." + entry.template)
-                if isinstance(template, Mapping):
-                    templates.append(template_from_pod_template(
-                        subject, prefix + entry.template, template, low, high, **flags))
-            for spec_path in entry.pod_spec:
-                spec = _get(root, role, "." + spec_path)
-                if isinstance(spec, Mapping):
-                    labels = {**subject.labels, **as_mapping(as_mapping(role).get("labels"))}
-                    templates.append(make_template(subject, prefix + spec_path, spec, labels, low, high, **flags))
+        low = high = count
+        if entry.scale[0] or entry.scale[1]:
+            low = _int(_get(root, role, entry.scale[0]), count) if entry.scale[0] else count
+            high = _int(_get(root, role, entry.scale[1]), count) if entry.scale[1] else count
+        prefix = f"{role_path}." if role_path else ""
+        if entry.template:
+            template = _get(root, role, "." + entry.template)
+            if isinstance(template, Mapping):
+                templates.append(template_from_pod_template(
+                    subject, prefix + entry.template, template, low, high, **flags))
+        for spec_path in entry.pod_spec:
+            spec = _get(root, role, "." + spec_path)
+            if isinstance(spec, Mapping):
+                labels = {**subject.labels, **as_mapping(as_mapping(role).get("labels"))}
+                templates.append(make_template(subject, prefix + spec_path, spec, labels, low, high, **flags))
     return templates
 
 
@@ -297,9 +296,10 @@ def _train_job(job: Subject, entry: WorkloadKind) -> list[PodTemplate]:
 
 def _nim_service(nim: Subject, entry: WorkloadKind) -> list[PodTemplate]:
     """NVIDIA NIM Operator NIMService: one container from ``image``/``command``/``args``/``env``/
-    ``resources`` (the operator adds its health probes and a memory-backed /dev/shm); pod fields ``tolerations``, ``nodeSelector``, ``affinity``; ``replicas`` or
-    ``scale.hpa.minReplicas``/``maxReplicas`` when ``scale.enabled``; weights in ``storage`` (a NIMCache
-    or PVC); DRA in ``draResources``."""
+    ``resources`` (the operator adds its health probes and a memory-backed /dev/shm); pod fields
+    ``tolerations``, ``nodeSelector``, ``affinity``; ``replicas``, or ``scale.hpa.minReplicas``/
+    ``maxReplicas`` when ``scale.enabled``; weights in ``storage`` (a NIMCache or PVC); DRA in
+    ``draResources``."""
     spec = nim.spec
     image = as_mapping(spec.get("image"))
     repository, tag = as_str(image.get("repository")), as_str(image.get("tag"))
