@@ -52,6 +52,8 @@ MUTATIONS = [
     # EKS Auto Mode keys are Karpenter's: a pool of GPU categories must be tainted and bounded.
     ("auto-mode-gpu-category", ("NodePool", "auto-cpu"), ["spec", "template", "spec", "requirements", 0, "values"],
      ["g"], {"gpu-nodepool-taint-and-limits"}),
+    ("accelerator-pool-any-instance", ("NodePool", "neuron-accelerators"), ["spec", "template", "spec", "requirements"],
+     [], {"gpu-nodepool-taint-and-limits"}),
     # limits.nodes bounds a pool; without it (and without a GPU limit) the pool is unbounded.
     ("pool-without-node-limit", ("NodePool", "gpu-nodes"), ["spec", "limits"], {}, {"gpu-nodepool-taint-and-limits"}),
     # A model-server image makes a smoke Deployment a service: probes, weights, PDB and spread apply.
