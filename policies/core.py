@@ -51,12 +51,14 @@ def is_unknown(value: Any) -> bool:
     scalar nor a container (an SDK's unknown object)."""
     if isinstance(value, str):
         return value in UNKNOWN_SENTINELS
-    return not (value is None or isinstance(value, (int, float, bool, list, tuple, dict, Mapping)))
+    if value is None or type(value) in (dict, list, int, float, bool, tuple):
+        return False
+    return not isinstance(value, (int, float, bool, list, tuple, dict, Mapping))
 
 
 def contains_unknown(value: Any) -> bool:
     """``value`` or anything nested in it is unknown."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return any(contains_unknown(v) for v in value.values())
     if isinstance(value, (list, tuple)):
         return any(contains_unknown(v) for v in value)
@@ -85,6 +87,8 @@ def as_str(value: Any) -> Optional[str]:
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """The mapping itself, or an empty one (absent or unknown)."""
+    if type(value) is dict:  # the common case, without typing.Mapping's slow isinstance check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -162,7 +166,8 @@ class Subject:
         """A subject for a plain Kubernetes manifest (type derived from ``apiVersion``/``kind``)."""
         api_version = as_str(manifest.get("apiVersion")) or ""
         kind = as_str(manifest.get("kind")) or ""
-        name = as_str(as_mapping(manifest.get("metadata")).get("name")) or ""
+        metadata = as_mapping(manifest.get("metadata"))
+        name = as_str(metadata.get("name")) or as_str(metadata.get("generateName")) or ""
         return cls(kubernetes_type(api_version, kind), name, manifest, urn)
 
     @property
@@ -210,8 +215,9 @@ class Subject:
 
     @property
     def object_name(self) -> str:
-        """``metadata.name`` when known, else the logical name (Pulumi auto-naming)."""
-        return as_str(self.metadata.get("name")) or self.name
+        """``metadata.name`` when known, else the logical name (Pulumi auto-naming; a manifest with only
+        ``generateName``: that prefix)."""
+        return as_str(self.metadata.get("name")) or self.name or as_str(self.metadata.get("generateName")) or ""
 
     @property
     def namespace(self) -> str:
@@ -266,6 +272,8 @@ CLUSTER_SCOPED: frozenset[tuple[str, str]] = frozenset({
     ("kueue.x-k8s.io", "WorkloadPriorityClass"), ("nvidia.com", "ClusterPolicy"),
     ("nvidia.com", "NVIDIADriver"), ("serving.kserve.io", "ClusterServingRuntime"),
     ("serving.kserve.io", "ClusterStorageContainer"), ("keda.sh", "ClusterTriggerAuthentication"),
+    ("eksctl.io", "ClusterConfig"), ("resource.k8s.io", "DeviceClass"),
+    ("trainer.kubeflow.org", "ClusterTrainingRuntime"),
 })
 """Cluster-scoped kinds among those the rules look at (they have no namespace)."""
 

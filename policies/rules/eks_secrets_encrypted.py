@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Iterator
 
 from gpufleet.policies.core import Rule, RuleContext, Subject, as_list, as_mapping, is_unknown
+from gpufleet.policies.rules._eks import eksctl_secrets_key, is_eksctl_config
 
 _WHY = "Secrets (registry and Hugging Face tokens, API keys) must be envelope-encrypted with a KMS key you control"
 
@@ -14,6 +15,9 @@ def check(subject: Subject, context: RuleContext) -> Iterator[str]:
         key = subject.props.get("encryptionConfigKeyArn")
         if key is None:
             yield f"encryptionConfigKeyArn is not set: {_WHY}"
+    elif is_eksctl_config(subject):
+        if eksctl_secrets_key(subject) is None:
+            yield f"secretsEncryption.keyARN is not set: {_WHY}"
     elif subject.type == "aws:eks/cluster:Cluster":
         config = subject.props.get("encryptionConfig")
         if is_unknown(config):

@@ -7,7 +7,9 @@ from typing import Any, Iterator, Optional, Sequence
 
 from gpufleet.policies.core import Rule, RuleContext, Subject, as_number, as_str, is_unknown
 from gpufleet.policies.pod_templates import gpu_pod_templates
-from gpufleet.policies.rules._common import SelectorIndex, replica_range, scaler_index, selector_matches
+from gpufleet.policies.rules._common import (
+    SelectorIndex, can_run_several, replica_range, scaler_index, selector_matches, up_to,
+)
 
 
 def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[Subject, str]]:
@@ -24,7 +26,7 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
         if not template.serving or not template.namespace:
             continue
         fewest, most = replica_range(template, all_scalers)
-        if most is None or most <= 1:
+        if not can_run_several(template, most):
             continue
         floor = max(fewest or 1, 1)
         covering = []
@@ -39,7 +41,7 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
             continue
         if not covering:
             yield template.owner, (
-                f"{template.where}: up to {most} GPU replicas and no PodDisruptionBudget selects them: a node "
+                f"{template.where}: {up_to(template, most)} GPU replicas and no PodDisruptionBudget selects them: a node "
                 f"drain or consolidation may evict every replica at once")
             continue
         reasons = [_weakness(budget, floor) for budget in covering]

@@ -7,7 +7,9 @@ from typing import Any, Iterator, Sequence
 from gpufleet.components.gpu_scheduling import MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE
 from gpufleet.policies.core import Rule, RuleContext, Subject, as_list, as_mapping, as_str, is_unknown
 from gpufleet.policies.pod_templates import PodTemplate, gpu_pod_templates
-from gpufleet.policies.rules._common import replica_range, scaler_index, selector_matches
+from gpufleet.policies.rules._common import (
+    WHOLE_NODE_GPUS, can_run_several, replica_range, scaler_index, selector_matches, up_to,
+)
 
 
 def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[Subject, str]]:
@@ -17,14 +19,16 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
         if not template.serving:
             continue
         _, most = replica_range(template, all_scalers)
-        if most is None or most <= 1:
+        if not can_run_several(template, most):
             continue
         if _shares_gpus(template):
             continue
+        if template.gpu_count() >= WHOLE_NODE_GPUS:
+            continue  # each pod takes a whole GPU node: two replicas never share one
         verdict = _spreads(template, topology)
         if verdict is False:
             yield template.owner, (
-                f"{template.where}: up to {most} GPU replicas without pod anti-affinity or a topology spread "
+                f"{template.where}: {up_to(template, most)} GPU replicas without pod anti-affinity or a topology spread "
                 f"constraint on {topology} that selects them: one node failure can take down every replica")
 
 

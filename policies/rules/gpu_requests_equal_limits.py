@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Iterator, Mapping
 
@@ -22,6 +23,8 @@ def _container(where: str, container: Mapping[str, Any]) -> Iterator[str]:
     requests, limits = as_mapping(resources.get("requests")), as_mapping(resources.get("limits"))
     name = as_str(container.get("name")) or "?"
     for resource in sorted({k for k in (*requests, *limits) if is_gpu_resource(k)}):
+        if any(_placeholder(v) for v in (requests.get(resource), limits.get(resource))):
+            continue  # a template variable (${N}, {{ .N }}): unknown until rendered
         try:
             request = parse_quantity(requests.get(resource))
             limit = parse_quantity(limits.get(resource))
@@ -42,6 +45,14 @@ def _container(where: str, container: Mapping[str, Any]) -> Iterator[str]:
             if amount is not None and amount < Decimal(0):
                 yield f"{where} container {name}: {resource} {format_quantity(amount)} is negative"
                 break
+
+
+_PLACEHOLDER = re.compile(r"^\$\{?\w+\}?$|^[A-Z][A-Z0-9_]*$|\$\{|\{\{")
+
+
+def _placeholder(value: Any) -> bool:
+    """A template variable left for a renderer (``$N``, ``${N}``, ``{{ .N }}``, ``PLACEHOLDER_N``)."""
+    return isinstance(value, str) and bool(_PLACEHOLDER.search(value.strip()))
 
 
 RULE = Rule(

@@ -7,7 +7,7 @@ from typing import Iterator
 from gpufleet.components.gpu_scheduling import GPU_TAINT_KEY, GPU_TAINT_VALUE
 from gpufleet.policies.core import Rule, RuleContext, Subject, contains_unknown
 from gpufleet.policies.pod_templates import pod_templates
-from gpufleet.policies.rules._common import tolerates
+from gpufleet.policies.rules._common import tolerates, value_mismatch
 
 
 def check(subject: Subject, context: RuleContext) -> Iterator[str]:
@@ -15,7 +15,14 @@ def check(subject: Subject, context: RuleContext) -> Iterator[str]:
     for template in pod_templates(subject):
         if not template.uses_gpu or contains_unknown(template.spec.get("tolerations")):
             continue
-        if not tolerates(template.tolerations, key, value, effect):
+        if tolerates(template.tolerations, key, value, effect):
+            continue
+        other = value_mismatch(template.tolerations, key, value, effect)
+        if other is not None:
+            yield (f"{template.where}: tolerates {key}={other} but the GPU node taint is {key}={value}:{effect}: the "
+                   f"values differ, so the toleration only matches nodes tainted {key}={other} (use operator: Exists "
+                   f"to tolerate any value)")
+        else:
             yield (f"{template.where}: requests GPUs but does not tolerate the GPU node taint {key}={value}:{effect} "
                    f"(add a toleration {{key: {key}, operator: Exists, effect: {effect}}})")
 

@@ -12,6 +12,10 @@ Karpenter's simulation knows only ``nvidia.com/gpu`` of an AWS GPU instance type
 ``gpufleet.io/gpu-pool In [<pool>]``, optionally per instance type) adds that resource in
 ``spec.capacity`` (and Karpenter runs with the ``nodeOverlay`` feature gate): otherwise a scaled-to-zero
 pool never launches a node for the pod, whatever the device plugin would advertise once it runs.
+
+Only NodePools that can launch GPU instances are judged against: when none can (CPU, Neuron or TPU
+pools only), GPU nodes come from node groups or another provider the checked resources do not show.
+Pods that get GPUs only through DRA claims are not judged (Karpenter does not provision for them).
 """
 
 from __future__ import annotations
@@ -48,14 +52,19 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
     if context.assumes("node-pools=external"):
         return  # a workload that fits no checked pool may fit one outside them
     pools, unreadable = node_pools(subjects)
-    if not pools or unreadable:
+    if unreadable:
         return
+    pools = [pool for pool in pools if pool.can_launch_gpus]
+    if not pools:
+        return  # GPU nodes come from elsewhere (node groups, another provider): nothing to judge against
     found, unreadable = node_overlays(subjects)
     if unreadable:
         return
     overlays = _Overlays(subjects, found)
     replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}
     for template in gpu_pod_templates(subjects):
+        if not template.gpu_resources():
+            continue  # GPUs through DRA claims only: Karpenter does not provision for them
         pod = _Pod.of(template)
         if pod is None:
             continue
