@@ -40,7 +40,9 @@ RAY = {"enabled": True, "clusters": [CLUSTER], "jobs": [JOB], "services": [SERVI
 
 
 def config(ray=RAY, model_cache=None, teams=TEAMS, kueue=None):
-    raw = with_config(BASE_CONFIG, "gpuPools", POOLS)
+    # Two clusters' and a service's heads besides the controllers: system nodes that hold them.
+    raw = with_config(BASE_CONFIG, "cluster", {"systemNodes": {"instanceTypes": ["m7i.2xlarge"]}})
+    raw = with_config(raw, "gpuPools", POOLS)
     raw = with_config(raw, "teams", teams)
     raw = with_config(raw, "ray", ray)
     if model_cache is not None:
