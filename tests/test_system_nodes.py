@@ -146,3 +146,14 @@ def test_plan_exits_2_naming_the_node_group(tmp_path):
     result = CliRunner().invoke(app, ["plan", "prod", "--project-dir", str(tmp_path)])
     assert result.exit_code == 2, result.output
     assert "gpufleet:cluster.systemNodes: the pods pinned to the system nodes request" in " ".join(result.output.split())
+
+
+def test_karpenter_replicas_need_as_many_system_nodes(upstream):
+    """The chart requires one controller per node (required hostname anti-affinity)."""
+    chart = yaml.safe_load((upstream / "charts" / "karpenter" / "values.yaml").read_text())
+    (term,) = chart["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    raw = with_config(_cluster(stack_config("dev"), instanceTypes=["m7i.2xlarge"], minSize=1, desiredSize=1),
+                      "karpenter", {"replicas": 2, "resources": {"cpu": "500m", "memory": "1Gi"}})
+    with pytest.raises(ConfigError, match=r"gpufleet:cluster\.systemNodes\.minSize: 1 nodes hold at most 1 Karpenter controllers"):
+        parse_stack_config(raw)

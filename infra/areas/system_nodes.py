@@ -350,6 +350,11 @@ def cross_check(config: Any) -> list[str]:
             f"Pending: raise minSize or use a larger instance type. Largest: "
             + "; ".join(f"{p.what} {_cores(p.total(count)[0])}/{_gib(p.total(count)[1])}" for p in largest)
         )
+    # The Karpenter chart's default affinity (values.yaml ``affinity.podAntiAffinity``, which gpufleet
+    # keeps) requires one controller per node: more replicas than nodes stay Pending.
+    if config.karpenter.replicas > count:
+        problems.append(f"{where}.minSize: {count} nodes hold at most {count} Karpenter controllers (one per node, "
+                        f"the chart's required anti-affinity), but gpufleet:karpenter.replicas is {config.karpenter.replicas}")
     for pod in pods:
         if pod.cpu_millis > node_cpu or pod.memory_mib > node_memory:
             problems.append(f"{where}.instanceTypes: {pod.what} requests {_cores(pod.cpu_millis)} and "
