@@ -36,6 +36,7 @@ from gpufleet.components.gpu_scheduling import (
     POOL_LABEL,
     QUEUE_NAME_LABEL,
     SYSTEM_NODE_SELECTOR,
+    WORKLOAD_PRIORITY_CLASS_LABEL,
     GpuPlacement,
 )
 
@@ -414,12 +415,17 @@ def plan_cluster(args: Mapping[str, Any], default_name: str, *, name: str, role_
 
 
 def object_metadata(plan: _Plan, args: Mapping[str, Any]) -> dict[str, Any]:
-    """Name, namespace, labels; the Kueue queue label (and elastic-job annotation when autoscaling)."""
+    """Name, namespace, labels; the Kueue queue label, the WorkloadPriorityClass of the role (and the
+    elastic-job annotation when autoscaling)."""
     labels = dict(args.get("labels", {}))
     labels.update(MANAGED_BY)
     metadata: dict[str, Any] = {"name": plan.object_name, "namespace": args["namespace"], "labels": labels}
     if args.get("queue_name"):
         labels[QUEUE_NAME_LABEL] = args["queue_name"]
+        # Kueue orders and preempts queued workloads by this class (same name and value as the
+        # pods' PriorityClass, which the kube-scheduler uses); changing the label re-prioritises a
+        # pending workload without touching its pods.
+        labels[WORKLOAD_PRIORITY_CLASS_LABEL] = plan.spec["headGroupSpec"]["template"]["spec"]["priorityClassName"]
         if plan.spec["enableInTreeAutoscaling"]:
             metadata["annotations"] = {ELASTIC_JOB_ANNOTATION: "true"}
     return metadata

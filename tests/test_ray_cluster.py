@@ -195,6 +195,18 @@ def test_queue_label_and_elastic_annotation(run):
     assert "kueue.x-k8s.io/queue-name" not in unqueued["labels"]
 
 
+def test_queued_cluster_names_the_workload_priority_class_of_its_role(run):
+    """Kueue 0.19 takes a queued object's priority from its kueue.x-k8s.io/priority-class label (a
+    WorkloadPriorityClass) before the pods' PriorityClass: gpufleet's classes share names and values."""
+    batch = run(ray_cluster(queue_name="research")).one(RAY_CLUSTER).inputs["metadata"]["labels"]
+    assert batch["kueue.x-k8s.io/priority-class"] == "gpufleet-batch"
+    training = run(ray_cluster(queue_name="research", role="training")).one(RAY_CLUSTER).inputs
+    assert training["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "gpufleet-training"
+    assert training["spec"]["headGroupSpec"]["template"]["spec"]["priorityClassName"] == "gpufleet-training"
+    # Unqueued: Kueue never sees it, and the class may not exist.
+    assert "kueue.x-k8s.io/priority-class" not in run(ray_cluster()).one(RAY_CLUSTER).inputs["metadata"]["labels"]
+
+
 def test_a_pdb_per_worker_group_selects_its_workers(run):
     recording = run(ray_cluster())
     cluster = recording.one(RAY_CLUSTER)
