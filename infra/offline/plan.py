@@ -156,19 +156,20 @@ def plan_stack(project: Project, stack: str) -> Plan:
 
 def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[str], str]:
     from gpufleet.infra.kube_schema import ManifestValidator, upstream_dir
+    from gpufleet.infra.upstream_cache import missing_schemas_hint
 
     objects = recording.kubernetes_objects()
     upstream = upstream_dir()
     crd_paths = [upstream / "crds"] if upstream else []
     validator = ManifestValidator(kubernetes_version, crd_paths)
     errors: list[str] = []
-    unchecked = 0
+    unchecked: list[str] = []
     for resource in objects:
         manifest = resource.manifest()
         if not validator.knows(manifest["apiVersion"], manifest["kind"]) and not upstream:
-            unchecked += 1
+            unchecked.append(manifest["kind"])
             continue
         errors += [f"{manifest['kind']}/{(manifest.get('metadata') or {}).get('name')}: {e}" for e in validator.validate(manifest)]
-    note = f"{len(objects) - unchecked} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
-    note += ", upstream CRDs)" if upstream else "; custom resources skipped: set GPUFLEET_UPSTREAM_DIR to check them)"
+    note = f"{len(objects) - len(unchecked)} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
+    note += ", upstream CRDs)" if upstream else f"; {missing_schemas_hint(unchecked)})" if unchecked else ")"
     return errors, note
