@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 app = typer.Typer(help="CrossGuard policy packs with gpufleet's rules.", no_args_is_help=True)
-_out = Console()
 _err = Console(stderr=True)
 
 
@@ -34,8 +33,5 @@ def init(
         _err.print(f"error: {error}", highlight=False, markup=False)
         raise typer.Exit(2)
     for path in written:
-        _out.print(f"wrote {path}", highlight=False, markup=False)
-    _out.print(
-        f"next: cd {directory} && pulumi install, then pulumi preview --policy-pack {directory}",
-        highlight=False, markup=False,
-    )
+        print(f"wrote {path}")
+    print(f"next: cd {directory} && pulumi install, then: pulumi preview --policy-pack {directory}")

@@ -12,7 +12,6 @@ from gpufleet.infra import upstream_cache
 
 app = typer.Typer(help="Upstream CRDs and Helm chart values that custom resources are schema-checked against.",
                   no_args_is_help=True)
-_out = Console()
 _err = Console(stderr=True)
 
 
@@ -33,7 +32,7 @@ def pull(
     except upstream_cache.UpstreamError as error:
         _err.print(f"error: {error}", highlight=False, markup=False)
         raise typer.Exit(1)
-    _out.print(f"{len(lock.files)} upstream files verified (sha256) in {folder}", highlight=False, markup=False)
+    print(f"{len(lock.files)} upstream files verified (sha256) in {folder}")
 
 
 @app.command()
