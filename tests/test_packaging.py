@@ -146,4 +146,4 @@ def test_the_sdist_leaves_tests_out_and_builds_a_complete_wheel(tmp_path: Path):
     assert "gpufleet/infra/upstream.lock.json" in names
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/"))]
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
-    assert "gpufleet = gpufleet.infra.cli:main" in entry_points
+    assert "gpufleet = gpufleet.__main__:main" in entry_points
