@@ -8,14 +8,13 @@ that venv (``pulumi install``), which pins the gpufleet release whose rules the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from gpufleet import __version__
 from gpufleet.policies.pack import PACK_NAME, PRODUCTION_ENV_VAR
 
-__all__ = ["PackFiles", "main_source", "pack_files", "requirement_line", "write_pack"]
+__all__ = ["main_source", "pack_files", "requirement_line", "write_pack"]
 
 DESCRIPTION = "gpufleet: GPU scheduling, isolation and production-readiness rules for an EKS GPU/ML platform"
 DISTRIBUTION = "gpufleet[cli]"
@@ -126,14 +125,10 @@ then `pulumi install` again.
 """
 
 
-@dataclass(frozen=True)
-class PackFiles:
-    files: dict[str, str]
-
-
-def pack_files(directory_name: str, *, production: bool = False, requirement: Optional[str] = None) -> PackFiles:
+def pack_files(directory_name: str, *, production: bool = False, requirement: Optional[str] = None) -> dict[str, str]:
+    """File name -> content of a complete pack."""
     line = requirement_line(requirement)
-    return PackFiles({
+    return {
         "PulumiPolicy.yaml": policy_project(),
         "__main__.py": main_source(production),
         "requirements.txt": (
@@ -141,7 +136,7 @@ def pack_files(directory_name: str, *, production: bool = False, requirement: Op
             f"{line}\n"
         ),
         "README.md": readme(directory_name, production, line),
-    })
+    }
 
 
 def write_pack(
@@ -150,7 +145,7 @@ def write_pack(
     """Write a complete pack into ``directory`` (created if missing). Existing pack files are only
     replaced with ``force``; raises ``FileExistsError`` naming them otherwise."""
     directory = Path(directory)
-    files = pack_files(str(directory), production=production, requirement=requirement).files
+    files = pack_files(str(directory), production=production, requirement=requirement)
     existing = [name for name in files if (directory / name).exists()]
     if existing and not force:
         raise FileExistsError(f"{directory}: already has {', '.join(existing)} (--force replaces them)")
