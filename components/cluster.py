@@ -13,7 +13,7 @@ from typing_extensions import NotRequired
 
 from gpufleet.components._iam import eks_node_role
 from gpufleet.components._validate import check_arg_keys, require, require_int_range, require_one_of
-from gpufleet.components.eks_versions import EKS_SUPPORTED_VERSIONS, unsupported_version_problem
+from gpufleet.components.eks_versions import unsupported_version_problem
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 
 TYPE = "gpufleet:cluster:Cluster"

@@ -49,9 +49,26 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from gpufleet import __version__
+
+        print(f"gpufleet {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
     """gpufleet command line."""
+
+
+def _register_command_groups() -> None:
+    from gpufleet.infra import policy_pack_cli, schemas_cli
+
+    app.add_typer(schemas_cli.app, name="schemas")
+    app.add_typer(policy_pack_cli.app, name="policy-pack")
 
 
 @app.command()
@@ -296,6 +313,7 @@ def _add_children(node: Tree, recording: Recording, parent_urn: str) -> None:
 
 app.command("check")(check)
 app.add_typer(rules_app, name="rules")
+_register_command_groups()
 
 
 def main() -> None:

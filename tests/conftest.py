@@ -21,7 +21,8 @@ from tests.harness import BASE_CONFIG, KUBERNETES_VERSION
 
 UPSTREAM_MISSING = (
     "upstream CRDs and chart values not found: set GPUFLEET_UPSTREAM_DIR to a directory laid out like "
-    "shared/upstream (crds/, charts/ at the tags in its SOURCES.md), or place it at ../shared/upstream"
+    "shared/upstream (crds/, charts/ at the tags in its SOURCES.md), place it at ../shared/upstream, or "
+    "run `gpufleet schemas pull`"
 )
 
 

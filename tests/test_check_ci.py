@@ -14,7 +14,6 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
-from google.protobuf import json_format
 from typer.testing import CliRunner
 
 from gpufleet.infra.check_report import artifact_uri
@@ -159,7 +158,7 @@ def test_an_unknown_assumption_exits_2_naming_it_and_the_nearest(tmp_path, args,
     result = gpufleet("check", str(write(tmp_path / "llm.yaml", LLM)), *args)
     assert result.exit_code == 2
     message = " ".join(result.output.split())
-    assert f"unknown" in message and repr(named) in message and f"did you mean {nearest!r}" in message
+    assert "unknown" in message and repr(named) in message and f"did you mean {nearest!r}" in message
 
 
 def test_assumption_syntax_errors_exit_2(tmp_path):

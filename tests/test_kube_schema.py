@@ -340,7 +340,10 @@ def test_builtin_validation_is_fast(builtin: ManifestValidator) -> None:
 def test_upstream_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GPUFLEET_UPSTREAM_DIR", str(tmp_path))
     assert upstream_dir() == tmp_path.resolve()
+    # A missing directory falls back to the checkout's ../shared/upstream, then to the pulled cache.
     monkeypatch.setenv("GPUFLEET_UPSTREAM_DIR", str(tmp_path / "missing"))
+    monkeypatch.setenv("GPUFLEET_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(schema, "_repo_root_from", lambda start: None)
     assert upstream_dir() is None
 
 

@@ -12,6 +12,8 @@ from typing import Iterator
 
 import pytest
 import yaml
+
+import gpufleet
 from google.protobuf import json_format
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import analyzer_pb2
@@ -199,9 +201,13 @@ def test_pack_project_files():
     project = yaml.safe_load((PACK_DIR / "PulumiPolicy.yaml").read_text())
     assert project["runtime"]["name"] == "python"
     assert project["version"]
+    # The pack runs in the repository's venv, where gpufleet is installed from this checkout; pip
+    # resolves relative paths in a requirements file from its working directory, so none is named.
+    assert (PACK_DIR / project["runtime"]["options"]["virtualenv"]).resolve() == REPO / "venv"
     requirements = [line for line in (PACK_DIR / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
-    assert requirements == ["-e ../../.."]
-    assert (PACK_DIR / "../../.." / "pyproject.toml").resolve() == REPO / "pyproject.toml"
+    assert requirements == []
+    assert (REPO / "requirements.txt").read_text().splitlines()[-1] == "-e .[cli]"
+    assert project["version"] == gpufleet.__version__
 
 
 def test_production_comes_from_the_stack_config_the_cli_hands_the_pack():

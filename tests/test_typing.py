@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 import textwrap
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -70,11 +69,3 @@ def test_mypy_accepts_the_readme_example_and_catches_misspelt_args(tmp_path):
     assert any('misspelt.py:15: error: Extra key "memory_gb" for TypedDict "PoolLimits"' in e for e in errors), output
     assert any('misspelt.py:15: error: Missing key "memory_gib" for TypedDict "PoolLimits"' in e for e in errors), output
     assert len(errors) == 3, output
-
-
-def test_packages_ship_py_typed():
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    package_data = pyproject["tool"]["setuptools"]["package-data"]
-    for directory, package in PACKAGES.items():
-        assert (REPO / directory / "py.typed").is_file(), directory
-        assert "py.typed" in package_data[package], package

@@ -184,6 +184,7 @@ def plan_stack(project: Project, stack: str) -> Plan:
 def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[str], str, list[str]]:
     """(schema errors, a note on what was checked, admission rejections). Like the API server, an
     object's admission webhooks only see it when it passes its schema."""
+    from gpufleet.infra.upstream_cache import missing_schemas_hint
     from gpufleet.infra.validation.admission import admission_problems, rejection_message
     from gpufleet.infra.validation.schema import ManifestValidator, upstream_dir
 
@@ -193,18 +194,18 @@ def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[
     validator = ManifestValidator(kubernetes_version, crd_paths)
     errors: list[str] = []
     rejections: list[str] = []
-    unchecked = 0
+    unchecked: list[str] = []
     for resource in objects:
         manifest = resource.manifest()
         schema_errors: list[str] = []
         if validator.knows(manifest["apiVersion"], manifest["kind"]) or upstream:
             schema_errors = validator.validate(manifest)
         else:
-            unchecked += 1
+            unchecked.append(manifest["kind"])
         errors += [f"{manifest['kind']}/{(manifest.get('metadata') or {}).get('name')}: {e}" for e in schema_errors]
         if not schema_errors:
             rejections += [rejection_message(manifest, reason) for reason in admission_problems(manifest)]
-    note = f"{len(objects) - unchecked} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
-    note += ", upstream CRDs)" if upstream else "; custom resources skipped: set GPUFLEET_UPSTREAM_DIR to check them)"
+    note = f"{len(objects) - len(unchecked)} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
+    note += ", upstream CRDs)" if upstream else f"; {missing_schemas_hint(unchecked)})" if unchecked else ")"
     note += "; admission webhooks of KServe, KubeRay and Kueue checked"
     return errors, note, rejections

@@ -73,19 +73,21 @@ def upstream_dir() -> Path | None:
 
     ``$GPUFLEET_UPSTREAM_DIR`` if set (and an existing directory); else ``../shared/upstream`` relative to
     the repository root (the directory containing ``Pulumi.yaml``, found by walking up from this file's
-    location and, failing that, from the current working directory) if it exists.
+    location and, failing that, from the current working directory) if it exists; else the files
+    ``gpufleet schemas pull`` stored in the user cache (:mod:`gpufleet.infra.upstream_cache`).
     """
     env = os.environ.get("GPUFLEET_UPSTREAM_DIR")
-    if env:
-        p = Path(env).expanduser()
-        return p.resolve() if p.is_dir() else None
+    if env and Path(env).expanduser().is_dir():
+        return Path(env).expanduser().resolve()
     for start in (Path(__file__).resolve().parent, Path.cwd().resolve()):
         root = _repo_root_from(start)
         if root is not None:
             cand = root.parent / "shared" / "upstream"
             if cand.is_dir():
                 return cand
-    return None
+    from gpufleet.infra.upstream_cache import pulled_dir  # what `gpufleet schemas pull` stored
+
+    return pulled_dir()
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The gpufleet GPU production policy pack: ``pulumi preview --policy-pack policies/packs/gpu-production``.
+"""The gpufleet GPU production policy pack: ``pulumi preview --policy-pack <this directory>``.
 
 The policies are built in :mod:`gpufleet.policies.pack` (importable, testable); this file only serves
 them. ``PolicyPack(...)`` starts the analyzer's gRPC server and blocks until the engine stops it, so
