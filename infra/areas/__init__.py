@@ -6,7 +6,8 @@ declares that area's components from the section.
 """
 
 from gpufleet.infra.areas import gpu_operator, gpu_pools, model_cache, ray, serving, system_nodes, tenancy
+from gpufleet.infra.areas import triton
 
-AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, ray, system_nodes)
+AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, triton, ray, system_nodes)
 
 __all__ = ["AREAS"]
