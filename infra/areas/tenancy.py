@@ -411,8 +411,8 @@ def _room_for_kueue(config) -> list[str]:
                     if queued else "so the ResourceQuota refuses predictor pods at their most replicas")
             problems.append(
                 f"gpufleet:teams[{i}].{field}: the team's workloads outside Kueue (predictors of "
-                f"gpufleet:serving.inferenceServices at their most replicas, canary included, and weights loader "
-                f"Jobs: [{detail}]) hold up to {amount(held)} of the namespace ResourceQuota's {amount(quota)} "
+                f"gpufleet:serving.inferenceServices and tritonServices at their most replicas, canary included, "
+                f"and weights loader and model repository Jobs: [{detail}]) hold up to {amount(held)} of the namespace ResourceQuota's {amount(quota)} "
                 f"{unit}, {tail}"
             )
     return problems
