@@ -27,7 +27,12 @@ from gpufleet.infra.areas.base import Platform, camel_path
 from gpufleet.infra.areas.gpu_pools import configured_placements
 from gpufleet.infra.areas.serving import gateway_of
 from gpufleet.infra.areas.serving_config import KServeConfig
-from gpufleet.infra.areas.triton_config import TritonServiceConfig
+from gpufleet.infra.areas.triton_config import (
+    TritonAutoscalingConfig,
+    TritonDynamicBatchingConfig,
+    TritonModelConfig,
+    TritonServiceConfig,
+)
 
 PREFIX = "gpufleet:serving.tritonServices"
 GPUFLEET_HF_SECRET = "hf-token"
@@ -97,6 +102,10 @@ _CONFIG_FIELDS = {"storage_uri": "repository", "service_name": "name", "namespac
                   "loader_image": "image"}
 
 
+_FIELDS = frozenset(field for model in (TritonServiceConfig, TritonModelConfig, TritonDynamicBatchingConfig,
+                                        TritonAutoscalingConfig) for field in model.model_fields) | {"dynamic_batching"}
+
+
 def _field_problem(index: int, error: Exception) -> str:
     """A component error → ``gpufleet:serving.tritonServices[i].<field>: <problem>``."""
     message = str(error)
@@ -107,6 +116,9 @@ def _field_problem(index: int, error: Exception) -> str:
     if not match:
         return f"{path}: {message}"
     field, rest = match.groups()
+    # the component's argument names, as the stack file spells them
+    rest = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b",
+                  lambda word: camel_path(word.group(0)) if word.group(0) in _FIELDS else word.group(0), rest)
     mapped = _CONFIG_FIELDS.get(field, field)
     if mapped.startswith("gpufleet:"):
         return f"{mapped}: {rest}"
