@@ -69,6 +69,7 @@ from gpufleet.components.inference_service_args import (
     check_route,
 )
 from gpufleet.components.model_loader import DEADLINE_MARGIN_SECONDS, REPLACE_UNREADY, check_path
+from gpufleet.components.model_loader import DEFAULT_IMAGE as LOADER_IMAGE
 from gpufleet.components.triton_models import (
     COMPONENT_LABEL,
     TritonModelArgs,
@@ -232,10 +233,9 @@ def plan_triton_service(name: str, args: TritonServiceArgs) -> TritonPlan:
     triggers = _triggers(autoscaling, namespace, service, placement, gpus, models) if scales else []
 
     job_name = f"{service}-model-repository"
-    job = repository_job_spec(claim, path, models, name=TYPE,
-                              hf_token_secret=dict(token) if token is not None else None,
-                              **({"image": check_image(args["loader_image"], "loader_image")}
-                                 if "loader_image" in args else {}))
+    secret = {"name": token["name"], "key": token.get("key", "token")} if token is not None else None
+    job = repository_job_spec(claim, path, models, name=TYPE, hf_token_secret=secret,
+                              image=check_image(args.get("loader_image", LOADER_IMAGE), "loader_image"))
     labels = {SERVICE_LABEL: service}
     container = {
         "name": CONTAINER_NAME,

@@ -285,3 +285,14 @@ def test_policies_see_the_triton_predictor_as_a_model_server():
     assert template.serving
     assert template.path == "spec.predictor"
     assert [c["image"] for c in template.containers] == ["nvcr.io/nvidia/tritonserver:25.01-py3"]
+
+
+def test_downloads_read_the_token_from_a_secret_reference_only():
+    plan = plan_triton_service("rerank", {**BASE, "hf_token_secret": {"name": "hub"},
+                                          "loader_image": "registry.example.com/hf-cli:1.0"})
+    (container,) = plan.job["template"]["spec"]["containers"]
+    assert container["image"] == "registry.example.com/hf-cli:1.0"
+    (token,) = [e for e in container["env"] if e["name"] == "HF_TOKEN"]
+    assert token == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hub", "key": "token"}}}
+    # the predictor never sees the token
+    assert all(e["name"] != "HF_TOKEN" for e in plan.predictor["containers"][0]["env"])
