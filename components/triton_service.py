@@ -17,6 +17,9 @@ What it creates, in the team's namespace:
   ``tritonserver:23.05-py3`` in the v0.20.0 ``kserve-runtime-configs`` chart and copies ``pvc://``
   storage through the storage initializer; here the claim is mounted read-only, no copy). HTTP on
   8080 (KServe's predictor port, as the runtime's ``--http-port``), gRPC on 9000, metrics on 8002;
+  KServe's ``<service>-predictor`` Service maps the first container port to 80 and the others to
+  their own numbers, a port named ``grpc`` with ``appProtocol: kubernetes.io/h2c`` (v0.20.0
+  ``reconcilers/service/service_reconciler.go``, ``createDefaultSvc``);
   readiness on ``/v2/health/ready`` (every model loaded, ``--strict-readiness``), liveness on
   ``/v2/health/live``, a startup budget of twice ``load_seconds``; the GPU hygiene of
   :mod:`~gpufleet.components.gpu_pod` (requests = limits, pool tolerations and node selection, sized
