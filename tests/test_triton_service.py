@@ -296,3 +296,12 @@ def test_downloads_read_the_token_from_a_secret_reference_only():
     assert token == {"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": "hub", "key": "token"}}}
     # the predictor never sees the token
     assert all(e["name"] != "HF_TOKEN" for e in plan.predictor["containers"][0]["env"])
+
+
+def test_trigger_queries_are_valid_promql():
+    promql_parser = pytest.importorskip("promql_parser")
+    plan = plan_triton_service("rerank", {**BASE, **SCALING, "placement": MIG})
+    for trigger in plan.scaled_object["triggers"]:
+        promql_parser.parse(trigger["metadata"]["query"])  # raises on a syntax error
+    # MIG slices report no DCGM_FI_DEV_GPU_UTIL: their graphics-engine activity stands in
+    assert plan.scaled_object["triggers"][0]["metadata"]["query"].startswith("sum(DCGM_FI_PROF_GR_ENGINE_ACTIVE{")
