@@ -1,5 +1,6 @@
 """The platform, one area a module: each module holds its stack-config section (pydantic, the
-config edge; ``serving`` keeps its models in ``serving_config``) and ``compose(platform)``, which
+config edge; ``serving`` keeps its models in ``serving_config``, ``triton`` reads
+``serving.tritonServices`` from ``triton_config``) and ``compose(platform)``, which
 declares that area's components from the section.
 
 ``AREAS`` is the composition order: later areas use what earlier ones put on :class:`Platform`.

@@ -10,7 +10,8 @@ GPUs of the KServe predictors on the pool (``gpufleet:serving``), which Kueue do
 Every ClusterQueue holds the team's cpu and memory once, on Kueue's CPU flavor (``cpu``, its own
 resource group, no borrowing); no pool may be named ``cpu``. The namespace ResourceQuota
 (``cpu``/``memoryGib``) also pays for the team's pods Kueue does not admit: its KServe predictors
-and their weights loader Jobs. The queue gets what those leave at most (:func:`kueue_cpu_memory`),
+(vLLM ``inferenceServices`` and ``tritonServices``), their weights loader Jobs and the Triton model
+repository Jobs. The queue gets what those leave at most (:func:`kueue_cpu_memory`),
 so Kueue never admits pods the quota refuses; :func:`cross_check` refuses a team whose
 predictors and loaders leave its queue nothing.
 
