@@ -9,6 +9,7 @@ instance facts table is :mod:`gpufleet.components.gpu_instances`.
 
 from gpufleet.components.autoscaling import Keda, KedaArgs
 from gpufleet.components.cluster import AccessEntry, Cluster, ClusterArgs, SystemNodeGroup
+from gpufleet.components.efa import EfaDevicePlugin, EfaDevicePluginArgs
 from gpufleet.components.gpu_monitoring import AlertThresholds, GpuMonitoring, GpuMonitoringArgs, StandaloneDcgmExporter
 from gpufleet.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from gpufleet.components.gpu_operator import GpuOperator, GpuOperatorArgs
@@ -24,6 +25,7 @@ from gpufleet.components.inference_service import (
 )
 from gpufleet.components.karpenter import Karpenter, KarpenterArgs
 from gpufleet.components.kserve import KServe, KServeArgs
+from gpufleet.components.kubeflow_trainer import KubeflowTrainer, KubeflowTrainerArgs
 from gpufleet.components.kuberay import KubeRayOperator, KubeRayOperatorArgs
 from gpufleet.components.kueue import ClusterQueueSpec, GpuQuota, Kueue, KueueArgs
 from gpufleet.components.lustre_cache import LustreModelCache, LustreModelCacheArgs
@@ -35,6 +37,7 @@ from gpufleet.components.ray_cluster import HeadSpec, RayCluster, RayClusterArgs
 from gpufleet.components.ray_job import RayJob, RayJobArgs
 from gpufleet.components.ray_serve_config import ServeApplication, ServeDeployment
 from gpufleet.components.team import Team, TeamAccess, TeamArgs, TeamQuota
+from gpufleet.components.training_job import TrainingJob, TrainingJobArgs
 
 __all__ = [
     "AccessEntry",
@@ -45,6 +48,8 @@ __all__ = [
     "Cluster",
     "ClusterArgs",
     "ClusterQueueSpec",
+    "EfaDevicePlugin",
+    "EfaDevicePluginArgs",
     "GpuMonitoring",
     "GpuMonitoringArgs",
     "GpuNodePool",
@@ -64,6 +69,8 @@ __all__ = [
     "KarpenterArgs",
     "Keda",
     "KedaArgs",
+    "KubeflowTrainer",
+    "KubeflowTrainerArgs",
     "KubeRayOperator",
     "KubeRayOperatorArgs",
     "Kueue",
@@ -94,5 +101,7 @@ __all__ = [
     "TeamAccess",
     "TeamArgs",
     "TeamQuota",
+    "TrainingJob",
+    "TrainingJobArgs",
     "WorkerGroup",
 ]

@@ -53,9 +53,12 @@ DEFAULT_FRAMEWORKS: tuple[str, ...] = (
     "ray.io/rayjob",
     "ray.io/raycluster",
     "ray.io/rayservice",
+    "trainer.kubeflow.org/trainjob",
 )
-"""Integrations enabled by default: batch Jobs and KubeRay objects submit through
-``kueue.x-k8s.io/queue-name``. Kueue checks these kinds with webhooks on those kinds only, so a
+"""Integrations enabled by default: batch Jobs, KubeRay objects and Kubeflow Trainer TrainJobs
+(Kueue 0.19 ``pkg/controller/jobs/trainjob``: ``FrameworkName``) submit through
+``kueue.x-k8s.io/queue-name``. Kueue sets an integration up once its CRD exists, so the TrainJob
+integration is harmless on a cluster without Kubeflow Trainer. Kueue checks these kinds with webhooks on those kinds only, so a
 Kueue outage blocks creating Jobs and Ray objects, never plain pods.
 
 The pod-based integrations (``pod``, ``deployment``, ``statefulset``, LeaderWorkerSet) are opt-in
