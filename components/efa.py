@@ -60,8 +60,7 @@ def device_plugin_values(placements: Sequence[GpuPlacement], *, name: str = TYPE
                 tolerations.append(toleration)
     return {
         "tolerations": tolerations,
-        # Requests = limits: the chart's default requests (10m, 20Mi), bounded.
-        "resources": {"requests": {"cpu": "10m", "memory": "20Mi"}, "limits": {"cpu": "10m", "memory": "20Mi"}},
+        # The chart's own requests (10m, 20Mi) stay: its values.yaml defines no limits key.
         "updateStrategy": {"type": "RollingUpdate"},
     }
 
