@@ -113,8 +113,8 @@ def train_job_spec(args: Mapping[str, Any], default_name: str, *, name: str = TY
     if not isinstance(placement, GpuPlacement):
         raise ValueError(f"{name}: placement must be a GpuPlacement (GpuNodePool.placement), got {type(placement).__name__}")
     if placement.gpu_resource != GPU_RESOURCE:
-        raise ValueError(f"{name}: placement: pool {placement.pool!r} shares its GPUs ({placement.sharing}); multi-node "
-                         "training needs whole GPUs")
+        raise ValueError(f"{name}: placement (pool {placement.pool!r}) shares its GPUs ({placement.sharing}); "
+                         "multi-node training needs whole GPUs")
     job_name = args.get("job_name") or default_name
     require_dns_label(job_name, "job_name", name=name, what="DNS label")
     if len(job_name) > 40:
