@@ -167,3 +167,46 @@ def test_trainer_values_and_runtime_refusals():
         torch_runtime_spec("pytorch/pytorch")
     with pytest.raises(ValueError, match="max_restarts"):
         torch_runtime_spec(max_restarts=-1)
+
+
+# ---- the policy rules judge the rendered objects --------------------------------------------------
+
+POD_RULES = ("gpu-requests-equal-limits", "gpu-toleration-required", "gpu-shm-volume", "container-non-root")
+
+
+def _train_job_manifest(**overrides) -> dict:
+    job_name, labels, spec = train_job_spec({**BASE, **overrides}, "pretrain")
+    return {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob",
+            "metadata": {"name": job_name, "namespace": "research", "labels": labels}, "spec": spec}
+
+
+def _violations(manifest: dict) -> set[tuple[str, str]]:
+    from gpufleet.policies.core import PolicyConfig, Subject, evaluate
+    from gpufleet.policies.rules import RULES_BY_NAME
+
+    found = evaluate([Subject.from_manifest(manifest)], PolicyConfig(production=True),
+                     rules=[RULES_BY_NAME[name] for name in POD_RULES])
+    return {(v.policy, v.kind) for v in found}
+
+
+def test_rules_pass_the_rendered_train_job_and_runtime():
+    assert _violations(_train_job_manifest()) == set()
+    runtime = {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "ClusterTrainingRuntime",
+               "metadata": {"name": RUNTIME_NAME}, "spec": torch_runtime_spec()}
+    assert _violations(runtime) == set()
+
+
+def test_rules_catch_a_train_job_missing_each_piece():
+    def patched(edit) -> dict:
+        manifest = _train_job_manifest()
+        edit(_pod_patch(manifest["spec"]), manifest["spec"]["trainer"])
+        return manifest
+
+    no_shm = patched(lambda pod, trainer: pod["containers"][0].update(volumeMounts=pod["containers"][0]["volumeMounts"][1:]))
+    assert _violations(no_shm) == {("gpu-shm-volume", "TrainJob")}
+    no_tolerations = patched(lambda pod, trainer: pod.pop("tolerations"))
+    assert ("gpu-toleration-required", "TrainJob") in _violations(no_tolerations)
+    unequal = patched(lambda pod, trainer: trainer["resourcesPerNode"]["requests"].update({"nvidia.com/gpu": 4}))
+    assert _violations(unequal) == {("gpu-requests-equal-limits", "TrainJob")}
+    root = patched(lambda pod, trainer: pod["containers"][0].pop("securityContext"))
+    assert ("container-non-root", "TrainJob") in _violations(root)
