@@ -62,6 +62,8 @@ def test_prod_trains_on_two_efa_nodes_through_the_research_queue(run):
     manager = yaml.safe_load(kueue.inputs["values"]["managerConfig"]["controllerManagerConfigYaml"])
     assert "trainer.kubeflow.org/trainjob" in manager["integrations"]["frameworks"]
     assert manager["waitForPodsReady"]["timeout"] == "20m"
+    # No ClusterQueue covers EFA interfaces: Kueue ignores them, or it would never admit the job.
+    assert manager["resources"] == {"excludeResourcePrefixes": ["vpc.amazonaws.com/efa"]}
     # The batch pool is an EFA pool: its EC2NodeClass carries the EFA security group, the plugin runs.
     group = next(r for r in recording.of_type("aws:ec2/securityGroup:SecurityGroup") if r.name == "batch-efa-sg")
     assert group.inputs["ingress"][0]["self"] is True
