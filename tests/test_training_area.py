@@ -95,6 +95,16 @@ def test_a_job_larger_than_the_team_quota_is_refused():
                               "but team 'research' can hold at most 12 on pool 'batch'")
 
 
+def test_a_job_larger_than_the_team_cpu_memory_is_refused():
+    raw = stack_config("prod")
+    teams = json.loads(raw["gpufleet:teams"])
+    research = next(t for t in teams if t["name"] == "research")
+    research["memoryGib"] = 1500
+    problems = [p for p in _problems(with_config(raw, "teams", teams)) if p.startswith("gpufleet:training")]
+    assert problems == ["gpufleet:training.jobs[0].numNodes: 2 nodes request 176 CPUs and 2000 GiB, more than the "
+                        "namespace ResourceQuota of team 'research' allows (512 CPUs, 1500 GiB: gpufleet:teams cpu/memoryGib)"]
+
+
 def test_jobs_need_the_trainer_and_a_checkpoint_claim():
     raw = stack_config("prod")
     training = _training(raw)

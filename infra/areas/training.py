@@ -14,6 +14,7 @@ node's, ``/dev/shm`` not below memory, a shared-GPU pool, ...).
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any, Literal, Optional
 
 from pydantic import Field
@@ -22,6 +23,7 @@ from gpufleet.components.kubeflow_trainer import DEFAULT_NAMESPACE, DEFAULT_RUNT
 from gpufleet.components.training_job import TrainingJob, train_job_spec
 from gpufleet.infra.areas.base import ConfigModel, DnsLabel, Platform, camel_path
 from gpufleet.infra.areas.gpu_pools import configured_placements
+from gpufleet.policies.core import parse_quantity
 
 TRAINJOB_FRAMEWORK = "trainer.kubeflow.org/trainjob"
 
@@ -203,10 +205,31 @@ def cross_check(config: Any) -> list[str]:
                 problems.append(f"{path}.numNodes: the job needs {gpus} GPUs at once (gang admission) but team "
                                 f"{job.team!r} can hold at most {ceiling} on pool {job.pool!r} (gpuQuotas gpus "
                                 f"{quota.gpus} + borrowingLimit {quota.borrowing_limit}): Kueue would never admit it")
+                continue
+        problems += _cpu_memory_problems(config, path, job, teams[job.team], placements)
     if queued and config.kueue.enabled and TRAINJOB_FRAMEWORK not in config.kueue.frameworks:
         problems.append(f"gpufleet:kueue.frameworks: queued training jobs need Kueue's TrainJob integration "
                         f"({TRAINJOB_FRAMEWORK!r})")
     return problems
+
+
+def _cpu_memory_problems(config: Any, path: str, job: TrainingJobConfig, team: Any, placements: Any) -> list[str]:
+    """All nodes' CPU and memory must fit the team's namespace ResourceQuota (else pods are refused)
+    and, queued, its Kueue cpu/memory quota (never borrowed: else the job is never admitted)."""
+    from gpufleet.infra.areas.tenancy import kueue_cpu_memory
+
+    cpu = parse_quantity(job.cpu) * job.num_nodes
+    memory_gib = parse_quantity(job.memory) * job.num_nodes / Decimal(2) ** 30
+    limits = [("the namespace ResourceQuota", team.cpu, team.memory_gib)]
+    if job.queue:
+        split = kueue_cpu_memory(config, team, placements)
+        limits.append(("the team's Kueue cpu/memory quota", split.cpu, split.memory_gib))
+    for what, cores, gib in limits:
+        if cpu > cores or memory_gib > gib:
+            return [f"{path}.numNodes: {job.num_nodes} nodes request {cpu.normalize():f} CPUs and "
+                    f"{memory_gib.normalize():f} GiB, more than {what} of team {team.name!r} allows "
+                    f"({cores} CPUs, {gib} GiB: gpufleet:teams cpu/memoryGib)"]
+    return []
 
 
 # -- composition ---------------------------------------------------------------------------------------
