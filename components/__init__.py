@@ -9,6 +9,7 @@ instance facts table is :mod:`gpufleet.components.gpu_instances`.
 
 from gpufleet.components.autoscaling import Keda, KedaArgs
 from gpufleet.components.cluster import AccessEntry, Cluster, ClusterArgs, SystemNodeGroup
+from gpufleet.components.efa import EfaDevicePlugin, EfaDevicePluginArgs
 from gpufleet.components.gpu_monitoring import AlertThresholds, GpuMonitoring, GpuMonitoringArgs, StandaloneDcgmExporter
 from gpufleet.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from gpufleet.components.gpu_operator import GpuOperator, GpuOperatorArgs
@@ -24,6 +25,7 @@ from gpufleet.components.inference_service import (
 )
 from gpufleet.components.karpenter import Karpenter, KarpenterArgs
 from gpufleet.components.kserve import KServe, KServeArgs
+from gpufleet.components.kubeflow_trainer import KubeflowTrainer, KubeflowTrainerArgs
 from gpufleet.components.kuberay import KubeRayOperator, KubeRayOperatorArgs
 from gpufleet.components.kueue import ClusterQueueSpec, GpuQuota, Kueue, KueueArgs
 from gpufleet.components.lustre_cache import LustreModelCache, LustreModelCacheArgs
@@ -37,6 +39,7 @@ from gpufleet.components.ray_serve_config import ServeApplication, ServeDeployme
 from gpufleet.components.team import Team, TeamAccess, TeamArgs, TeamQuota
 from gpufleet.components.triton_models import DynamicBatchingArgs, InstanceGroupArgs, TritonModelArgs
 from gpufleet.components.triton_service import TritonAutoscalingArgs, TritonService, TritonServiceArgs
+from gpufleet.components.training_job import TrainingJob, TrainingJobArgs
 
 __all__ = [
     "AccessEntry",
@@ -47,6 +50,8 @@ __all__ = [
     "Cluster",
     "ClusterArgs",
     "ClusterQueueSpec",
+    "EfaDevicePlugin",
+    "EfaDevicePluginArgs",
     "GpuMonitoring",
     "GpuMonitoringArgs",
     "GpuNodePool",
@@ -66,6 +71,8 @@ __all__ = [
     "KarpenterArgs",
     "Keda",
     "KedaArgs",
+    "KubeflowTrainer",
+    "KubeflowTrainerArgs",
     "KubeRayOperator",
     "KubeRayOperatorArgs",
     "Kueue",
@@ -96,6 +103,8 @@ __all__ = [
     "TeamAccess",
     "TeamArgs",
     "TeamQuota",
+    "TrainingJob",
+    "TrainingJobArgs",
     "WorkerGroup",
     # Triton Inference Server
     "DynamicBatchingArgs",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Mapping, Optional, Sequence
 
-from gpufleet.components.gpu_instances import FAMILIES, INSTANCE_TYPES, GpuInstanceType, instance_types_of
+from gpufleet.components.gpu_instances import EFA_INTERFACES, FAMILIES, INSTANCE_TYPES, GpuInstanceType, instance_types_of
 from gpufleet.components.gpu_scheduling import (
     ACCELERATOR_LABEL,
     DEVICE_PLUGIN_CONFIG_LABEL,
@@ -222,6 +222,30 @@ def sharing(sharing: Mapping, types: list[GpuInstanceType]) -> tuple[str, int, s
                                                f"(profiles there: {', '.join(offered)})")
         return "mig", 0, profile
     raise PoolArgumentError("sharing.mode", f"must be one of 'none', 'time-slicing', 'mig', got {mode!r}")
+
+
+def efa(value: object, types: list[GpuInstanceType], sharing_mode: str) -> bool:
+    """``efa``: only on pools whose every instance type has EFA interfaces, all the same number (a pod
+    requests every interface of its node: 4 on a p5 would leave 28 idle, 32 never fit a p4d), and
+    with whole GPUs (one training pod per node uses the node's interfaces)."""
+    if not isinstance(value, bool):
+        raise PoolArgumentError("efa", f"must be true or false, got {value!r}")
+    if not value:
+        return False
+    without = sorted(t.name for t in types if t.efa_interfaces == 0)
+    if without:
+        with_efa = ", ".join(f"{name} ({count})" for name, count in EFA_INTERFACES.items())
+        raise PoolArgumentError("efa", f"is true but {', '.join(without)} {'has' if len(without) == 1 else 'have'} no EFA "
+                                       f"interfaces gpufleet knows of (EFA types: {with_efa})")
+    counts = sorted({t.efa_interfaces for t in types})
+    if len(counts) > 1:
+        detail = ", ".join(f"{t.name} {t.efa_interfaces}" for t in types)
+        raise PoolArgumentError("efa", f"needs instance types with the same number of EFA interfaces (pods request "
+                                       f"all of a node's), got {detail}: split them into pools")
+    if sharing_mode != "none":
+        raise PoolArgumentError("efa", f"is true but sharing.mode is {sharing_mode!r}: EFA serves one multi-node "
+                                       "training pod per node on whole GPUs")
+    return True
 
 
 def ami_family(value: object) -> str:

@@ -50,6 +50,11 @@ class GpuInstanceType:
     def mig_capable(self) -> bool:
         return self.family.mig_capable
 
+    @property
+    def efa_interfaces(self) -> int:
+        """Elastic Fabric Adapter interfaces the type supports (:data:`EFA_INTERFACES`); 0 without EFA."""
+        return EFA_INTERFACES.get(self.name, 0)
+
 
 _SINGLE_AND_MULTI_GPU_SIZES = {
     "xlarge": (1, 4, 16), "2xlarge": (1, 8, 32), "4xlarge": (1, 16, 64), "8xlarge": (1, 32, 128),
@@ -78,6 +83,24 @@ INSTANCE_TYPES: dict[str, GpuInstanceType] = {
     for family in FAMILIES.values()
     for size, (gpus, vcpus, memory) in family.sizes.items()
 }
+
+
+EFA_INTERFACES: Mapping[str, int] = {
+    "p4d.24xlarge": 4,
+    "p4de.24xlarge": 4,
+    "p5.48xlarge": 32,
+    "p5e.48xlarge": 32,
+    "p5en.48xlarge": 16,
+}
+"""Instance type → maximum EFA interfaces (EC2 ``DescribeInstanceTypes``
+``NetworkInfo.EfaInfo.MaximumEfaInterfaces``). Source: Amazon EC2 User Guide, "Elastic Fabric Adapter",
+"Supported instance types" and "Maximize network bandwidth on accelerated computing instances with EFA"
+(docs.aws.amazon.com/AWSEC2/latest/UserGuide/efa.html, efa-acc-inst-types.html: P5 and P5e support up
+to 32 network cards, one EFA interface each), checked December 2026. Karpenter advertises the same
+number as the ``vpc.amazonaws.com/efa`` capacity of the type and attaches that many EFA interfaces when
+a NodeClaim requests the resource (karpenter-provider-aws ``pkg/providers/launchtemplate``:
+``efaCount``). The g5/g6/g6e sizes with EFA and p5.4xlarge are left out: gpufleet enables EFA only
+on the multi-node training families (p4d, p4de, p5, p5e, p5en)."""
 
 
 def instance_types_of(families: Iterable[str] = (), types: Iterable[str] = ()) -> list[GpuInstanceType]:

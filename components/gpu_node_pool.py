@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Literal, Mapping, Optional, Sequence, TypedDict
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
@@ -182,6 +183,15 @@ class GpuNodePoolArgs(TypedDict):
     Default ``"mixed"``."""
     tags: NotRequired[Mapping[str, str]]
     """Tags on the instances, volumes and network interfaces Karpenter creates. Default none."""
+    efa: NotRequired[bool]
+    """Elastic Fabric Adapter for multi-node training: a security group allowing all traffic among its
+    members (EFA's OS-bypass traffic needs it) is created and attached to the nodes, and the placement
+    says so (``placement.efa_interfaces``): pods requesting ``vpc.amazonaws.com/efa`` make Karpenter
+    launch the node with all of its EFA interfaces. Every instance type must have EFA (p4d, p4de: 4;
+    p5, p5e: 32; p5en: 16), all the same number; needs ``vpc_id`` and the EFA device plugin
+    (:class:`~gpufleet.components.efa.EfaDevicePlugin`). Default false."""
+    vpc_id: NotRequired[pulumi.Input[str]]
+    """VPC of the cluster, for the EFA security group. Required with ``efa``."""
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -205,9 +215,12 @@ class GpuNodePool(pulumi.ComponentResource):
                 f"must run with node_overlays=True: the pool's {spec.placement.gpu_resource} (sharing.mode "
                 f"{spec.placement.sharing!r}) exists for Karpenter only through NodeOverlays, which it ignores "
                 "while its nodeOverlay feature gate is off"))
+        if spec.placement.efa and args.get("vpc_id") is None:
+            raise PoolArgumentError("vpc_id", "is required with efa (the VPC of the EFA security group)")
         self.placement = spec.placement
 
         super().__init__(TYPE, name, {}, opts)
+        efa_group = _efa_security_group(name, args["vpc_id"], spec.tags, parent=self) if spec.placement.efa else None
         # Everything needs the controller (and its CRDs, IAM and queue) and must be deleted before it.
         after_karpenter = pulumi.ResourceOptions(parent=self, depends_on=[karpenter])
         # Deleting the pool's objects waits for its nodes to drain (at most the grace period).
@@ -218,7 +231,7 @@ class GpuNodePool(pulumi.ComponentResource):
             api_version="karpenter.k8s.aws/v1",
             kind="EC2NodeClass",
             metadata={"name": name},
-            spec=_node_class_spec(spec, karpenter),
+            spec=_node_class_spec(spec, karpenter, efa_group.id if efa_group is not None else None),
             opts=pulumi.ResourceOptions.merge(after_karpenter, pulumi.ResourceOptions(
                 # Its finalizer holds the deletion until the pool's nodes are drained and terminated.
                 custom_timeouts=drain,
@@ -277,6 +290,7 @@ def pool_spec(name: str, args: Mapping) -> PoolSpec:
     labels = checks.labels(args.get("labels", {}))
     extra_taints = checks.taints(args.get("taints", []))
     sharing, replicas, mig_profile = checks.sharing(args.get("sharing", {"mode": "none"}), types)
+    efa = checks.efa(args.get("efa", False), types, sharing)
     placement = GpuPlacement(
         pool=name,
         instance_types=tuple(types),
@@ -289,6 +303,7 @@ def pool_spec(name: str, args: Mapping) -> PoolSpec:
         mig_profile=mig_profile,
         mig_strategy=checks.mig_strategy(args.get("mig_strategy", "mixed")),
         extra_taints=tuple(extra_taints),
+        efa=efa,
     )
     expire_after = checks.expire_after(args.get("expire_after", "720h"))
     grace = args.get("termination_grace_period")
@@ -339,14 +354,33 @@ def node_overlays(placement: GpuPlacement) -> dict[str, dict]:
     }
 
 
-def _node_class_spec(spec: PoolSpec, karpenter: Karpenter) -> dict:
+def _efa_security_group(name: str, vpc_id: pulumi.Input[str], tags: Mapping[str, str], *, parent: pulumi.Resource) -> aws.ec2.SecurityGroup:
+    """The EFA security group: all traffic to and from its own members, nothing else (AWS EC2 user
+    guide, "Get started with EFA", step "Prepare an EFA-enabled security group": inbound and
+    outbound rules allowing all traffic from/to the security group itself). Nodes also keep the
+    cluster security group (discovery tag), which carries their other traffic."""
+    return aws.ec2.SecurityGroup(
+        f"{name}-efa-sg",
+        description=f"EFA among the GPU nodes of pool {name}: all traffic between members only",
+        vpc_id=vpc_id,
+        ingress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "self": True,
+                  "description": "all traffic from EFA peers"}],
+        egress=[{"protocol": "-1", "from_port": 0, "to_port": 0, "self": True,
+                 "description": "all traffic to EFA peers"}],
+        tags={**tags, "Name": f"{name}-efa"},
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+
+
+def _node_class_spec(spec: PoolSpec, karpenter: Karpenter, efa_group_id: Optional[pulumi.Input[str]] = None) -> dict:
     discovery = [{"tags": {DISCOVERY_TAG: karpenter.cluster_name}}]
     node_class: dict = {
         # role (not instanceProfile): Karpenter manages the instance profile for it.
         "role": karpenter.node_role_name,
         "amiSelectorTerms": [{"alias": spec.ami_alias}],
         "subnetSelectorTerms": discovery,
-        "securityGroupSelectorTerms": discovery,
+        # Terms are ORed: the discovery-tagged cluster group, plus the pool's EFA group.
+        "securityGroupSelectorTerms": discovery + ([{"id": efa_group_id}] if efa_group_id is not None else []),
         "associatePublicIPAddress": False,
         "metadataOptions": {
             "httpEndpoint": "enabled",

@@ -21,6 +21,26 @@ SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 """Prefix of MIG slice resources with the ``mixed`` strategy, e.g. ``nvidia.com/mig-1g.10gb``."""
 
+EFA_RESOURCE = "vpc.amazonaws.com/efa"
+"""The extended resource the AWS EFA device plugin advertises: one per EFA interface of the node."""
+EFA_ENV: Mapping[str, str] = {
+    # libfabric: use the EFA provider (aws-ofi-nccl's transport), never fall back to TCP sockets silently.
+    "FI_PROVIDER": "efa",
+    # GPUDirect RDMA over EFA (p4d, p4de, p5, p5e, p5en all support RDMA read/write).
+    "FI_EFA_USE_DEVICE_RDMA": "1",
+    # Registered memory stays valid across fork() (data loader worker processes).
+    "FI_EFA_FORK_SAFE": "1",
+    # NCCL's bootstrap and socket fallback: any interface but loopback (the pod's eth0).
+    "NCCL_SOCKET_IFNAME": "^lo",
+}
+"""NCCL/libfabric environment of pods using EFA. Sources: the AWS EFA user guide ("Get started with EFA
+and NCCL for ML workloads": ``FI_PROVIDER=efa``, ``FI_EFA_USE_DEVICE_RDMA=1`` on RDMA-capable types),
+the SageMaker training toolkit's torch-distributed launcher for EFA RDMA instances
+(aws/sagemaker-training-toolkit ``src/sagemaker_training/torch_distributed.py``: ``FI_EFA_USE_DEVICE_RDMA``,
+``RDMAV_FORK_SAFE``, ``NCCL_SOCKET_IFNAME``) and SageMaker HyperPod's PyTorch job example
+(``FI_PROVIDER=efa``, ``FI_EFA_FORK_SAFE=1``, ``NCCL_SOCKET_IFNAME=^lo``). ``NCCL_PROTO=simple`` is not
+set: aws-ofi-nccl 1.7+ handles EFA's out-of-order delivery itself."""
+
 GPU_TAINT_KEY = "nvidia.com/gpu"
 """Taint key on every GPU node (effect ``NoSchedule``): only pods that tolerate it land there."""
 GPU_TAINT_VALUE = "true"
@@ -110,6 +130,9 @@ class GpuPlacement:
     extra_taints: tuple[Mapping[str, str], ...] = ()
     """Taints on the pool's nodes besides the GPU taint (Kubernetes Taint objects, e.g. a taint that
     dedicates the pool to one team); :meth:`tolerations` covers them too."""
+    efa: bool = False
+    """The pool's nodes get their EFA interfaces (GpuNodePool ``efa``): pods requesting
+    :data:`EFA_RESOURCE` make Karpenter attach them, and the EFA security group is on the nodes."""
 
     def node_labels(self) -> dict[str, str]:
         """Every label gpufleet puts on this pool's nodes."""
@@ -175,6 +198,23 @@ class GpuPlacement:
         if self.sharing == "mig" and self.mig_strategy == "single":
             return min(units, instance_type.gpus)
         return units
+
+    @property
+    def efa_interfaces(self) -> int:
+        """EFA interfaces one pod per node requests on this pool (``vpc.amazonaws.com/efa``, request =
+        limit): every interface of the node (the pool's types all have the same count, checked by
+        GpuNodePool), so NCCL gets the instance's full inter-node bandwidth. 0 without ``efa``."""
+        if not self.efa or not self.instance_types:
+            return 0
+        return min(t.efa_interfaces for t in self.instance_types)
+
+    def efa_resources(self) -> dict[str, str]:
+        """Resource requests (= limits) of a pod using every EFA interface of its node: empty without EFA."""
+        return {EFA_RESOURCE: str(self.efa_interfaces)} if self.efa_interfaces else {}
+
+    def efa_env(self) -> list[dict[str, str]]:
+        """The NCCL/libfabric environment (:data:`EFA_ENV`) of a pod using EFA; empty without EFA."""
+        return [{"name": k, "value": v} for k, v in EFA_ENV.items()] if self.efa_interfaces else []
 
     @property
     def mig_capable(self) -> bool:

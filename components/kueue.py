@@ -37,7 +37,7 @@ from typing_extensions import NotRequired
 
 from gpufleet.components._k8s import DNS_LABEL, controller_chart
 from gpufleet.components._validate import check_arg_keys, require, require_int_range
-from gpufleet.components.gpu_scheduling import POOL_LABEL, PRIORITY_CLASSES, SYSTEM_NODE_SELECTOR, GpuPlacement
+from gpufleet.components.gpu_scheduling import EFA_RESOURCE, POOL_LABEL, PRIORITY_CLASSES, SYSTEM_NODE_SELECTOR, GpuPlacement
 from gpufleet.components.priority_classes import DESCRIPTIONS, PRIORITY_VALUES
 from gpufleet.components.team import TEAM_LABEL
 
@@ -53,9 +53,12 @@ DEFAULT_FRAMEWORKS: tuple[str, ...] = (
     "ray.io/rayjob",
     "ray.io/raycluster",
     "ray.io/rayservice",
+    "trainer.kubeflow.org/trainjob",
 )
-"""Integrations enabled by default: batch Jobs and KubeRay objects submit through
-``kueue.x-k8s.io/queue-name``. Kueue checks these kinds with webhooks on those kinds only, so a
+"""Integrations enabled by default: batch Jobs, KubeRay objects and Kubeflow Trainer TrainJobs
+(Kueue 0.19 ``pkg/controller/jobs/trainjob``: ``FrameworkName``) submit through
+``kueue.x-k8s.io/queue-name``. Kueue sets an integration up once its CRD exists, so the TrainJob
+integration is harmless on a cluster without Kubeflow Trainer. Kueue checks these kinds with webhooks on those kinds only, so a
 Kueue outage blocks creating Jobs and Ray objects, never plain pods.
 
 The pod-based integrations (``pod``, ``deployment``, ``statefulset``, LeaderWorkerSet) are opt-in
@@ -413,6 +416,10 @@ def manager_config(
             "requeuingStrategy": {"timestamp": "Eviction", "backoffBaseSeconds": 60, "backoffMaxSeconds": 3600},
         },
         "integrations": {"frameworks": list(frameworks)},
+        # EFA interfaces are per-node devices a queued pod requests with its GPUs (all of its node's):
+        # no ClusterQueue covers them, and Kueue would never admit a workload requesting a resource
+        # outside its ClusterQueue (config.kueue.x-k8s.io ``Resources.ExcludeResourcePrefixes``).
+        "resources": {"excludeResourcePrefixes": [EFA_RESOURCE]},
     }
     if fair_sharing:
         config["fairSharing"] = {"preemptionStrategies": ["LessThanOrEqualToFinalShare", "LessThanInitialShare"]}

@@ -24,6 +24,7 @@ from gpufleet.infra.areas.model_cache import ModelCacheSection
 from gpufleet.infra.areas.ray import RaySection
 from gpufleet.infra.areas.serving import ServingSection
 from gpufleet.infra.areas.tenancy import KueueSection, TeamSection
+from gpufleet.infra.areas.training import TrainingSection
 
 NAMESPACE = "gpufleet"
 
@@ -216,6 +217,8 @@ class StackConfig(ConfigModel):
     """KServe platform and InferenceServices."""
     ray: RaySection = RaySection()
     """KubeRay operator, RayClusters and RayServices."""
+    training: TrainingSection = TrainingSection()
+    """Kubeflow Trainer and multi-node TrainJobs."""
 
     @field_validator("region")
     @classmethod

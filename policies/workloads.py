@@ -272,7 +272,8 @@ def _train_job(job: Subject, entry: WorkloadKind) -> list[PodTemplate]:
     the TrainJob sets the ``node`` container through ``spec.trainer`` (``image``, ``command``,
     ``args``, ``env``, ``resourcesPerNode``) on ``numNodes`` pods, and pod-spec fields (tolerations,
     nodeSelector, volumes...) through ``spec.runtimePatches[*].trainingRuntimeSpec.template.spec
-    .replicatedJobs[name=node].template.spec.template.spec``."""
+    .replicatedJobs[name=node].template.spec.template.spec``, whose ``containers[name=node]`` adds
+    ``volumeMounts``, ``env`` and ``securityContext`` to that container."""
     trainer = job.spec.get("trainer")
     if not isinstance(trainer, Mapping):
         return []
@@ -288,6 +289,17 @@ def _train_job(job: Subject, entry: WorkloadKind) -> list[PodTemplate]:
                 pod = as_mapping(as_mapping(as_mapping(as_mapping(replicated.get("template")).get("spec"))
                                             .get("template")).get("spec"))
                 spec.update({k: v for k, v in pod.items() if k not in ("containers", "initContainers")})
+                # The patch's ``node`` container adds volumeMounts, securityContext and env
+                # (Trainer's ContainerPatch) to the trainer's container.
+                for patched in as_list(pod.get("containers")):
+                    patched = as_mapping(patched)
+                    if patched.get("name") != "node":
+                        continue
+                    for key in ("volumeMounts", "env"):
+                        if isinstance(patched.get(key), list):
+                            container[key] = [*as_list(container.get(key)), *patched[key]]
+                    if isinstance(patched.get("securityContext"), Mapping):
+                        container["securityContext"] = patched["securityContext"]
     spec["containers"] = [container]
     nodes = _int(trainer.get("numNodes"), 1)
     labels = {"jobset.sigs.k8s.io/jobset-name": job.object_name}

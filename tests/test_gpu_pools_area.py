@@ -124,7 +124,8 @@ def test_prod_stack_has_serving_mig_and_batch_pools_all_limited():
     assert mig.instance_types == ("p4de.24xlarge", "p5.48xlarge") and mig.capacity_types == ("on-demand",)
     assert (mig.sharing.mode, mig.sharing.mig_profile) == ("mig", "1g.10gb")
     assert pools["batch"].capacity_types == ("spot",)
-    assert set(pools["batch"].instance_families) == {"g6e", "p4d", "p5"}
+    # Batch and multi-node training: A100 nodes with 4 EFA interfaces each.
+    assert pools["batch"].instance_types == ("p4d.24xlarge", "p4de.24xlarge") and pools["batch"].efa
     assert all(p.limits.gpus > 0 for p in pools.values())
 
 

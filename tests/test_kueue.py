@@ -212,11 +212,14 @@ def test_manager_config_enables_gang_admission_integrations_fair_sharing(run):
     assert config["kind"] == "Configuration"
     assert config["waitForPodsReady"]["timeout"] == "20m"
     assert config["waitForPodsReady"]["blockAdmission"] is True
-    assert config["integrations"]["frameworks"] == ["batch/job", "ray.io/rayjob", "ray.io/raycluster", "ray.io/rayservice"]
+    assert config["integrations"]["frameworks"] == ["batch/job", "ray.io/rayjob", "ray.io/raycluster", "ray.io/rayservice",
+                                                    "trainer.kubeflow.org/trainjob"]
     assert config["fairSharing"]["preemptionStrategies"] == ["LessThanOrEqualToFinalShare", "LessThanInitialShare"]
     assert config["manageJobsWithoutQueueName"] is False
     assert config["managedJobsNamespaceSelector"] == {"matchExpressions": [{"key": TEAM_LABEL, "operator": "Exists"}]}
     assert config["leaderElection"]["leaderElect"] is True
+    # EFA interfaces, requested with a node's GPUs, are not quota: no ClusterQueue covers them.
+    assert config["resources"] == {"excludeResourcePrefixes": ["vpc.amazonaws.com/efa"]}
 
 
 def test_pod_based_integrations_are_opt_in(run):

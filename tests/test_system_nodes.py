@@ -85,8 +85,12 @@ def test_prod_pods_are_rendered_by_the_components():
     assert {what for what in pods if what.startswith("KEDA")} == {"KEDA operator", "KEDA metricsServer", "KEDA webhooks"}
     assert all(pods[w].count == 2 for w in pods if w.startswith("KEDA"))
     assert pods["NFD worker"].per_node and pods["kube-proxy"].per_node
+    # Kubeflow Trainer (2 replicas, request = limit) and the JobSet controller its chart installs.
+    assert (pods["Kubeflow Trainer controller"].count, pods["Kubeflow Trainer controller"].cpu_millis,
+            pods["Kubeflow Trainer controller"].memory_mib) == (2, 500, 512)
+    assert (pods["JobSet controller"].count, pods["JobSet controller"].cpu_millis, pods["JobSet controller"].memory_mib) == (1, 500, 128)
     total_cpu = sum(p.total(3)[0] for p in pods.values())
-    assert 13_000 < total_cpu < 14_500
+    assert 14_500 < total_cpu < 16_000
 
 
 def test_reference_stacks_fit_with_headroom():
@@ -99,12 +103,12 @@ def test_reference_stacks_fit_with_headroom():
 
 
 def test_the_old_prod_system_nodes_are_refused_with_the_numbers():
-    """3 × m7i.xlarge hold 11.76 allocatable vCPU; prod pins about 13.7 vCPU of requests there."""
+    """3 × m7i.xlarge hold 11.76 allocatable vCPU; prod pins about 15.2 vCPU of requests there."""
     raw = _cluster(stack_config("prod"), instanceTypes=["m7i.xlarge", "m6i.xlarge"])
     with pytest.raises(ConfigError) as error:
         parse_stack_config(raw)
     (problem,) = error.value.problems
-    assert problem.startswith("gpufleet:cluster.systemNodes: the pods pinned to the system nodes request 13.")
+    assert problem.startswith("gpufleet:cluster.systemNodes: the pods pinned to the system nodes request 15.")
     assert "minSize 3 × m7i.xlarge" in problem and "allocate 11.76 vCPU" in problem
     assert "raise minSize or use a larger instance type" in problem
     assert "RayCluster research/batch head 2.50 vCPU" in problem

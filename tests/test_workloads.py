@@ -85,6 +85,23 @@ def test_train_job_takes_pod_fields_from_runtime_patches():
     assert template.distributed
 
 
+def test_train_job_patch_container_adds_mounts_env_and_security_context():
+    job = manifest("trainer.kubeflow.org/v1alpha1", "TrainJob", {
+        "trainer": {"numNodes": 2, "image": "pytorch:2", "env": [{"name": "A", "value": "1"}],
+                    "resourcesPerNode": {"limits": {"nvidia.com/gpu": 8}}},
+        "runtimePatches": [{"manager": "me", "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [
+            {"name": "node", "template": {"spec": {"template": {"spec": {
+                "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory"}}],
+                "containers": [{"name": "node", "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+                                "env": [{"name": "B", "value": "2"}], "securityContext": {"runAsNonRoot": True}},
+                               {"name": "other", "volumeMounts": [{"name": "x", "mountPath": "/x"}]}]}}}}}]}}}}]})
+    [template] = pod_templates(job)
+    (container,) = template.containers
+    assert container["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    assert [e["name"] for e in container["env"]] == ["A", "B"]
+    assert container["securityContext"] == {"runAsNonRoot": True}
+
+
 def test_table_covers_every_kind_the_rules_read():
     kinds = {(e.group, e.kind) for e in WORKLOAD_KINDS}
     tested = {(c[1].group, c[1].kind) for c in CASES}

@@ -6,9 +6,9 @@ declares that area's components from the section.
 ``AREAS`` is the composition order: later areas use what earlier ones put on :class:`Platform`.
 """
 
-from gpufleet.infra.areas import gpu_operator, gpu_pools, model_cache, ray, serving, system_nodes, tenancy
+from gpufleet.infra.areas import gpu_operator, gpu_pools, model_cache, ray, serving, system_nodes, tenancy, training
 from gpufleet.infra.areas import triton
 
-AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, triton, ray, system_nodes)
+AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, triton, ray, training, system_nodes)
 
 __all__ = ["AREAS"]

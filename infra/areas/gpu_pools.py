@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from pydantic import Field, model_validator
 
+from gpufleet.components.efa import EfaDevicePlugin
 from gpufleet.components.gpu_node_pool import GpuNodePool, PoolArgumentError, node_overlays, pool_spec
 from gpufleet.components.gpu_scheduling import GpuPlacement
 from gpufleet.components.karpenter import Karpenter
@@ -155,6 +156,11 @@ class GpuPoolSection(ConfigModel):
     """Root/data volume."""
     sharing: SharingConfig = SharingConfig()
     """GPU sharing. Default none."""
+    efa: bool = False
+    """Elastic Fabric Adapter for multi-node training: an EFA security group (all traffic among its
+    members) on the nodes, every EFA interface attached for pods that request ``vpc.amazonaws.com/efa``,
+    and the EFA device plugin. Every instance type must have EFA (p4d/p4de 4, p5/p5e 32, p5en 16
+    interfaces), all the same number. Default false."""
 
     @model_validator(mode="after")
     def _against_instance_facts(self) -> "GpuPoolSection":
@@ -182,6 +188,8 @@ class GpuPoolSection(ConfigModel):
             "root_volume": self.root_volume.model_dump(),
             "sharing": self.sharing.model_dump(exclude_none=True),
         }
+        if self.efa:
+            args["efa"] = True
         if self.instance_families:
             args["instance_families"] = list(self.instance_families)
         if self.instance_types:
@@ -264,10 +272,19 @@ def compose(platform: Platform) -> None:
     platform.components["karpenter"] = karpenter
     # The AWS provider's default tags do not reach instances Karpenter launches: tag them here.
     instance_tags = {"gpufleet:stack": platform.stack, "gpufleet:environment": config.environment, **config.tags}
+    efa_pools: list[GpuNodePool] = []
     for pool in config.gpu_pools:
         node_pool = GpuNodePool(
             pool.name,
-            {**pool_args(config, pool), "karpenter": karpenter, "tags": instance_tags},
+            {**pool_args(config, pool), "karpenter": karpenter, "tags": instance_tags,
+             **({"vpc_id": platform.network.vpc_id} if pool.efa else {})},
             opts=platform.opts,
         )
         platform.placements[pool.name] = node_pool.placement
+        if pool.efa:
+            efa_pools.append(node_pool)
+    if efa_pools:
+        # Advertises vpc.amazonaws.com/efa on the EFA pools' nodes (tolerating their taints).
+        platform.components["efa-device-plugin"] = EfaDevicePlugin(
+            "efa-device-plugin", {"placements": [p.placement for p in efa_pools], "wait_for": [karpenter]},
+            opts=platform.opts)

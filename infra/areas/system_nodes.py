@@ -33,6 +33,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from gpufleet.components.autoscaling import keda_values
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
+from gpufleet.components.kubeflow_trainer import JOBSET_CONTROLLER_REQUESTS, trainer_values
 from gpufleet.components.kuberay import operator_values as kuberay_values
 from gpufleet.components.model_loader import loader_job_spec
 from gpufleet.components.triton_models import repository_job_spec
@@ -298,6 +299,12 @@ def system_node_pods(config: Any) -> list[SystemPods]:
     if config.kueue.enabled and config.gpu_pools:
         pods.append(SystemPods("Kueue controller", config.kueue.replicas,
                                *chart_requests("kueue", "controllerManager.manager.resources.requests")))
+    if config.training.enabled:
+        values = trainer_values({"replicas": config.training.trainer.replicas})
+        pods.append(SystemPods("Kubeflow Trainer controller", values["manager"]["replicas"],
+                               *container_requests(values["manager"]["resources"])))
+        # The trainer chart's JobSet dependency: no node selector settable, lands on the untainted system nodes.
+        pods.append(SystemPods("JobSet controller", 1, *container_requests({"requests": JOBSET_CONTROLLER_REQUESTS})))
     if config.ray.enabled:
         values = kuberay_values({"replicas": config.ray.operator.replicas})
         pods.append(SystemPods("KubeRay operator", values["replicas"], *container_requests(values["resources"])))

@@ -51,6 +51,7 @@ class RegisteredResource:
     aliases: list[Any] = field(default_factory=list)
     delete_before_replace: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+    replace_on_changes: list[str] = field(default_factory=list)
 
     @property
     def is_kubernetes_object(self) -> bool:
@@ -164,6 +165,7 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
             aliases=[_alias_text(a) for a in request.aliases] + list(request.aliasURNs),
             delete_before_replace=request.deleteBeforeReplace,
             ignore_changes=list(request.ignoreChanges),
+            replace_on_changes=list(request.replaceOnChanges),
         )
         self.recorded.append(resource)
         if self._hook is not None:
