@@ -62,7 +62,7 @@ def test_time_slicing_needs_two_or_more_replicas(replicas, shown):
 def test_replicas_and_mig_profile_only_with_their_mode():
     problems = area.cross_check(config(pool("a", replicas=4), pool("b", mig_profile="1g.10gb")))
     assert problems == [
-        "gpufleet:gpuPools[0].sharing.replicas: only used with mode time-slicing (mode is none)",
+        "gpufleet:gpuPools[0].sharing.replicas: only used with mode time-slicing or mps (mode is none)",
         "gpufleet:gpuPools[1].sharing.migProfile: only used with mode mig (mode is none)",
     ]
 
