@@ -396,6 +396,21 @@ def test_prod_flavors_and_quotas_match_the_node_pools(run):
     assert local_queues == {"serving": "serving", "research": "research"}
 
 
+def test_dev_mps_flavor_counts_in_shared_gpus_like_time_slicing(run):
+    """Both dev pools advertise nvidia.com/gpu.shared: the ml queue's GPU group covers that one resource
+    with a flavor per pool, each quota in that pool's replicas (7 GPUs x 4 time-sliced, 1 GPU x 4 MPS)."""
+    main = str(Project.find(REPO).main_dir)
+    recording = run(lambda: runpy.run_path(main, run_name="__main__"), config=stack_config("dev"), stack="dev")
+    flavors = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor")}
+    assert flavors["gpu-dev-mps"]["nodeLabels"]["gpufleet.io/gpu-pool"] == "gpu-dev-mps"
+    (queue,) = recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue")
+    _, gpu_group = queue.inputs["spec"]["resourceGroups"]
+    assert gpu_group["coveredResources"] == ["nvidia.com/gpu.shared"]
+    assert {f["name"]: [(r["name"], r["nominalQuota"]) for r in f["resources"]] for f in gpu_group["flavors"]} == {
+        "gpu-dev": [("nvidia.com/gpu.shared", "28")], "gpu-dev-mps": [("nvidia.com/gpu.shared", "4")]}
+    assert quota_disagreements(recording) == []
+
+
 def outside_kueue_requests(recording) -> dict[str, Counter]:
     """Namespace → the most cpu/memory its rendered pods outside Kueue request at once: each
     InferenceService predictor (and canary) at ``maxReplicas``, else ``minReplicas``, and each Job
