@@ -149,7 +149,7 @@ class GpuOperatorArgs(TypedDict):
 
 class GpuOperator(pulumi.ComponentResource):
     """The NVIDIA GPU Operator (Helm) in its own namespace: device plugin where the AMI lacks one,
-    GPU Feature Discovery, time-slicing or MIG per pool, and the DCGM exporter with a ServiceMonitor.
+    GPU Feature Discovery, time-slicing, MPS or MIG per pool, and the DCGM exporter with a ServiceMonitor.
     The operator runs on the system nodes; its operands tolerate the GPU taint."""
 
     namespace: pulumi.Output[str]

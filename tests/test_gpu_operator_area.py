@@ -301,3 +301,33 @@ def test_repository_stacks_pass():
     assert dev.gpu_pools[0].sharing.replicas == 4
     assert [p.sharing.mode for p in prod.gpu_pools] == ["none", "mig", "none"]
     assert prod.gpu_operator.service_monitor_labels == {"release": "kube-prometheus-stack"}
+
+
+def test_plan_prod_with_an_mps_pool_needs_the_acknowledgement(tmp_path):
+    """End to end: an unacknowledged MPS pool in prod is a config error (exit 2, naming the field); the
+    acknowledged one plans with no policy violation (the ConfigMap names its entry) and shows MPS ×4."""
+    import shutil
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from gpufleet.infra.cli import app
+    from tests.harness import REPO
+
+    shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(REPO / "stacks", tmp_path / "stacks")
+    shutil.copytree(REPO / "infra", tmp_path / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    path = tmp_path / "stacks" / "Pulumi.prod.yaml"
+    document = yaml.safe_load(path.read_text())
+    pools = document["config"]["gpufleet:gpuPools"]
+    pools.append({"name": "embed-mps", "instanceTypes": ["g6.xlarge"], "amiVersion": pools[0].get("amiVersion", "latest"),
+                  "limits": {"gpus": 1, "cpu": 4, "memoryGib": 16}, "sharing": {"mode": "mps", "replicas": 4}})
+    path.write_text(yaml.safe_dump(document))
+    result = CliRunner().invoke(app, ["plan", "prod", "--project-dir", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "gpufleet:gpuPools[3].sharing.acknowledgeNoIsolation: mps gives no fault isolation" in " ".join(result.output.split())
+    pools[-1]["sharing"]["acknowledgeNoIsolation"] = True
+    path.write_text(yaml.safe_dump(document))
+    result = CliRunner().invoke(app, ["plan", "prod", "--project-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "sharing: MPS ×4" in result.output and "Policies: no violations." in result.output

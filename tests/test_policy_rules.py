@@ -449,6 +449,24 @@ def _mps_batch(docs: list[dict[str, Any]], acknowledged: bool = False) -> dict[s
     return config_map
 
 
+def test_sharing_configs_read_mps_and_the_acknowledgement():
+    """``sharing.mps`` wins over ``timeSlicing`` in one entry (the device plugin's SharingStrategy);
+    one replica a GPU is no sharing; the annotation acknowledges the entries it names only."""
+    from gpufleet.policies.rules._device_plugin import mps_configs, sharing_configs, time_slicing_configs
+
+    both = "version: v1\nsharing:\n  mps:\n    resources:\n    - {name: nvidia.com/gpu, replicas: 3}\n" \
+           "  timeSlicing:\n    resources:\n    - {name: nvidia.com/gpu, replicas: 8}\n"
+    single = "version: v1\nsharing:\n  mps:\n    resources:\n    - {name: nvidia.com/gpu, replicas: 1}\n"
+    config_map = subject({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": "dp", "namespace": "gpu-operator",
+                                       "annotations": {"gpufleet.io/mps-no-isolation-acknowledged": "a, other"}},
+                          "data": {"a": both, "b": both, "c": single}})
+    entries = sharing_configs([config_map])
+    assert [(e.config, e.mode, e.replicas, e.rename_by_default, e.acknowledged) for e in entries] == [
+        ("a", "mps", 3, False, True), ("b", "mps", 3, False, False)]
+    assert time_slicing_configs([config_map]) == [] and len(mps_configs([config_map])) == 2
+
+
 MPS_RULES = [RULES_BY_NAME["gpu-no-mps-in-production"], RULES_BY_NAME["gpu-no-time-slicing-in-production"]]
 
 
