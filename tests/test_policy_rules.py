@@ -487,6 +487,23 @@ def test_mps_pool_serves_shared_gpus_and_is_judged_as_mps_not_time_slicing():
     assert evaluate(subjects(docs), PolicyConfig(production=False), rules=MPS_RULES) == []
 
 
+def test_mps_pool_is_schedulable_only_with_its_overlays_and_up_to_its_clients():
+    docs = copy.deepcopy(GOOD)
+    _mps_batch(docs)
+    job = docs[find(docs, ["Job", "finetune"])]
+    limits = job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    limits["nvidia.com/gpu.shared"] = 33  # p5.48xlarge: 8 GPUs x 4 MPS clients
+    [found] = evaluate(subjects(docs), rules=SCHEDULABLE)
+    assert "batch: one pod asks for 33 nvidia.com/gpu.shared" in found.message
+    limits["nvidia.com/gpu.shared"] = 1
+    without_overlays = [d for d in docs if not (d.get("kind") == "NodeOverlay" and d["metadata"]["name"].startswith("batch-"))]
+    [found] = evaluate(subjects(without_overlays), rules=SCHEDULABLE)
+    assert "batch: Karpenter knows only nvidia.com/gpu of an instance type, not nvidia.com/gpu.shared" in found.message
+    limits["nvidia.com/mig-1g.10gb"] = limits.pop("nvidia.com/gpu.shared")  # not what an MPS pool advertises
+    [found] = evaluate(subjects(docs), rules=SCHEDULABLE)
+    assert "batch: its nodes advertise nvidia.com/gpu.shared / nvidia.com/gpu, not nvidia.com/mig-1g.10gb (MPS)" in found.message
+
+
 def test_acknowledged_mps_entry_passes_in_production():
     docs = copy.deepcopy(GOOD)
     _mps_batch(docs, acknowledged=True)
