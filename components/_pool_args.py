@@ -11,6 +11,7 @@ is refused here rather than by a Karpenter that never launches a node.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
 from gpufleet.components.gpu_instances import EFA_INTERFACES, FAMILIES, INSTANCE_TYPES, GpuInstanceType, instance_types_of
@@ -20,6 +21,7 @@ from gpufleet.components.gpu_scheduling import (
     GPU_TAINT_KEY,
     MIG_CONFIG_LABEL,
     MIG_PROFILES,
+    MPS_MAX_REPLICAS,
     POOL_LABEL,
     mig_slices,
 )
@@ -188,22 +190,59 @@ def taints(taints: Sequence[Mapping[str, str]]) -> list[dict[str, str]]:
     return rendered
 
 
-def sharing(sharing: Mapping, types: list[GpuInstanceType]) -> tuple[str, int, str]:
+@dataclass(frozen=True)
+class CheckedSharing:
+    """A checked ``sharing`` argument."""
+
+    mode: str
+    """``none``, ``time-slicing``, ``mps`` or ``mig``."""
+    replicas: int = 0
+    """Pods per GPU with ``time-slicing`` or ``mps``; 0 otherwise."""
+    mig_profile: str = ""
+    """The MIG profile with ``mig``; empty otherwise."""
+    acknowledge_no_isolation: bool = False
+    """With ``mps``: the owner accepts that MPS clients are not isolated from each other's faults."""
+
+
+SHARING_MODES = ("none", "time-slicing", "mps", "mig")
+_SHARING_KEYS = {"mode", "replicas", "mig_profile", "acknowledge_no_isolation"}
+
+
+def sharing(sharing: Mapping, types: list[GpuInstanceType]) -> CheckedSharing:
     if not isinstance(sharing, Mapping):
-        raise PoolArgumentError("sharing", "must be a mapping with mode (none, time-slicing, mig)")
+        raise PoolArgumentError("sharing", "must be a mapping with mode (none, time-slicing, mps, mig)")
+    unknown = sorted(set(sharing) - _SHARING_KEYS)
+    if unknown:
+        raise PoolArgumentError("sharing", f"has unknown keys {unknown} ({', '.join(sorted(_SHARING_KEYS))})")
     mode = sharing.get("mode", "none")
     replicas = sharing.get("replicas")
     profile = sharing.get("mig_profile")
+    acknowledged = sharing.get("acknowledge_no_isolation")
+    if acknowledged is not None and not isinstance(acknowledged, bool):
+        raise PoolArgumentError("sharing.acknowledge_no_isolation", f"must be true or false, got {acknowledged!r}")
+    if acknowledged is not None and mode != "mps":
+        raise PoolArgumentError("sharing.acknowledge_no_isolation", f"only applies to mode 'mps' (mode is {mode!r})")
     if mode == "none":
         if replicas is not None or profile is not None:
             raise PoolArgumentError("sharing", "sets replicas or mig_profile but mode is 'none'")
-        return "none", 0, ""
+        return CheckedSharing("none")
     if mode == "time-slicing":
         if profile is not None:
             raise PoolArgumentError("sharing.mig_profile", "is set but mode is 'time-slicing'")
         if not isinstance(replicas, int) or isinstance(replicas, bool) or not 2 <= replicas <= 64:
             raise PoolArgumentError("sharing.replicas", f"must be an integer from 2 to 64 with time-slicing, got {replicas!r}")
-        return "time-slicing", replicas, ""
+        return CheckedSharing("time-slicing", replicas=replicas)
+    if mode == "mps":
+        if profile is not None:
+            # k8s-device-plugin README, "With CUDA MPS": sharing with MPS is not supported on devices
+            # with MIG enabled (and only full GPUs, nvidia.com/gpu, can be MPS-shared).
+            raise PoolArgumentError("sharing.mig_profile", "is set but mode is 'mps': the NVIDIA device plugin cannot "
+                                               "share MIG devices with MPS (MPS works on whole GPUs only); "
+                                               "use mode 'mig' or drop mig_profile")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or not 2 <= replicas <= MPS_MAX_REPLICAS:
+            raise PoolArgumentError("sharing.replicas", f"must be an integer from 2 to {MPS_MAX_REPLICAS} with mps "
+                                            f"(MPS serves at most {MPS_MAX_REPLICAS} clients per GPU), got {replicas!r}")
+        return CheckedSharing("mps", replicas=replicas, acknowledge_no_isolation=bool(acknowledged))
     if mode == "mig":
         if replicas is not None:
             raise PoolArgumentError("sharing.replicas", "is set but mode is 'mig' (MIG slices are fixed by mig_profile)")
@@ -220,8 +259,18 @@ def sharing(sharing: Mapping, types: list[GpuInstanceType]) -> tuple[str, int, s
             offered = sorted({p for m in memory for p in MIG_PROFILES.get(m, {})})
             raise PoolArgumentError("sharing.mig_profile", f"{profile!r} does not exist on {', '.join(misfits)} "
                                                f"(profiles there: {', '.join(offered)})")
-        return "mig", 0, profile
-    raise PoolArgumentError("sharing.mode", f"must be one of 'none', 'time-slicing', 'mig', got {mode!r}")
+        return CheckedSharing("mig", mig_profile=profile)
+    raise PoolArgumentError("sharing.mode", f"must be one of {', '.join(map(repr, SHARING_MODES))}, got {mode!r}")
+
+
+def sharing_on_ami(sharing: CheckedSharing, ami_family: str) -> None:
+    """Time-slicing and MPS are configured in the GPU Operator's device plugin, which does not run on
+    Bottlerocket (its AMI ships its own plugin, whose ``device-sharing-strategy`` setting offers
+    ``time-slicing`` and ``mig`` but no MPS, and no MPS control daemon)."""
+    if sharing.mode == "mps" and ami_family == "bottlerocket":
+        raise PoolArgumentError("sharing.mode", "is 'mps' but ami_family is 'bottlerocket': Bottlerocket's own NVIDIA "
+                                    "device plugin has no MPS sharing strategy and the GPU Operator's plugin (with "
+                                    "its MPS control daemon) is off there; use ami_family 'al2023'")
 
 
 def efa(value: object, types: list[GpuInstanceType], sharing_mode: str) -> bool:

@@ -16,7 +16,7 @@ single-replica service whose PDB says ``minAvailable: 1`` blocks expiry, drift a
 its node for ever, and the node keeps billing.
 
 Shared GPUs and Karpenter: Karpenter's simulation knows only ``nvidia.com/gpu`` (physical GPUs) of an
-AWS instance type, so a pod asking for ``nvidia.com/gpu.shared`` (time-slicing) or
+AWS instance type, so a pod asking for ``nvidia.com/gpu.shared`` (time-slicing or MPS) or
 ``nvidia.com/mig-<profile>`` (MIG, ``mixed`` strategy) never gets a node from a scaled-to-zero pool
 (aws/containers-roadmap#2690, kubernetes-sigs/karpenter#729). Such a pool therefore renders one
 ``karpenter.sh/v1alpha1`` NodeOverlay per instance type it may launch, named
@@ -126,10 +126,16 @@ class Taint(TypedDict):
 class PoolSharing(TypedDict):
     """How the GPU Operator shares this pool's GPUs (carried into ``placement``)."""
 
-    mode: Literal["none", "time-slicing", "mig"]
-    """``none`` (whole GPUs), ``time-slicing`` or ``mig``. Required."""
+    mode: Literal["none", "time-slicing", "mps", "mig"]
+    """``none`` (whole GPUs), ``time-slicing``, ``mps`` (CUDA Multi-Process Service: concurrent clients,
+    each limited to 1/replicas of the GPU's memory and compute, but no fault isolation; not on MIG
+    or Bottlerocket) or ``mig``. Required."""
     replicas: NotRequired[int]
-    """With ``time-slicing``: pods per GPU, 2-64. Required then."""
+    """With ``time-slicing``: pods per GPU, 2-64; with ``mps``: MPS clients per GPU, 2-48. Required then."""
+    acknowledge_no_isolation: NotRequired[bool]
+    """With ``mps``: accept that a fatal GPU fault in one MPS client fails every client sharing that
+    GPU. :class:`~gpufleet.components.gpu_operator.GpuOperator` refuses an MPS pool in production
+    without it. Default false."""
     mig_profile: NotRequired[str]
     """With ``mig``: the profile every GPU is cut into, e.g. ``1g.10gb``. Required then."""
 
@@ -289,8 +295,9 @@ def pool_spec(name: str, args: Mapping) -> PoolSpec:
     ami_version = checks.ami_version(args.get("ami_version", "latest"))
     labels = checks.labels(args.get("labels", {}))
     extra_taints = checks.taints(args.get("taints", []))
-    sharing, replicas, mig_profile = checks.sharing(args.get("sharing", {"mode": "none"}), types)
-    efa = checks.efa(args.get("efa", False), types, sharing)
+    sharing = checks.sharing(args.get("sharing", {"mode": "none"}), types)
+    checks.sharing_on_ami(sharing, ami_family)
+    efa = checks.efa(args.get("efa", False), types, sharing.mode)
     placement = GpuPlacement(
         pool=name,
         instance_types=tuple(types),
@@ -298,9 +305,11 @@ def pool_spec(name: str, args: Mapping) -> PoolSpec:
         gpu_limit=limits["gpus"],
         ami_family=ami_family,
         labels=labels,
-        sharing=sharing,
-        time_slicing_replicas=replicas,
-        mig_profile=mig_profile,
+        sharing=sharing.mode,
+        time_slicing_replicas=sharing.replicas if sharing.mode == "time-slicing" else 0,
+        mps_replicas=sharing.replicas if sharing.mode == "mps" else 0,
+        no_isolation_acknowledged=sharing.acknowledge_no_isolation,
+        mig_profile=sharing.mig_profile,
         mig_strategy=checks.mig_strategy(args.get("mig_strategy", "mixed")),
         extra_taints=tuple(extra_taints),
         efa=efa,

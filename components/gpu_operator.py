@@ -6,9 +6,19 @@ operator's Helm values are derived from the pools' :class:`GpuPlacement` facts, 
 
 - which operands the nodes' AMI already ships (driver, container toolkit, device plugin): one table,
   :data:`AMI_SHIPS`;
-- GPU sharing per pool: time-slicing through a device-plugin config entry the pool's nodes select
-  with the ``nvidia.com/device-plugin.config`` label, MIG through mig-manager and the
+- GPU sharing per pool: time-slicing or MPS through a device-plugin config entry the pool's nodes
+  select with the ``nvidia.com/device-plugin.config`` label, MIG through mig-manager and the
   ``nvidia.com/mig.config`` label (``all-<profile>``, a layout of mig-manager's default config).
+
+MPS (CUDA Multi-Process Service) sits between time-slicing and MIG: an MPS pool's entry has
+``sharing.mps`` (k8s-device-plugin config ``v1``), so the device plugin advertises ``replicas`` ×
+GPUs as ``nvidia.com/gpu.shared`` (``renameByDefault``, like time-slicing) and the operator starts the
+device plugin's MPS control daemon on the pool's nodes, which runs the clients' kernels concurrently
+and limits each client to 1/replicas of the GPU's memory and compute. Unlike MIG there is no fault
+isolation: a fatal GPU fault in one client ends every client on that GPU. The daemon's pipe and shm
+directory on the host is ``devicePlugin.mps.root`` (set explicitly when a pool uses MPS). In
+production an MPS pool must say ``acknowledge_no_isolation``; the ConfigMap names the acknowledged
+entries in :data:`MPS_ACKNOWLEDGED_ANNOTATION`, which the ``gpu-no-mps-in-production`` policy reads.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from gpufleet.components.gpu_monitoring import GPU_TOLERATION, dcgm_service_moni
 from gpufleet.components.gpu_scheduling import (
     GPU_RESOURCE,
     MIG_PROFILES,
+    MPS_MAX_REPLICAS,
     SYSTEM_NODE_SELECTOR,
     AmiFamily,
     GpuPlacement,
@@ -40,6 +51,11 @@ CHART_VERSION = "v26.7.0"
 REPOSITORY = "https://helm.ngc.nvidia.com/nvidia"
 RELEASE_NAME = "gpu-operator"
 DEVICE_PLUGIN_CONFIG_MAP = "gpufleet-device-plugin-config"
+MPS_ROOT = "/run/nvidia/mps"
+"""Host directory of the MPS control daemon's pipes and shared memory (chart value ``devicePlugin.mps.root``)."""
+MPS_ACKNOWLEDGED_ANNOTATION = "gpufleet.io/mps-no-isolation-acknowledged"
+"""Annotation of the device plugin ConfigMap: comma-separated MPS entries whose pools acknowledged
+that MPS clients share faults (``sharing.acknowledge_no_isolation``)."""
 DEFAULT_DEVICE_PLUGIN_CONFIG = "default"
 """Entry of the device-plugin config for nodes without a ``nvidia.com/device-plugin.config`` label."""
 
@@ -124,13 +140,16 @@ class GpuOperatorArgs(TypedDict):
     """Labels on that ServiceMonitor (match your Prometheus' ``serviceMonitorSelector``). Default none."""
     scrape_interval: NotRequired[str]
     """Prometheus scrape interval of the DCGM exporter. Default ``15s``."""
+    production: NotRequired[bool]
+    """The cluster serves production: an MPS placement must then have ``no_isolation_acknowledged``
+    (MPS clients share GPU faults). Default false."""
     extra_values: NotRequired[Mapping[str, Any]]
     """Escape hatch: Helm values deep-merged over gpufleet's (they win). Default none."""
 
 
 class GpuOperator(pulumi.ComponentResource):
     """The NVIDIA GPU Operator (Helm) in its own namespace: device plugin where the AMI lacks one,
-    GPU Feature Discovery, time-slicing or MIG per pool, and the DCGM exporter with a ServiceMonitor.
+    GPU Feature Discovery, time-slicing, MPS or MIG per pool, and the DCGM exporter with a ServiceMonitor.
     The operator runs on the system nodes; its operands tolerate the GPU taint."""
 
     namespace: pulumi.Output[str]
@@ -139,6 +158,16 @@ class GpuOperator(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         check_arg_keys(args, GpuOperatorArgs, name=TYPE)
         placements = _check_placements(args.get("placements"))
+        production = args.get("production", False)
+        if not isinstance(production, bool):
+            raise ValueError(f"{TYPE}: production must be true or false, got {production!r}")
+        for index, placement in enumerate(placements):
+            if production and placement.sharing == "mps" and not placement.no_isolation_acknowledged:
+                raise ValueError(
+                    f"{TYPE}: placements[{index}] ({placement.pool}): MPS in production needs "
+                    "no_isolation_acknowledged (sharing.acknowledge_no_isolation): MPS clients have no fault "
+                    "isolation, so one pod's fatal GPU fault fails every pod sharing that GPU; use MIG to isolate"
+                )
         mig_strategy = require_one_of(args.get("mig_strategy", "mixed"), "mig_strategy", ("single", "mixed"), name=TYPE)
         for index, placement in enumerate(placements):
             if placement.sharing == "mig" and placement.mig_strategy != mig_strategy:
@@ -176,9 +205,14 @@ class GpuOperator(pulumi.ComponentResource):
         in_namespace = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         before_release: list[pulumi.Resource] = [ns]
         if device_plugin_data:
+            metadata: dict[str, Any] = {"name": DEVICE_PLUGIN_CONFIG_MAP, "namespace": ns.metadata.name}
+            acknowledged = sorted(p.device_plugin_config for p in placements
+                                  if p.sharing == "mps" and p.no_isolation_acknowledged)
+            if acknowledged:
+                metadata["annotations"] = {MPS_ACKNOWLEDGED_ANNOTATION: ",".join(acknowledged)}
             before_release.append(k8s.core.v1.ConfigMap(
                 f"{name}-device-plugin-config",
-                metadata={"name": DEVICE_PLUGIN_CONFIG_MAP, "namespace": ns.metadata.name},
+                metadata=metadata,
                 data=device_plugin_data,
                 opts=in_namespace,
             ))
@@ -241,6 +275,13 @@ def sharing_problem(placement: GpuPlacement) -> Optional[str]:
         if placement.time_slicing_replicas < 2:
             return f"time_slicing_replicas must be at least 2 for time-slicing, got {placement.time_slicing_replicas}"
         return None
+    if placement.sharing == "mps":
+        if placement.mig_profile:
+            return (f"mps cannot share MIG devices (mig_profile {placement.mig_profile!r}): the device plugin supports "
+                    "MPS on whole GPUs only")
+        if not 2 <= placement.mps_replicas <= MPS_MAX_REPLICAS:
+            return f"mps_replicas must be from 2 to {MPS_MAX_REPLICAS} (MPS clients per GPU), got {placement.mps_replicas}"
+        return None
     if placement.sharing == "mig":
         not_capable = sorted({t.family.family for t in placement.instance_types if not t.mig_capable})
         if not placement.instance_types or not_capable:
@@ -253,18 +294,32 @@ def sharing_problem(placement: GpuPlacement) -> Optional[str]:
         if f"all-{placement.mig_profile}" not in MIG_MANAGER_DEFAULT_CONFIGS:
             return f"mig_profile {placement.mig_profile!r} has no all-{placement.mig_profile} layout in mig-manager's default config"
         return None
-    return f"sharing must be one of 'none', 'time-slicing', 'mig', got {placement.sharing!r}"
+    return f"sharing must be one of 'none', 'time-slicing', 'mps', 'mig', got {placement.sharing!r}"
 
 
 def device_plugin_config(placements: Sequence[GpuPlacement], mig_strategy: MigStrategy) -> dict[str, str]:
-    """The device plugin's config ConfigMap data: a ``default`` entry and one time-slicing entry per
-    time-sliced pool (named :attr:`GpuPlacement.device_plugin_config`); empty without time-slicing."""
-    sliced = [p for p in placements if p.sharing == "time-slicing"]
+    """The device plugin's config ConfigMap data: a ``default`` entry and one entry per time-sliced or
+    MPS pool (named :attr:`GpuPlacement.device_plugin_config`); empty without either."""
+    sliced = [p for p in placements if p.sharing in ("time-slicing", "mps")]
     if not sliced:
         return {}
     default_strategy = mig_strategy if any(p.sharing == "mig" for p in placements) else "none"
     data = {DEFAULT_DEVICE_PLUGIN_CONFIG: _yaml({"version": "v1", "flags": {"migStrategy": default_strategy}})}
     for placement in sliced:
+        if placement.sharing == "mps":
+            data[placement.device_plugin_config] = _yaml({
+                "version": "v1",
+                # MPS is not supported on MIG-enabled devices (k8s-device-plugin README, "With CUDA MPS").
+                "flags": {"migStrategy": "none"},
+                "sharing": {"mps": {
+                    # Advertised as nvidia.com/gpu.shared like time-slicing; a pod asking for two gets
+                    # refused rather than two slices of one GPU (the plugin's default for MPS too).
+                    "renameByDefault": True,
+                    "failRequestsGreaterThanOne": True,
+                    "resources": [{"name": GPU_RESOURCE, "replicas": placement.mps_replicas}],
+                }},
+            })
+            continue
         data[placement.device_plugin_config] = _yaml({
             "version": "v1",
             "flags": {"migStrategy": "none"},
@@ -296,6 +351,9 @@ def operator_values(
     device_plugin: dict[str, Any] = {"enabled": switches["devicePlugin"]}
     if device_plugin_config_map and switches["devicePlugin"]:
         device_plugin["config"] = {"create": False, "name": device_plugin_config_map, "default": DEFAULT_DEVICE_PLUGIN_CONFIG}
+    if switches["devicePlugin"] and any(p.sharing == "mps" for p in placements):
+        # The device plugin's MPS control daemon keeps its pipes and shm here on each MPS node.
+        device_plugin["mps"] = {"root": MPS_ROOT}
     uses_mig = any(p.sharing == "mig" for p in placements)
     system_tolerations = [{"key": "CriticalAddonsOnly", "operator": "Exists"}]
     return {

@@ -17,7 +17,12 @@ GPU_RESOURCE = "nvidia.com/gpu"
 """The extended resource the NVIDIA device plugin advertises (whole GPUs, or MIG slices with the
 ``single`` strategy)."""
 SHARED_GPU_RESOURCE = "nvidia.com/gpu.shared"
-"""The resource name of a time-sliced GPU when the device plugin renames shared replicas."""
+"""The resource name of a shared GPU (time-slicing or MPS) when the device plugin renames shared
+replicas (``renameByDefault: true``, which gpufleet always sets)."""
+MPS_MAX_REPLICAS = 48
+"""Most MPS clients one GPU serves: CUDA MPS on Volta and later GPUs (every GPU of
+:data:`gpu_instances.FAMILIES`) accepts up to 48 client CUDA contexts per device (NVIDIA Multi-Process
+Service guide, "Limitations")."""
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 """Prefix of MIG slice resources with the ``mixed`` strategy, e.g. ``nvidia.com/mig-1g.10gb``."""
 
@@ -78,7 +83,7 @@ PRIORITY_CLASSES: Mapping[str, str] = {
 """Role → PriorityClass name. Inference preempts; batch never preempts."""
 
 AmiFamily = Literal["al2023", "bottlerocket"]
-Sharing = Literal["none", "time-slicing", "mig"]
+Sharing = Literal["none", "time-slicing", "mps", "mig"]
 MigStrategy = Literal["single", "mixed"]
 
 MIG_PROFILES: Mapping[int, Mapping[str, int]] = {
@@ -121,6 +126,12 @@ class GpuPlacement:
     """How the GPU Operator shares this pool's GPUs."""
     time_slicing_replicas: int = 0
     """With ``time-slicing``: pods that share one GPU."""
+    mps_replicas: int = 0
+    """With ``mps``: MPS clients (pods) that share one GPU, each limited by the MPS control daemon to
+    an equal share (1/replicas) of its memory and compute."""
+    no_isolation_acknowledged: bool = False
+    """With ``mps``: the pool's owner accepted that MPS clients have no fault isolation (a fatal GPU
+    fault in one client fails every client on that GPU); required for MPS in production."""
     mig_profile: str = ""
     """With ``mig``: the one profile every GPU is cut into (e.g. ``1g.10gb``; mig-manager config
     ``all-<profile>``)."""
@@ -139,20 +150,26 @@ class GpuPlacement:
         labels = {ACCELERATOR_LABEL: ACCELERATOR_VALUE, POOL_LABEL: self.pool, **self.labels}
         if self.sharing == "mig":
             labels[MIG_CONFIG_LABEL] = f"all-{self.mig_profile}"
-        elif self.sharing == "time-slicing":
+        elif self.sharing in ("time-slicing", "mps"):
             labels[DEVICE_PLUGIN_CONFIG_LABEL] = self.device_plugin_config
         return labels
 
     @property
     def device_plugin_config(self) -> str:
-        """Name of this pool's entry in the device plugin config ConfigMap (time-slicing)."""
-        return f"{self.pool}-time-slicing" if self.sharing == "time-slicing" else ""
+        """Name of this pool's entry in the device plugin config ConfigMap (``<pool>-time-slicing`` or
+        ``<pool>-mps``); empty for whole GPUs and MIG."""
+        return f"{self.pool}-{self.sharing}" if self.sharing in ("time-slicing", "mps") else ""
+
+    @property
+    def shared_replicas(self) -> int:
+        """Pods that share one GPU: the time-slicing or MPS replicas; 0 without such sharing."""
+        return {"time-slicing": self.time_slicing_replicas, "mps": self.mps_replicas}.get(self.sharing, 0)
 
     @property
     def gpu_resource(self) -> str:
         """The resource name pods request on this pool: ``nvidia.com/gpu``, ``nvidia.com/gpu.shared``
-        (time-slicing, renamed by default) or ``nvidia.com/mig-<profile>`` (MIG, mixed strategy)."""
-        if self.sharing == "time-slicing":
+        (time-slicing or MPS, renamed by default) or ``nvidia.com/mig-<profile>`` (MIG, mixed strategy)."""
+        if self.sharing in ("time-slicing", "mps"):
             return SHARED_GPU_RESOURCE
         if self.sharing == "mig" and self.mig_strategy == "mixed":
             return MIG_RESOURCE_PREFIX + self.mig_profile
@@ -160,8 +177,8 @@ class GpuPlacement:
 
     def gpu_resources_per_node(self, instance_type: GpuInstanceType) -> int:
         """How many :attr:`gpu_resource` units one node of ``instance_type`` advertises."""
-        if self.sharing == "time-slicing":
-            return instance_type.gpus * self.time_slicing_replicas
+        if self.sharing in ("time-slicing", "mps"):
+            return instance_type.gpus * self.shared_replicas
         if self.sharing == "mig":
             return mig_slices(instance_type, self.mig_profile)
         return instance_type.gpus

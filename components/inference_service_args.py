@@ -132,8 +132,9 @@ class InferenceServiceArgs(TypedDict):
     max_model_len: NotRequired[int]
     """vLLM ``--max-model-len`` (context length). Default: the model's."""
     gpu_memory_utilization: NotRequired[float]
-    """vLLM ``--gpu-memory-utilization``. Default 0.9, or 0.9 / replicas on a time-sliced pool
-    (time-sliced pods share one GPU's memory)."""
+    """vLLM ``--gpu-memory-utilization``. Default 0.9, or 0.9 / replicas on a time-sliced or MPS pool
+    (their pods share one GPU's memory; vLLM's fraction is of the whole GPU, and the MPS control daemon
+    caps each client at 1/replicas of it)."""
     extra_args: NotRequired[Sequence[str]]
     """More vLLM flags. Default none."""
     hf_token_secret: NotRequired[HfTokenSecret]
@@ -196,20 +197,21 @@ def check_storage(uri: Any, field: str) -> str:
 
 
 def default_memory_utilization(placement: GpuPlacement) -> float:
-    if placement.sharing == "time-slicing" and placement.time_slicing_replicas > 1:
-        return int(90 / placement.time_slicing_replicas) / 100
+    if placement.shared_replicas > 1:
+        return int(90 / placement.shared_replicas) / 100
     return 0.9
 
 
 def check_memory_utilization(value: Any, placement: GpuPlacement) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
         raise ValueError(f"{TYPE}: gpu_memory_utilization must be a number in (0, 1], got {value!r}")
-    if placement.sharing == "time-slicing" and placement.time_slicing_replicas > 1:
-        share = 1 / placement.time_slicing_replicas
+    if placement.shared_replicas > 1:
+        share = 1 / placement.shared_replicas
         if value > share:
+            kind = "MPS" if placement.sharing == "mps" else "time-sliced"
             raise ValueError(
-                f"{TYPE}: gpu_memory_utilization ({value}) exceeds 1/{placement.time_slicing_replicas} = "
-                f"{share:.2f} on time-sliced pool {placement.pool!r}: pods sharing a GPU share its memory"
+                f"{TYPE}: gpu_memory_utilization ({value}) exceeds 1/{placement.shared_replicas} = "
+                f"{share:.2f} on {kind} pool {placement.pool!r}: pods sharing a GPU share its memory"
             )
     return float(value)
 

@@ -11,7 +11,7 @@ component: ``pulumi destroy`` deletes them, and Karpenter terminates their nodes
 and its permissions still exist. Deleted the other way round, GPU instances would keep running unowned.
 
 Karpenter's scheduling simulation knows only ``nvidia.com/gpu`` of an AWS GPU instance type. Pools that
-share GPUs (time-slicing, MIG with the ``mixed`` strategy) describe their shared resource to it with
+share GPUs (time-slicing, MPS, MIG with the ``mixed`` strategy) describe their shared resource to it with
 NodeOverlays, which Karpenter 1.14 reads only behind the alpha feature gate ``nodeOverlay``
 (``node_overlays=True`` sets ``settings.featureGates.nodeOverlay``).
 """
@@ -97,8 +97,9 @@ class KarpenterArgs(TypedDict):
     """Controller log level. Default ``info``."""
     node_overlays: NotRequired[bool]
     """Turn on the alpha ``nodeOverlay`` feature gate (``settings.featureGates.nodeOverlay``): needed
-    by every :class:`~gpufleet.components.gpu_node_pool.GpuNodePool` that time-slices its GPUs or cuts
-    them into MIG slices (``mixed`` strategy), whose NodeOverlays tell Karpenter the shared resource.
+    by every :class:`~gpufleet.components.gpu_node_pool.GpuNodePool` that time-slices its GPUs, shares
+    them by MPS or cuts them into MIG slices (``mixed`` strategy), whose NodeOverlays tell Karpenter the
+    shared resource.
     Default ``False`` (the chart's default: NodeOverlays are ignored)."""
     extra_values: NotRequired[Mapping[str, Any]]
     """Further chart values, merged over gpufleet's (escape hatch). Default none."""

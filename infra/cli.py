@@ -237,7 +237,7 @@ def _print_gpu_pools(recording: Recording) -> None:
     name pods request."""
     from gpufleet.infra.offline.engine import plain
     from gpufleet.policies.core import Subject, as_mapping, as_str
-    from gpufleet.policies.rules._device_plugin import helm_releases, time_slicing_configs
+    from gpufleet.policies.rules._device_plugin import helm_releases, mps_configs, time_slicing_configs
     from gpufleet.policies.rules._karpenter import node_pools
 
     subjects = [Subject(type=r.type, name=r.name, props=plain(r.inputs), urn=r.urn) for r in recording.resources]
@@ -245,15 +245,17 @@ def _print_gpu_pools(recording: Recording) -> None:
     if not pools:
         return
     replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}
+    mps = {entry.config: entry.replicas or 0 for entry in mps_configs(subjects)}
     strategy = next((as_str(as_mapping(as_mapping(r.props.get("values")).get("mig")).get("strategy"))
                      for r in helm_releases(subjects, "gpu-operator")), None) or "mixed"
     rows: list[list[str]] = []
     for pool in sorted(pools, key=lambda p: p.name):
-        placement = replace(pool.placement(replicas), mig_strategy=strategy)
+        placement = replace(pool.placement(replicas, mps), mig_strategy=strategy)
         capacity = next((r.values for r in pool.requirements if r.key == "karpenter.sh/capacity-type"), ("on-demand",))
         sharing = {
             "none": "whole GPUs",
             "time-slicing": f"time-slicing ×{placement.time_slicing_replicas}",
+            "mps": f"MPS ×{placement.mps_replicas}",
             "mig": f"MIG {placement.mig_profile}",
         }[placement.sharing]
         limit = pool.limits.get("nvidia.com/gpu")

@@ -204,7 +204,7 @@ class StackConfig(ConfigModel):
     gpu_pools: tuple[GpuPoolSection, ...] = ()
     """GPU NodePools (Karpenter NodePool + EC2NodeClass each)."""
     gpu_operator: GpuOperatorSection = GpuOperatorSection()
-    """NVIDIA GPU Operator: device plugin, GFD, sharing (time-slicing or MIG), DCGM exporter."""
+    """NVIDIA GPU Operator: device plugin, GFD, sharing (time-slicing, MPS or MIG), DCGM exporter."""
     monitoring: MonitoringSection = MonitoringSection()
     """GPU alerts and dashboard."""
     teams: tuple[TeamSection, ...] = ()

@@ -235,6 +235,21 @@ def test_karpenter_is_required():
     ({"instance_types": ["p5.48xlarge"], "sharing": {"mode": "mig"}}, "sharing.mig_profile", "is required"),
     ({"instance_families": ["g6"], "sharing": {"mode": "time-slicing", "replicas": 1}}, "sharing.replicas", "from 2 to 64"),
     ({"instance_families": ["g6"], "sharing": {"mode": "shared"}}, "sharing.mode", "must be one of"),
+    ({"instance_families": ["g6"], "sharing": {"mode": "mps", "replicas": 49}}, "sharing.replicas",
+     r"must be an integer from 2 to 48 with mps \(MPS serves at most 48 clients per GPU\), got 49"),
+    ({"instance_families": ["g6"], "sharing": {"mode": "mps", "replicas": 1}}, "sharing.replicas", "from 2 to 48"),
+    ({"instance_families": ["g6"], "sharing": {"mode": "mps"}}, "sharing.replicas", "from 2 to 48 with mps .*got None"),
+    ({"instance_types": ["p5.48xlarge"], "limits": {"gpus": 8, "cpu": 192, "memory_gib": 2048},
+      "sharing": {"mode": "mps", "replicas": 4, "mig_profile": "1g.10gb"}},
+     "sharing.mig_profile", r"is set but mode is 'mps': the NVIDIA device plugin cannot share MIG devices with MPS"),
+    ({"instance_families": ["g6"], "ami_family": "bottlerocket", "sharing": {"mode": "mps", "replicas": 4}},
+     "sharing.mode", r"is 'mps' but ami_family is 'bottlerocket': Bottlerocket's own NVIDIA device plugin has no MPS"),
+    ({"instance_families": ["g6"], "sharing": {"mode": "time-slicing", "replicas": 4, "acknowledge_no_isolation": True}},
+     "sharing.acknowledge_no_isolation", r"only applies to mode 'mps' \(mode is 'time-slicing'\)"),
+    ({"instance_families": ["g6"], "sharing": {"mode": "mps", "replicas": 4, "acknowledge_no_isolation": "yes"}},
+     "sharing.acknowledge_no_isolation", "must be true or false"),
+    ({"instance_families": ["g6"], "sharing": {"mode": "mps", "replicas": 4, "acknowledge": True}},
+     "sharing", "has unknown keys"),
     ({"instance_families": ["g6e"], "capacity_types": ["spot", "preemptible"]}, "capacity_types[1]", "must be one of"),
     ({"instance_families": ["g6e"], "capacity_types": []}, "capacity_types", "non-empty list"),
     ({"instance_families": ["p5"], "limits": {"gpus": 8, "cpu": 192, "memory_gib": 2048}, "capacity_types": ["reserved"]},
@@ -316,6 +331,28 @@ def test_time_sliced_pool_tells_karpenter_its_shared_gpus_per_instance_type(run)
     assert "weight" not in overlays["dev-g5-xlarge"].inputs["spec"]
 
 
+def test_mps_pool_advertises_shared_gpus_and_tells_karpenter_per_instance_type(run):
+    """MPS replicas are advertised like time-sliced ones (nvidia.com/gpu.shared, GPUs × replicas a node),
+    through the pool's own device plugin config entry."""
+    mps = {**DEV, "sharing": {"mode": "mps", "replicas": 3, "acknowledge_no_isolation": True}}
+    recording = run(pools(mps=mps))
+    overlays = overlays_by_name(recording)
+    assert {name: o.inputs["spec"]["capacity"] for name, o in overlays.items()} == {
+        "mps-g5-xlarge": {"nvidia.com/gpu.shared": "3"},
+        "mps-g5-12xlarge": {"nvidia.com/gpu.shared": "12"},
+        "mps-g6-xlarge": {"nvidia.com/gpu.shared": "3"},
+        "mps-g6-12xlarge": {"nvidia.com/gpu.shared": "12"},
+    }
+    labels = spec_of(recording, NODE_POOL, "mps").inputs["spec"]["template"]["metadata"]["labels"]
+    assert labels["nvidia.com/device-plugin.config"] == "mps-mps"
+    placement = pool_spec("mps", mps).placement
+    assert (placement.sharing, placement.mps_replicas, placement.time_slicing_replicas) == ("mps", 3, 0)
+    assert (placement.gpu_resource, placement.shared_replicas, placement.max_resources_per_node) == (
+        "nvidia.com/gpu.shared", 3, 12)
+    assert placement.no_isolation_acknowledged is True
+    assert pool_spec("mps", {**DEV, "sharing": {"mode": "mps", "replicas": 3}}).placement.no_isolation_acknowledged is False
+
+
 def test_mixed_mig_pool_overlays_count_the_slices_of_each_instance_type(run):
     recording = run(pools(mig={
         "instance_types": ["p4d.24xlarge", "p5.48xlarge"],
@@ -375,6 +412,7 @@ def test_mig_strategy_defaults_to_mixed_in_the_placement():
 
 @pytest.mark.parametrize("sharing", [
     {"mode": "time-slicing", "replicas": 4},
+    {"mode": "mps", "replicas": 4},
     {"mode": "mig", "mig_profile": "1g.10gb"},
 ])
 def test_a_shared_pool_refuses_karpenter_without_the_feature_gate(run, sharing):

@@ -34,6 +34,7 @@ def pool(name="gpu", families=("g6e",), **facts) -> GpuPlacement:
 WHOLE = pool("serving")
 SLICED = pool("gpu-dev", ("g5", "g6"), sharing="time-slicing", time_slicing_replicas=4)
 MIG = pool("serving-mig", ("p4de", "p5"), sharing="mig", mig_profile="1g.10gb")
+MPS = pool("embed", ("g6",), sharing="mps", mps_replicas=4)
 
 
 def operator(*placements, **args):
@@ -133,6 +134,43 @@ def test_time_slicing_builds_one_config_entry_per_pool(run):
     assert values["migManager"] == {"enabled": False}
 
 
+def test_mps_builds_a_sharing_mps_entry_next_to_time_slicing(run):
+    recording = run(operator(WHOLE, SLICED, MPS))
+    config_map = recording.one(CONFIG_MAP).inputs
+    assert config_map["metadata"] == {"name": "gpufleet-device-plugin-config", "namespace": "gpu-operator"}
+    assert config_map["data"]["embed-mps"] == (
+        "version: v1\n"
+        "flags:\n"
+        "  migStrategy: none\n"
+        "sharing:\n"
+        "  mps:\n"
+        "    renameByDefault: true\n"
+        "    failRequestsGreaterThanOne: true\n"
+        "    resources:\n"
+        "    - name: nvidia.com/gpu\n"
+        "      replicas: 4\n"
+    )
+    assert set(config_map["data"]) == {"default", "gpu-dev-time-slicing", "embed-mps"}
+    assert MPS.node_labels()["nvidia.com/device-plugin.config"] == "embed-mps"
+    assert MPS.gpu_resource == SHARED_GPU_RESOURCE
+    # The device plugin starts its MPS control daemon for the entry; its host directory is explicit.
+    assert values_of(recording)["devicePlugin"] == {
+        "enabled": True,
+        "config": {"create": False, "name": "gpufleet-device-plugin-config", "default": "default"},
+        "mps": {"root": "/run/nvidia/mps"},
+    }
+    assert "mps" not in values_of(run(operator(WHOLE, SLICED)))["devicePlugin"]
+
+
+def test_acknowledged_mps_pools_are_named_on_the_config_map(run):
+    acknowledged = replace(MPS, no_isolation_acknowledged=True)
+    other = pool("rerank", ("g6",), sharing="mps", mps_replicas=2)
+    config_map = run(operator(acknowledged, other, production=False)).one(CONFIG_MAP).inputs
+    assert config_map["metadata"]["annotations"] == {"gpufleet.io/mps-no-isolation-acknowledged": "embed-mps"}
+    config_map = run(operator(acknowledged, production=True)).one(CONFIG_MAP).inputs
+    assert config_map["metadata"]["annotations"] == {"gpufleet.io/mps-no-isolation-acknowledged": "embed-mps"}
+
+
 def test_mig_enables_mig_manager_with_the_strategy(run):
     recording = run(operator(WHOLE, MIG, mig_strategy="mixed"))
     assert recording.of_type(CONFIG_MAP) == []
@@ -201,8 +239,8 @@ def test_extra_values_are_merged_over_gpufleets(run):
 
 
 @pytest.mark.parametrize("placements", [
-    [WHOLE], [SLICED], [MIG], [WHOLE, SLICED, MIG], [replace(WHOLE, ami_family="bottlerocket")],
-], ids=["none", "time-slicing", "mig", "all-modes", "bottlerocket"])
+    [WHOLE], [SLICED], [MIG], [MPS], [WHOLE, SLICED, MPS, MIG], [replace(WHOLE, ami_family="bottlerocket")],
+], ids=["none", "time-slicing", "mig", "mps", "all-modes", "bottlerocket"])
 def test_every_values_key_exists_in_the_pinned_chart(run, upstream, placements):
     values = values_of(run(operator(*placements)))
     assert unknown_keys(values, chart_defaults(upstream)) == []
@@ -225,6 +263,12 @@ def test_the_values_walk_would_catch_a_misspelt_key(upstream):
     ([pool("a", ("p5",), sharing="mig", mig_profile="1g.5gb")], {}, r"mig_profile '1g.5gb' does not exist on p5\.4xlarge"),
     ([pool("a", ("p5e",), sharing="mig", mig_profile="1g.10gb")], {}, r"does not exist on p5e\.48xlarge \(NVIDIA H200 141GB\)"),
     ([replace(SLICED, ami_family="bottlerocket")], {}, r"Bottlerocket ships its own"),
+    ([replace(MPS, ami_family="bottlerocket")], {}, r"placements\[0\] \(embed\): sharing mps needs the GPU Operator's device plugin, but Bottlerocket ships its own"),
+    ([replace(MPS, mps_replicas=64)], {}, r"placements\[0\] \(embed\): mps_replicas must be from 2 to 48 \(MPS clients per GPU\), got 64"),
+    ([replace(MPS, mig_profile="1g.10gb")], {}, r"placements\[0\] \(embed\): mps cannot share MIG devices"),
+    ([WHOLE, MPS], {"production": True}, r"placements\[1\] \(embed\): MPS in production needs no_isolation_acknowledged "
+     r"\(sharing.acknowledge_no_isolation\): MPS clients have no fault isolation"),
+    ([WHOLE], {"production": "yes"}, r"production must be true or false"),
     ([MIG], {"mig_strategy": "single"}, r"placements\[0\]\.mig_strategy \(mixed\) differs from mig_strategy \(single\)"),
     ([WHOLE], {"mig_strategy": "none"}, r"mig_strategy must be one of"),
     ([WHOLE], {"dcgm_exporter": False}, r"service_monitor needs dcgm_exporter"),

@@ -19,8 +19,9 @@ from gpufleet.infra.config import ConfigError, parse_stack_config
 from tests.harness import BASE_CONFIG, with_config
 
 
-def sharing(mode="none", replicas=None, mig_profile=None):
-    return SimpleNamespace(mode=mode, replicas=replicas, mig_profile=mig_profile)
+def sharing(mode="none", replicas=None, mig_profile=None, acknowledge_no_isolation=None):
+    return SimpleNamespace(mode=mode, replicas=replicas, mig_profile=mig_profile,
+                           acknowledge_no_isolation=acknowledge_no_isolation)
 
 
 def pool(name="gpu", families=("g6e",), types=(), ami_family="al2023", **share):
@@ -62,9 +63,36 @@ def test_time_slicing_needs_two_or_more_replicas(replicas, shown):
 def test_replicas_and_mig_profile_only_with_their_mode():
     problems = area.cross_check(config(pool("a", replicas=4), pool("b", mig_profile="1g.10gb")))
     assert problems == [
-        "gpufleet:gpuPools[0].sharing.replicas: only used with mode time-slicing (mode is none)",
+        "gpufleet:gpuPools[0].sharing.replicas: only used with mode time-slicing or mps (mode is none)",
         "gpufleet:gpuPools[1].sharing.migProfile: only used with mode mig (mode is none)",
     ]
+
+
+MPS_POOL = pool("embed", ("g6",), mode="mps", replicas=4)
+
+
+def test_mps_passes_in_dev_and_needs_an_acknowledgement_in_prod():
+    assert area.cross_check(config(MPS_POOL)) == []
+    (problem,) = area.cross_check(config(pool("serving"), MPS_POOL, environment="prod"))
+    assert problem.startswith("gpufleet:gpuPools[1].sharing.acknowledgeNoIsolation: mps gives no fault isolation "
+                              "(a fatal GPU fault in one pod fails every pod sharing that GPU); in prod set it to true")
+    acknowledged = pool("embed", ("g6",), mode="mps", replicas=4, acknowledge_no_isolation=True)
+    assert area.cross_check(config(acknowledged, environment="prod")) == []
+
+
+@pytest.mark.parametrize(("replicas", "shown"), [(None, "None"), (1, "1"), (49, "49")])
+def test_mps_replicas_bounds(replicas, shown):
+    (problem,) = area.cross_check(config(pool("embed", ("g6",), mode="mps", replicas=replicas)))
+    assert problem == (f"gpufleet:gpuPools[0].sharing.replicas: mps needs replicas from 2 to 48 (MPS clients per GPU), "
+                       f"got {shown}")
+
+
+def test_mps_on_bottlerocket_and_with_a_mig_profile_are_refused():
+    problems = area.cross_check(config(pool("embed", ("g6",), ami_family="bottlerocket", mode="mps", replicas=4)))
+    assert problems[0].startswith("gpufleet:gpuPools[0].sharing.mode: mps is done by the GPU Operator's device plugin, "
+                                  "which is off on bottlerocket")
+    (problem,) = area.cross_check(config(pool("embed", ("p5",), mode="mps", replicas=4, mig_profile="1g.10gb")))
+    assert problem == "gpufleet:gpuPools[0].sharing.migProfile: only used with mode mig (mode is mps)"
 
 
 def test_mig_only_on_mig_capable_families():
@@ -228,6 +256,32 @@ def test_the_real_pool_model_reports_prod_time_slicing():
                for p in caught.value.problems), caught.value.problems
 
 
+def test_the_real_pool_model_reports_prod_mps_without_acknowledgement():
+    def share_serving(pools):
+        pools[0]["sharing"] = {"mode": "mps", "replicas": 4}
+
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(_stack_with_pools("prod", share_serving))
+    assert any(p.startswith("gpufleet:gpuPools[0].sharing.acknowledgeNoIsolation: mps gives no fault isolation")
+               for p in caught.value.problems), caught.value.problems
+
+
+@pytest.mark.parametrize(("sharing", "message"), [
+    ({"mode": "mps", "replicas": 4, "migProfile": "1g.10gb"},
+     "sharing.migProfile is set but mode is 'mps': the NVIDIA device plugin cannot share MIG devices with MPS"),
+    ({"mode": "mps", "replicas": 60}, "sharing.replicas must be an integer from 2 to 48 with mps"),
+    ({"mode": "time-slicing", "replicas": 4, "acknowledgeNoIsolation": True},
+     "sharing.acknowledgeNoIsolation only applies to mode 'mps'"),
+])
+def test_the_real_pool_model_names_mps_fields(sharing, message):
+    def edit(pools):
+        pools[1]["sharing"] = sharing
+
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(_stack_with_pools("prod", edit))
+    assert any(p.startswith("gpufleet:gpuPools[1]") and message in p for p in caught.value.problems), caught.value.problems
+
+
 def test_the_real_pool_model_reports_an_unknown_mig_profile():
     def wrong_profile(pools):
         pools[1]["sharing"] = {"mode": "mig", "migProfile": "1g.5gb"}
@@ -243,7 +297,37 @@ def test_repository_stacks_pass():
     from tests.harness import stack_config
 
     dev, prod = parse_stack_config(stack_config("dev")), parse_stack_config(stack_config("prod"))
-    assert [p.sharing.mode for p in dev.gpu_pools] == ["time-slicing"]
-    assert dev.gpu_pools[0].sharing.replicas == 4
+    assert [p.sharing.mode for p in dev.gpu_pools] == ["time-slicing", "mps"]
+    assert [p.sharing.replicas for p in dev.gpu_pools] == [4, 4]
     assert [p.sharing.mode for p in prod.gpu_pools] == ["none", "mig", "none"]
     assert prod.gpu_operator.service_monitor_labels == {"release": "kube-prometheus-stack"}
+
+
+def test_plan_prod_with_an_mps_pool_needs_the_acknowledgement(tmp_path):
+    """End to end: an unacknowledged MPS pool in prod is a config error (exit 2, naming the field); the
+    acknowledged one plans with no policy violation (the ConfigMap names its entry) and shows MPS ×4."""
+    import shutil
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from gpufleet.infra.cli import app
+    from tests.harness import REPO
+
+    shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(REPO / "stacks", tmp_path / "stacks")
+    shutil.copytree(REPO / "infra", tmp_path / "infra", ignore=shutil.ignore_patterns("__pycache__"))
+    path = tmp_path / "stacks" / "Pulumi.prod.yaml"
+    document = yaml.safe_load(path.read_text())
+    pools = document["config"]["gpufleet:gpuPools"]
+    pools.append({"name": "embed-mps", "instanceTypes": ["g6.xlarge"], "amiVersion": pools[0].get("amiVersion", "latest"),
+                  "limits": {"gpus": 1, "cpu": 4, "memoryGib": 16}, "sharing": {"mode": "mps", "replicas": 4}})
+    path.write_text(yaml.safe_dump(document))
+    result = CliRunner().invoke(app, ["plan", "prod", "--project-dir", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "gpufleet:gpuPools[3].sharing.acknowledgeNoIsolation: mps gives no fault isolation" in " ".join(result.output.split())
+    pools[-1]["sharing"]["acknowledgeNoIsolation"] = True
+    path.write_text(yaml.safe_dump(document))
+    result = CliRunner().invoke(app, ["plan", "prod", "--project-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "sharing: MPS ×4" in result.output and "Policies: no violations." in result.output

@@ -107,7 +107,8 @@ def test_karpenter_section_pins_a_1_14_release():
 
 def test_dev_stack_has_the_gpu_dev_pool():
     config = stack_file_config("dev")
-    (pool,) = config.gpu_pools
+    pool, mps = config.gpu_pools
+    assert (mps.name, mps.sharing.mode, mps.sharing.replicas) == ("gpu-dev-mps", "mps", 4)
     assert pool.name == "gpu-dev"
     assert set(pool.capacity_types) == {"spot", "on-demand"}
     assert {t.split(".")[0] for t in pool.instance_types} == {"g5", "g6"}
@@ -222,12 +223,20 @@ def test_dev_time_sliced_pool_gets_an_overlay_per_instance_type(run):
     recording = run(compose_program(stack_file_config("dev"), captured), stack="test")
     placement = captured["platform"].placements["gpu-dev"]
     overlays = {o.inputs["metadata"]["name"]: o.inputs["spec"]["capacity"] for o in recording.of_type(NODE_OVERLAY)}
-    assert len(overlays) == len(placement.instance_types) == 8
+    mps = captured["platform"].placements["gpu-dev-mps"]
+    assert len(overlays) == len(placement.instance_types) + len(mps.instance_types) == 8 + 3
     for instance in placement.instance_types:
         assert overlays[f"gpu-dev-{instance.name.replace('.', '-')}"] == {"nvidia.com/gpu.shared": str(instance.gpus * 4)}
+    # The MPS pool's overlays: 4 MPS clients on the one L4 of each g6 size.
+    assert {name: capacity for name, capacity in overlays.items() if name.startswith("gpu-dev-mps-")} == {
+        "gpu-dev-mps-g6-xlarge": {"nvidia.com/gpu.shared": "4"},
+        "gpu-dev-mps-g6-2xlarge": {"nvidia.com/gpu.shared": "4"},
+        "gpu-dev-mps-g6-4xlarge": {"nvidia.com/gpu.shared": "4"},
+    }
     assert release_values(recording)["settings"]["featureGates"] == {"nodeOverlay": True}
-    (node_pool,) = recording.of_type(NODE_POOL)
-    assert node_pool.inputs["spec"]["template"]["spec"]["terminationGracePeriod"] == "1h"
+    grace = {p.inputs["metadata"]["name"]: p.inputs["spec"]["template"]["spec"]["terminationGracePeriod"]
+             for p in recording.of_type(NODE_POOL)}
+    assert grace == {"gpu-dev": "1h", "gpu-dev-mps": "1h"}
 
 
 def test_single_mig_strategy_and_whole_gpus_leave_the_feature_gate_off(run, prod_config):

@@ -141,6 +141,16 @@ def test_shared_gpus_get_no_tensor_parallelism_and_a_memory_share(run):
     assert args[args.index("--gpu-memory-utilization") + 1] == "0.22"
 
 
+def test_mps_pool_gets_a_memory_share_like_time_slicing(run):
+    """vLLM's fraction is of the whole GPU; the MPS control daemon caps each client at 1/replicas."""
+    mps = GpuPlacement("embed", tuple(instance_types_of(families=["g6"])), sharing="mps", mps_replicas=3)
+    args = container(run(service(placement=mps)))["args"]
+    assert "--tensor-parallel-size" not in args
+    assert args[args.index("--gpu-memory-utilization") + 1] == "0.3"
+    with pytest.raises(ValueError, match=r"gpu_memory_utilization \(0.5\) exceeds 1/3 = 0.33 on MPS pool 'embed'"):
+        run(service(placement=mps, gpu_memory_utilization=0.5))
+
+
 def test_tensor_parallelism_follows_gpus(run):
     recording = run(service(gpus=4, cpu="32", memory="128Gi"))
     args = container(recording)["args"]

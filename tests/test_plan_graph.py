@@ -59,7 +59,7 @@ def test_resource_graph_nests_resources_in_their_components_with_every_dependenc
     providers = {r.urn for r in rec.resources if r.type.startswith("pulumi:providers:")}
     dependencies = {(d, r.urn) for r in rec.resources if r.urn not in providers for d in r.dependencies if d not in providers}
     assert len(graph.edges) == len(dependencies)
-    node_pool = rec.one("kubernetes:karpenter.sh/v1:NodePool")
+    node_pool = next(r for r in rec.of_type("kubernetes:karpenter.sh/v1:NodePool") if r.name == "gpu-dev-nodepool")
     ids = {label: node for node, label in nodes.items()}
     by_urn = rec.by_urn()
 

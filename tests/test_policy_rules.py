@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from gpufleet.components.gpu_instances import INSTANCE_TYPES
+from gpufleet.components.gpu_operator import device_plugin_config
+from gpufleet.components.gpu_scheduling import GpuPlacement
 from gpufleet.policies.core import PolicyConfig, Subject, evaluate
 from gpufleet.policies.rules import RULES, RULES_BY_NAME
 
@@ -20,7 +22,7 @@ ISSUE_7_RULES = (
     "gpu-model-weights-pvc", "gpu-probes-generous", "gpu-probes-distinct", "gpu-hpa-stabilization",
     "gpu-pdb-required", "aws-imdsv2-required", "container-non-root", "gpu-namespace-quota",
     "gpu-dcgm-exporter-present", "gpu-nodepool-taint-and-limits", "gpu-no-time-slicing-in-production",
-    "gpu-workload-schedulable", "eks-endpoint-private", "eks-secrets-encrypted", "eks-control-plane-logging",
+    "gpu-no-mps-in-production", "gpu-workload-schedulable", "eks-endpoint-private", "eks-secrets-encrypted", "eks-control-plane-logging",
 )
 ALL_RULES = (*ISSUE_7_RULES, "gpufleet-ignore-reason")
 
@@ -421,6 +423,109 @@ def test_production_namespace_label_forbids_time_slicing():
     docs[find(docs, ["Release", "gpu-operator"])]["props"]["namespace"] = "serving"  # labelled prod
     found = evaluate(subjects(docs), PolicyConfig(production=False))
     assert [(v.policy, v.kind) for v in found] == [("gpu-no-time-slicing-in-production", "Release")]
+
+
+def _mps_batch(docs: list[dict[str, Any]], acknowledged: bool = False) -> dict[str, Any]:
+    """Make the batch pool share its GPUs by MPS (4 clients a GPU, the device plugin config the
+    GpuOperator renders), with NodeOverlays, and the finetune Job ask for one shared GPU. Returns the
+    ConfigMap."""
+    pool = docs[find(docs, ["NodePool", "batch"])]
+    pool["spec"]["template"]["metadata"]["labels"]["nvidia.com/device-plugin.config"] = "batch-mps"
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": "gpufleet-device-plugin-config", "namespace": "gpu-operator"},
+                  "data": device_plugin_config([GpuPlacement("batch", (INSTANCE_TYPES["p5.48xlarge"],), sharing="mps",
+                                                             mps_replicas=4)], "mixed")}
+    if acknowledged:
+        config_map["metadata"]["annotations"] = {"gpufleet.io/mps-no-isolation-acknowledged": "batch-mps"}
+    docs.append(config_map)
+    for instance in INSTANCE_TYPES.values():
+        if instance.family.family in ("g6e", "p4d", "p5"):
+            docs.append(_overlay(f"batch-{instance.name}", "batch", instance.gpus * 4,
+                                 "nvidia.com/gpu.shared", [instance.name]))
+    job = docs[find(docs, ["Job", "finetune"])]
+    limits = job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    del limits["nvidia.com/gpu"]
+    limits["nvidia.com/gpu.shared"] = 1
+    return config_map
+
+
+def test_sharing_configs_read_mps_and_the_acknowledgement():
+    """``sharing.mps`` wins over ``timeSlicing`` in one entry (the device plugin's SharingStrategy);
+    one replica a GPU is no sharing; the annotation acknowledges the entries it names only."""
+    from gpufleet.policies.rules._device_plugin import mps_configs, sharing_configs, time_slicing_configs
+
+    both = "version: v1\nsharing:\n  mps:\n    resources:\n    - {name: nvidia.com/gpu, replicas: 3}\n" \
+           "  timeSlicing:\n    resources:\n    - {name: nvidia.com/gpu, replicas: 8}\n"
+    single = "version: v1\nsharing:\n  mps:\n    resources:\n    - {name: nvidia.com/gpu, replicas: 1}\n"
+    config_map = subject({"apiVersion": "v1", "kind": "ConfigMap",
+                          "metadata": {"name": "dp", "namespace": "gpu-operator",
+                                       "annotations": {"gpufleet.io/mps-no-isolation-acknowledged": "a, other"}},
+                          "data": {"a": both, "b": both, "c": single}})
+    entries = sharing_configs([config_map])
+    assert [(e.config, e.mode, e.replicas, e.rename_by_default, e.acknowledged) for e in entries] == [
+        ("a", "mps", 3, False, True), ("b", "mps", 3, False, False)]
+    assert time_slicing_configs([config_map]) == [] and len(mps_configs([config_map])) == 2
+
+
+MPS_RULES = [RULES_BY_NAME["gpu-no-mps-in-production"], RULES_BY_NAME["gpu-no-time-slicing-in-production"]]
+
+
+def test_mps_pool_serves_shared_gpus_and_is_judged_as_mps_not_time_slicing():
+    """The MPS entry gives the pool nvidia.com/gpu.shared (schedulable with its overlays); in production
+    the MPS rule reports the entry and the pod, the time-slicing rule nothing."""
+    docs = copy.deepcopy(GOOD)
+    _mps_batch(docs)
+    assert evaluate(subjects(docs), rules=SCHEDULABLE) == []
+    found = evaluate(subjects(docs), PolicyConfig(production=True), rules=MPS_RULES)
+    assert sorted((v.policy, v.kind, v.name) for v in found) == [
+        ("gpu-no-mps-in-production", "ConfigMap", "gpufleet-device-plugin-config"),
+        ("gpu-no-mps-in-production", "Job", "finetune"),
+    ]
+    [entry] = [v.message for v in found if v.kind == "ConfigMap"]
+    assert entry.startswith("device plugin config 'batch-mps' shares each GPU between 4 pods by MPS in production: "
+                            "MPS clients have no fault isolation")
+    assert evaluate(subjects(docs), PolicyConfig(production=False), rules=MPS_RULES) == []
+
+
+def test_mps_pool_is_schedulable_only_with_its_overlays_and_up_to_its_clients():
+    docs = copy.deepcopy(GOOD)
+    _mps_batch(docs)
+    job = docs[find(docs, ["Job", "finetune"])]
+    limits = job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    limits["nvidia.com/gpu.shared"] = 33  # p5.48xlarge: 8 GPUs x 4 MPS clients
+    [found] = evaluate(subjects(docs), rules=SCHEDULABLE)
+    assert "batch: one pod asks for 33 nvidia.com/gpu.shared" in found.message
+    limits["nvidia.com/gpu.shared"] = 1
+    without_overlays = [d for d in docs if not (d.get("kind") == "NodeOverlay" and d["metadata"]["name"].startswith("batch-"))]
+    [found] = evaluate(subjects(without_overlays), rules=SCHEDULABLE)
+    assert "batch: Karpenter knows only nvidia.com/gpu of an instance type, not nvidia.com/gpu.shared" in found.message
+    limits["nvidia.com/mig-1g.10gb"] = limits.pop("nvidia.com/gpu.shared")  # not what an MPS pool advertises
+    [found] = evaluate(subjects(docs), rules=SCHEDULABLE)
+    assert "batch: its nodes advertise nvidia.com/gpu.shared / nvidia.com/gpu, not nvidia.com/mig-1g.10gb (MPS)" in found.message
+
+
+def test_acknowledged_mps_entry_passes_in_production():
+    docs = copy.deepcopy(GOOD)
+    _mps_batch(docs, acknowledged=True)
+    assert evaluate(subjects(docs), PolicyConfig(production=True), rules=MPS_RULES) == []
+
+
+def test_mps_and_time_slicing_side_by_side_each_rule_judges_its_pool():
+    """With both kinds of entry, a pod's nvidia.com/gpu.shared is judged by its pool's entry."""
+    docs = copy.deepcopy(GOOD)
+    config_map = _mps_batch(docs, acknowledged=True)
+    config_map["data"]["llm-time-slicing"] = ("version: v1\nsharing:\n  timeSlicing:\n    renameByDefault: true\n"
+                                              "    resources:\n    - name: nvidia.com/gpu\n      replicas: 2\n")
+    found = evaluate(subjects(docs), PolicyConfig(production=True), rules=MPS_RULES)
+    # The time-slicing entry is reported; the finetune Job is on the (acknowledged) MPS pool.
+    assert [(v.policy, v.kind) for v in found] == [("gpu-no-time-slicing-in-production", "ConfigMap")]
+
+
+def test_mps_overlays_alone_are_not_taken_for_time_slicing():
+    docs = copy.deepcopy(GOOD)
+    _mps_batch(docs, acknowledged=True)
+    found = evaluate(subjects(docs), PolicyConfig(production=True), rules=MPS_RULES)
+    assert not [v for v in found if v.kind == "NodeOverlay"]
 
 
 def test_keda_scaled_object_behaviour_is_checked():

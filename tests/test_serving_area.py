@@ -219,8 +219,9 @@ def test_repository_stacks_serve_their_models():
     assert chat.scales and prod.kserve.gateway_api is not None
     assert services["bge-embeddings"].pool == "serving-mig"
     dev = parse_stack_config(stack_config("dev")).serving
-    (small,) = dev.inference_services
+    small, mps = dev.inference_services
     assert (small.pool, small.team, small.scales) == ("gpu-dev", "ml", False)
+    assert (mps.pool, mps.team, mps.scales) == ("gpu-dev-mps", "ml", False)
 
 
 @pytest.mark.parametrize("service, problem", [

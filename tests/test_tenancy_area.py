@@ -284,7 +284,7 @@ def test_repository_stacks_have_their_teams():
     assert [t.name for t in prod.teams] == ["serving", "research"]
     assert [t.name for t in dev.teams] == ["ml"]
     assert prod.teams[0].gpu_quotas != prod.teams[1].gpu_quotas
-    assert [q.pool for q in dev.teams[0].gpu_quotas] == ["gpu-dev"]
+    assert [q.pool for q in dev.teams[0].gpu_quotas] == ["gpu-dev", "gpu-dev-mps"]
 
 
 def test_real_pool_model_over_commitment_is_reported():
@@ -342,18 +342,30 @@ def test_predictors_on_shared_pools_count_in_physical_gpus():
 def test_predictors_without_max_replicas_count_min_replicas():
     """Time-slicing: the dev service (1 replica, no maxReplicas, 1 of 4 slices of a GPU) needs a
     quarter GPU next to the queue's nominal 8 GPUs of an 8-GPU pool."""
-    raw = with_config(stack_config("dev"), "teams", [{"name": "ml", "gpuQuotas": [{"pool": "gpu-dev", "gpus": 8}]}])
+    raw = with_config(stack_config("dev"), "teams", [{"name": "ml", "gpuQuotas": [{"pool": "gpu-dev", "gpus": 8},
+                                                                                 {"pool": "gpu-dev-mps", "gpus": 1}]}])
     assert problems_of(raw) == [
         "gpufleet:teams[0].gpuQuotas[0].gpus: on pool 'gpu-dev' the nominal GPU quotas (ml 8) plus the GPUs of "
         "the inference services at their most replicas (qwen-small 0.25; not admitted by Kueue) need 8.25 GPUs, "
         "above the pool's limits.gpus (8)"]
-    assert [q.gpus for q in parse_stack_config(stack_config("dev")).teams[0].gpu_quotas] == [7]
+    assert [q.gpus for q in parse_stack_config(stack_config("dev")).teams[0].gpu_quotas] == [7, 1]
+
+
+def test_mps_pool_quota_counts_mps_clients_like_time_sliced_replicas():
+    """MPS: the smollm-mps service takes one of 4 MPS clients of a GPU (0.25 GPU) next to the queue's
+    nominal GPUs of the 2-GPU MPS pool."""
+    raw = with_config(stack_config("dev"), "teams", [{"name": "ml", "gpuQuotas": [{"pool": "gpu-dev", "gpus": 7},
+                                                                                 {"pool": "gpu-dev-mps", "gpus": 2}]}])
+    assert problems_of(raw) == [
+        "gpufleet:teams[0].gpuQuotas[1].gpus: on pool 'gpu-dev-mps' the nominal GPU quotas (ml 2) plus the GPUs of "
+        "the inference services at their most replicas (smollm-mps 0.25; not admitted by Kueue) need 2.25 GPUs, "
+        "above the pool's limits.gpus (2)"]
 
 
 def test_real_pool_model_unknown_pool_is_reported():
     raw = with_config(stack_config("dev"), "teams", [{"name": "ml", "gpuQuotas": [{"pool": "gpu-prod", "gpus": 1}]}])
     assert problems_of(raw) == [
-        "gpufleet:teams[0].gpuQuotas[0].pool: 'gpu-prod' is not a GPU pool (gpufleet:gpuPools names: gpu-dev)"]
+        "gpufleet:teams[0].gpuQuotas[0].pool: 'gpu-prod' is not a GPU pool (gpufleet:gpuPools names: gpu-dev, gpu-dev-mps)"]
 
 
 def test_prod_flavors_and_quotas_match_the_node_pools(run):
@@ -386,6 +398,21 @@ def test_prod_flavors_and_quotas_match_the_node_pools(run):
     local_queues = {r.inputs["metadata"]["namespace"]: r.inputs["spec"]["clusterQueue"]
                     for r in recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:LocalQueue")}
     assert local_queues == {"serving": "serving", "research": "research"}
+
+
+def test_dev_mps_flavor_counts_in_shared_gpus_like_time_slicing(run):
+    """Both dev pools advertise nvidia.com/gpu.shared: the ml queue's GPU group covers that one resource
+    with a flavor per pool, each quota in that pool's replicas (7 GPUs x 4 time-sliced, 1 GPU x 4 MPS)."""
+    main = str(Project.find(REPO).main_dir)
+    recording = run(lambda: runpy.run_path(main, run_name="__main__"), config=stack_config("dev"), stack="dev")
+    flavors = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor")}
+    assert flavors["gpu-dev-mps"]["nodeLabels"]["gpufleet.io/gpu-pool"] == "gpu-dev-mps"
+    (queue,) = recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue")
+    _, gpu_group = queue.inputs["spec"]["resourceGroups"]
+    assert gpu_group["coveredResources"] == ["nvidia.com/gpu.shared"]
+    assert {f["name"]: [(r["name"], r["nominalQuota"]) for r in f["resources"]] for f in gpu_group["flavors"]} == {
+        "gpu-dev": [("nvidia.com/gpu.shared", "28")], "gpu-dev-mps": [("nvidia.com/gpu.shared", "4")]}
+    assert quota_disagreements(recording) == []
 
 
 def outside_kueue_requests(recording) -> dict[str, Counter]:
@@ -466,7 +493,8 @@ def test_fractional_requests_round_the_queue_down():
     """Predictor cpu ``2500m`` x 1 + loader 1 core of 4: Kueue gets 0.5 core → no whole core left."""
     raw = stack_config("dev")
     config = parse_stack_config(raw)
-    services = [s.model_dump(by_alias=True, exclude_none=True) for s in config.serving.inference_services]
+    services = [s.model_dump(by_alias=True, exclude_none=True) for s in config.serving.inference_services
+                if s.pool == "gpu-dev"]  # the time-sliced pool's service only
     services[0]["cpu"] = "2500m"
     serving = {**config.serving.model_dump(by_alias=True, exclude_none=True), "inferenceServices": services}
     teams = [{**t.model_dump(by_alias=True, exclude_none=True), "cpu": 4} for t in config.teams]

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from gpufleet.components.gpu_instances import instance_types_of
 from gpufleet.components.gpu_monitoring import GpuMonitoring
 from gpufleet.components.gpu_operator import AMI_SHIPS, CHART_VERSION, GpuOperator
-from gpufleet.components.gpu_scheduling import MIG_PROFILES
+from gpufleet.components.gpu_scheduling import MIG_PROFILES, MPS_MAX_REPLICAS
 from gpufleet.infra.areas.base import ConfigModel, Platform
 
 _LABEL_VALUE_MAX = 63
@@ -125,14 +125,22 @@ def _pool_sharing_problems(index: int, pool: Any, environment: str) -> list[str]
     if mode != "none" and _ami_family(pool) == "bottlerocket":
         problems.append(f"{where}.mode: {mode} is done by the GPU Operator's device plugin, which is off on "
                         "bottlerocket (its AMI ships its own); use amiFamily al2023 for a shared pool")
-    if mode == "time-slicing":
+    if mode == "mps":
+        if environment == "prod" and not getattr(sharing, "acknowledge_no_isolation", None):
+            problems.append(f"{where}.acknowledgeNoIsolation: mps gives no fault isolation (a fatal GPU fault in one "
+                            "pod fails every pod sharing that GPU); in prod set it to true to accept that, or use "
+                            "mig on a MIG-capable pool (p4d, p4de, p5, p5e, p5en)")
+        if replicas is None or not 2 <= replicas <= MPS_MAX_REPLICAS:
+            problems.append(f"{where}.replicas: mps needs replicas from 2 to {MPS_MAX_REPLICAS} (MPS clients per GPU), "
+                            f"got {replicas}")
+    elif mode == "time-slicing":
         if environment == "prod":
             problems.append(f"{where}.mode: time-slicing gives no memory or fault isolation between pods and is "
                             "not allowed in prod; use mig on a MIG-capable pool (p4d, p4de, p5, p5e, p5en) or none")
         if replicas is None or replicas < 2:
             problems.append(f"{where}.replicas: time-slicing needs replicas of at least 2 (pods per GPU), got {replicas}")
     elif replicas is not None:
-        problems.append(f"{where}.replicas: only used with mode time-slicing (mode is {mode})")
+        problems.append(f"{where}.replicas: only used with mode time-slicing or mps (mode is {mode})")
     if mode == "mig":
         types = instance_types_of(_list(pool, "instance_families"), _list(pool, "instance_types"))
         not_capable = sorted({t.family.family for t in types if not t.mig_capable})
@@ -183,6 +191,7 @@ def compose(platform: Platform) -> None:
                 "namespace": operator_config.namespace,
                 "chart_version": operator_config.chart_version,
                 "mig_strategy": operator_config.mig_strategy,
+                "production": platform.config.environment == "prod",
                 "dcgm_exporter": operator_config.dcgm_exporter,
                 "service_monitor": operator_config.service_monitor,
                 "service_monitor_labels": dict(operator_config.service_monitor_labels),

@@ -10,7 +10,7 @@ checks its semantics against the environment.
 Pools are built with the GPU Operator's configured MIG strategy (``gpufleet:gpuOperator.migStrategy``),
 so a MIG pool's placement and NodeOverlays name the resource the device plugin will advertise.
 Karpenter's ``nodeOverlay`` feature gate is turned on exactly when some pool needs NodeOverlays
-(time-slicing, or MIG with the ``mixed`` strategy).
+(time-slicing, MPS, or MIG with the ``mixed`` strategy).
 """
 
 from __future__ import annotations
@@ -112,10 +112,14 @@ class TaintConfig(ConfigModel):
 class SharingConfig(ConfigModel):
     """How the GPU Operator shares a pool's GPUs."""
 
-    mode: Literal["none", "time-slicing", "mig"] = "none"
-    """``none``, ``time-slicing`` or ``mig``. Default ``none``."""
+    mode: Literal["none", "time-slicing", "mps", "mig"] = "none"
+    """``none``, ``time-slicing``, ``mps`` (CUDA MPS: concurrent, memory- and compute-limited clients,
+    no fault isolation; al2023, no MIG) or ``mig``. Default ``none``."""
     replicas: Optional[int] = None
-    """time-slicing: pods per GPU."""
+    """time-slicing: pods per GPU (2-64); mps: MPS clients per GPU (2-48)."""
+    acknowledge_no_isolation: Optional[bool] = None
+    """mps: accept that one client's fatal GPU fault fails every client on that GPU; required for
+    mps in prod. Default false."""
     mig_profile: Optional[str] = None
     """mig: the profile every GPU is cut into, e.g. ``1g.10gb``."""
 

@@ -1,19 +1,26 @@
-"""Finding NVIDIA device plugin configs (time-slicing) and GPU Operator / DCGM exporter Helm releases."""
+"""Finding NVIDIA device plugin configs (time-slicing, MPS) and GPU Operator / DCGM exporter Helm releases."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Mapping, Optional
+from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import yaml
 
+from gpufleet.components.gpu_scheduling import DEVICE_PLUGIN_CONFIG_LABEL, POOL_LABEL
 from gpufleet.policies.core import Subject, as_list, as_mapping, as_number, as_str
+
+
+MPS_ACKNOWLEDGED_ANNOTATION = "gpufleet.io/mps-no-isolation-acknowledged"
+"""Annotation of a device plugin ConfigMap (or a GPU Operator release's ConfigMap as rendered by
+gpufleet): comma-separated config entries whose MPS sharing was acknowledged as fault-unisolated."""
 
 
 @dataclass(frozen=True)
 class TimeSlicing:
-    """One device plugin config entry that shares GPUs by time-slicing."""
+    """One device plugin config entry that shares GPUs by time-slicing (or, with ``mode`` ``mps``,
+    by CUDA MPS: the same ``resources``/``replicas``/``renameByDefault`` under ``sharing.mps``)."""
 
     subject: Subject
     """The ConfigMap or Helm release that carries it."""
@@ -23,6 +30,10 @@ class TimeSlicing:
     """Pods per physical GPU (largest over its resources); None when unknown."""
     rename_by_default: bool
     """Shared GPUs are advertised as ``<resource>.shared`` (else under the resource's own name)."""
+    mode: str = "time-slicing"
+    """``time-slicing`` or ``mps``."""
+    acknowledged: bool = False
+    """MPS only: the carrying object names this entry in :data:`MPS_ACKNOWLEDGED_ANNOTATION`."""
 
 
 def chart_name(release: Subject) -> str:
@@ -39,6 +50,17 @@ def helm_releases(subjects: Iterable[Subject], chart: str) -> Iterator[Subject]:
 
 def time_slicing_configs(subjects: Iterable[Subject]) -> list[TimeSlicing]:
     """Time-slicing entries in device plugin ConfigMaps and in GPU Operator releases' ``devicePlugin.config.data``."""
+    return [entry for entry in sharing_configs(subjects) if entry.mode == "time-slicing"]
+
+
+def mps_configs(subjects: Iterable[Subject]) -> list[TimeSlicing]:
+    """MPS entries (``sharing.mps``) in device plugin ConfigMaps and GPU Operator releases' values."""
+    return [entry for entry in sharing_configs(subjects) if entry.mode == "mps"]
+
+
+def sharing_configs(subjects: Iterable[Subject]) -> list[TimeSlicing]:
+    """Every entry that shares GPUs (time-slicing or MPS, at least two replicas a GPU) in device plugin
+    ConfigMaps and in GPU Operator releases' ``devicePlugin.config.data``."""
     found: list[TimeSlicing] = []
     for subject in subjects:
         if subject.is_a("", "ConfigMap"):
@@ -48,29 +70,34 @@ def time_slicing_configs(subjects: Iterable[Subject]) -> list[TimeSlicing]:
                                          .get("config")).get("data"))
         else:
             continue
+        acknowledged = {name.strip() for name in (as_str(subject.annotations.get(MPS_ACKNOWLEDGED_ANNOTATION)) or "").split(",")}
         for config, text in data.items():
-            entry = _time_slicing(subject, config, text)
-            if entry is not None:
-                found.append(entry)
+            found.extend(_sharing(subject, config, text, config in acknowledged))
     return found
 
 
-def _time_slicing(subject: Subject, config: str, text: Any) -> Optional[TimeSlicing]:
-    if not isinstance(text, str) or "timeSlicing" not in text:
-        return None
+def _sharing(subject: Subject, config: str, text: Any, acknowledged: bool) -> list[TimeSlicing]:
+    if not isinstance(text, str) or ("timeSlicing" not in text and "mps" not in text):
+        return []
     try:
         parsed = yaml.safe_load(text)
     except yaml.YAMLError:
-        return None
+        return []
     sharing = as_mapping(as_mapping(parsed).get("sharing"))
-    slicing = sharing.get("timeSlicing")
-    if not isinstance(slicing, Mapping):
-        return None
-    replicas = [as_number(as_mapping(r).get("replicas")) for r in as_list(slicing.get("resources"))]
-    known = [int(r) for r in replicas if r is not None]
-    if not known or max(known) < 2:
-        return None  # one replica a GPU is no sharing
-    return TimeSlicing(subject, config, max(known), slicing.get("renameByDefault") is True)
+    found = []
+    for key, mode in (("mps", "mps"), ("timeSlicing", "time-slicing")):
+        section = sharing.get(key)
+        if not isinstance(section, Mapping):
+            continue
+        replicas = [as_number(as_mapping(r).get("replicas")) for r in as_list(section.get("resources"))]
+        known = [int(r) for r in replicas if r is not None]
+        if not known or max(known) < 2:
+            continue  # one replica a GPU is no sharing
+        found.append(TimeSlicing(subject, config, max(known), section.get("renameByDefault") is True, mode,
+                                 acknowledged and mode == "mps"))
+        if mode == "mps":
+            break  # the device plugin ignores timeSlicing when mps is set (api/config/v1 Sharing.SharingStrategy)
+    return found
 
 
 BOTTLEROCKET_SHARING = "device-sharing-strategy"
@@ -120,3 +147,41 @@ def _toml(text: str) -> Mapping[str, Any]:
     if replicas is not None:
         nvidia["time-slicing"] = {"replicas": int(replicas.group(1))}
     return {"settings": {"kubelet-device-plugins": {"nvidia": nvidia}}}
+
+
+class SharedGpuSources:
+    """Which device plugin entry gives a pod its ``nvidia.com/gpu.shared``: time-slicing and MPS both
+    advertise shared replicas under that name (``renameByDefault``), so the pod's pool decides."""
+
+    def __init__(self, subjects: Sequence[Subject]):
+        from gpufleet.policies.rules._karpenter import node_pools  # _karpenter does not import this module
+
+        self.entries = sharing_configs(subjects)
+        renamed = [entry for entry in self.entries if entry.rename_by_default]
+        self.modes = {entry.mode for entry in renamed}
+        by_config = {entry.config: entry for entry in renamed}
+        self.by_pool: dict[str, TimeSlicing] = {}
+        for pool in node_pools(subjects)[0]:
+            entry = by_config.get(pool.labels.get(DEVICE_PLUGIN_CONFIG_LABEL, ""))
+            if entry is not None:
+                self.by_pool[pool.name] = entry
+                if POOL_LABEL in pool.labels:
+                    self.by_pool.setdefault(f"{POOL_LABEL}={pool.labels[POOL_LABEL]}", entry)
+
+    def entry_of(self, spec: Mapping[str, Any]) -> Optional[TimeSlicing]:
+        """The entry behind a pod spec's shared GPUs: through the NodePool its ``nodeSelector`` names
+        (``karpenter.sh/nodepool`` or ``gpufleet.io/gpu-pool``); None when the selector names none."""
+        selector = as_mapping(spec.get("nodeSelector"))
+        nodepool = as_str(selector.get("karpenter.sh/nodepool"))
+        if nodepool and nodepool in self.by_pool:
+            return self.by_pool[nodepool]
+        pool = as_str(selector.get(POOL_LABEL))
+        return self.by_pool.get(f"{POOL_LABEL}={pool}") if pool else None
+
+    def mode_of(self, spec: Mapping[str, Any]) -> str:
+        """``mps`` or ``time-slicing``: the pool's entry, else the only renamed mode the configs use;
+        time-slicing when nothing tells (the device plugin's long-standing way to share)."""
+        entry = self.entry_of(spec)
+        if entry is not None:
+            return entry.mode
+        return "mps" if self.modes == {"mps"} else "time-slicing"

@@ -148,12 +148,16 @@ class NodePool:
         requirements name (a family the table lacks, e.g. g4dn)."""
         return bool(self.instance_types) or self.names_gpus
 
-    def placement(self, time_slicing_replicas: Mapping[str, int]) -> GpuPlacement:
-        """The pool's facts as a :class:`GpuPlacement` (sharing from its template labels)."""
+    def placement(self, time_slicing_replicas: Mapping[str, int],
+                  mps_replicas: Optional[Mapping[str, int]] = None) -> GpuPlacement:
+        """The pool's facts as a :class:`GpuPlacement` (sharing from its template labels): the device
+        plugin config its nodes select is MPS when ``mps_replicas`` names it, else time-slicing."""
         mig = self.labels.get(MIG_CONFIG_LABEL, "")
         config = self.labels.get(DEVICE_PLUGIN_CONFIG_LABEL, "")
         if mig.startswith("all-") and mig != "all-disabled":
             return GpuPlacement(self.name, self.instance_types, sharing="mig", mig_profile=mig[len("all-"):])
+        if config and mps_replicas and config in mps_replicas:
+            return GpuPlacement(self.name, self.instance_types, sharing="mps", mps_replicas=mps_replicas[config])
         if config:
             return GpuPlacement(self.name, self.instance_types, sharing="time-slicing",
                                 time_slicing_replicas=time_slicing_replicas.get(config, 0))
@@ -165,7 +169,7 @@ class NodePool:
         them by itself: the others need a :class:`NodeOverlay`."""
         if placement.sharing == "mig":
             return (MIG_RESOURCE_PREFIX + placement.mig_profile, GPU_RESOURCE)
-        if placement.sharing == "time-slicing":
+        if placement.sharing in ("time-slicing", "mps"):
             return (SHARED_GPU_RESOURCE, GPU_RESOURCE)
         return (GPU_RESOURCE,)
 

@@ -9,7 +9,9 @@ from gpufleet.components.gpu_scheduling import GPU_RESOURCE, SHARED_GPU_RESOURCE
 from gpufleet.policies.core import Rule, RuleContext, Subject
 from gpufleet.policies.pod_templates import gpu_pod_templates
 from gpufleet.policies.rules._common import production_namespaces
-from gpufleet.policies.rules._device_plugin import bottlerocket_time_slicing, time_slicing_configs
+from gpufleet.policies.rules._device_plugin import (
+    SharedGpuSources, bottlerocket_time_slicing, sharing_configs, time_slicing_configs,
+)
 from gpufleet.policies.rules._karpenter import INSTANCE_KEYS, NodeOverlay, instance_labels, node_overlays
 
 _WHY = "time-slicing has no memory or fault isolation: one pod's OOM or spike hits every pod on the GPU (use MIG)"
@@ -31,13 +33,17 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
             yield entry.subject, (f"{entry.config} sets Bottlerocket's kubelet-device-plugins.nvidia."
                                   f"device-sharing-strategy to time-slicing, sharing each GPU {shared} in production: "
                                   f"{_WHY}")
-        overlays, _ = node_overlays(subjects) if not time_slicing_configs(subjects) else ([], False)
+        # MPS pools' overlays add nvidia.com/gpu.shared too: with any device plugin config in sight,
+        # the configs are the evidence (gpu-no-mps-in-production judges the MPS ones).
+        overlays, _ = node_overlays(subjects) if not sharing_configs(subjects) else ([], False)
         for overlay in overlays:  # the only evidence when no device plugin config is checked
             message = _overlay_sharing(overlay)
             if message:
                 yield overlay.subject, f"{message} in production: {_WHY}"
+    sources = SharedGpuSources(subjects)
     for template in gpu_pod_templates(subjects):
-        if SHARED_GPU_RESOURCE in template.gpu_resources() and production(template.namespace):
+        if (SHARED_GPU_RESOURCE in template.gpu_resources() and production(template.namespace)
+                and sources.mode_of(template.spec) == "time-slicing"):
             yield template.owner, f"{template.where}: requests {SHARED_GPU_RESOURCE} (a time-sliced GPU) in production: {_WHY}"
 
 
@@ -66,7 +72,8 @@ RULE = Rule(
         "gpufleet.io/environment=prod) is production: no device plugin config with sharing.timeSlicing (ConfigMap or "
         "gpu-operator values), no Bottlerocket device-sharing-strategy time-slicing (EC2NodeClass userData, eksctl "
         "bottlerocket settings) or NodeOverlay advertising shared GPUs on a production stack, no pods requesting "
-        "nvidia.com/gpu.shared. Time-sliced pods share GPU memory "
+        "nvidia.com/gpu.shared (unless their pool's device plugin config shares by MPS, or the only shared configs "
+        "are MPS ones: gpu-no-mps-in-production judges those). Time-sliced pods share GPU memory "
         "without isolation, so one model's OOM or spike breaks its neighbours' latency SLOs; MIG isolates."
     ),
     check_stack=check,

@@ -7,7 +7,7 @@ for a GPU resource the pool's sharing mode advertises, in an amount one allowed 
 within the pool's limits. A pod that fits no pool stays Pending with no error at deploy time.
 
 Karpenter's simulation knows only ``nvidia.com/gpu`` of an AWS GPU instance type. A MIG slice
-(``nvidia.com/mig-*``) or a time-sliced GPU (``nvidia.com/gpu.shared``) exists for it only when a
+(``nvidia.com/mig-*``) or a shared GPU (``nvidia.com/gpu.shared``, time-slicing or MPS) exists for it only when a
 ``karpenter.sh/v1alpha1`` NodeOverlay whose requirements select the pool's nodes (e.g.
 ``gpufleet.io/gpu-pool In [<pool>]``, optionally per instance type) adds that resource in
 ``spec.capacity`` (and Karpenter runs with the ``nodeOverlay`` feature gate): otherwise a scaled-to-zero
@@ -31,7 +31,7 @@ from gpufleet.policies.core import (
 )
 from gpufleet.policies.pod_templates import PodTemplate, gpu_pod_templates
 from gpufleet.policies.rules._common import tolerates
-from gpufleet.policies.rules._device_plugin import time_slicing_configs
+from gpufleet.policies.rules._device_plugin import mps_configs, time_slicing_configs
 from gpufleet.policies.rules._karpenter import (
     INSTANCE_KEYS, NODEPOOL_KEY, NodeOverlay, NodePool, Requirement, instance_labels, node_overlay_gate,
     node_overlays, node_pools, overlay_capacity, requirement,
@@ -62,6 +62,7 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
         return
     overlays = _Overlays(subjects, found)
     replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}
+    mps = {entry.config: entry.replicas or 0 for entry in mps_configs(subjects)}
     for template in gpu_pod_templates(subjects):
         if not template.gpu_resources():
             continue  # GPUs through DRA claims only: Karpenter does not provision for them
@@ -70,7 +71,7 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
             continue
         reasons = []
         for pool in pools:
-            reason = _misfit(pool, pod, pool.placement(replicas), overlays)
+            reason = _misfit(pool, pod, pool.placement(replicas, mps), overlays)
             if reason is None:
                 break
             reasons.append(f"{pool.name}: {reason}")
@@ -243,7 +244,7 @@ def _holds(instance: GpuInstanceType, pod: _Pod, placement: GpuPlacement) -> boo
         # Karpenter picks an instance type by its physical GPUs for nvidia.com/gpu, whatever the
         # device plugin later advertises (MIG's single strategy, time-slicing without renaming).
         per_node = instance.gpus if resource == GPU_RESOURCE else placement.gpu_resources_per_node(instance)
-        unknown_replicas = placement.sharing == "time-slicing" and placement.time_slicing_replicas == 0
+        unknown_replicas = placement.sharing in ("time-slicing", "mps") and placement.shared_replicas == 0
         if not unknown_replicas and amount > per_node:
             return False
     return pod.cpu <= instance.vcpus and pod.memory <= Decimal(instance.memory_gib) * 2 ** 30
@@ -260,6 +261,8 @@ def _sharing(placement: GpuPlacement) -> str:
         return f" (MIG {placement.mig_profile})"
     if placement.sharing == "time-slicing":
         return " (time-sliced)"
+    if placement.sharing == "mps":
+        return " (MPS)"
     return ""
 
 
@@ -273,7 +276,7 @@ RULE = Rule(
         "Every GPU workload fits at least one Karpenter NodePool: it tolerates the pool's taints, its nodeSelector "
         "and required node affinity name only labels the pool's nodes carry before launch, it asks for the GPU "
         "resource the pool's sharing mode advertises (whole GPUs, a MIG slice via nvidia.com/mig.config, a "
-        "time-sliced GPU via nvidia.com/device-plugin.config) in an amount one allowed instance type holds, and a "
+        "time-sliced or MPS-shared GPU via nvidia.com/device-plugin.config) in an amount one allowed instance type holds, and a "
         "node of that type fits the pool's limits. Karpenter knows only nvidia.com/gpu of an instance type: a MIG "
         "slice or a shared GPU also needs a karpenter.sh/v1alpha1 NodeOverlay selecting the pool's nodes whose "
         "capacity adds that resource in the amount the pod asks for (and Karpenter's nodeOverlay feature gate, "
