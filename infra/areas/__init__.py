@@ -5,8 +5,17 @@ declares that area's components from the section.
 ``AREAS`` is the composition order: later areas use what earlier ones put on :class:`Platform`.
 """
 
-from gpufleet.infra.areas import gpu_operator, gpu_pools, model_cache, ray, serving, system_nodes, tenancy
+from gpufleet.infra.areas import (
+    gpu_operator,
+    gpu_pools,
+    model_cache,
+    multi_node_serving,
+    ray,
+    serving,
+    system_nodes,
+    tenancy,
+)
 
-AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, ray, system_nodes)
+AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, multi_node_serving, ray, system_nodes)
 
 __all__ = ["AREAS"]
