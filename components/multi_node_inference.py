@@ -181,7 +181,7 @@ def plan_multi_node_service(name: str, args: MultiNodeInferenceServiceArgs) -> M
     groups = require_int_range(args.get("groups", 1), "groups", 1, 100, name=TYPE)
     if placement.gpu_limit and groups * nodes * gpus > placement.gpu_limit:
         raise ValueError(f"{TYPE}: groups × nodes × gpus_per_node ({groups} × {nodes} × {gpus} = "
-                         f"{groups * nodes * gpus}) exceeds pool {placement.pool!r}'s GPU limit "
+                         f"{groups * nodes * gpus}) exceeds the GPU limit of pool {placement.pool!r} "
                          f"({placement.gpu_limit}): Karpenter would never launch the last group's nodes")
     weights_gib = args.get("weights_gib")
     if weights_gib is not None:

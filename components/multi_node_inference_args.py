@@ -48,7 +48,7 @@ class MultiNodeInferenceServiceArgs(TypedDict):
     :data:`~gpufleet.components.inference_service.DEFAULT_IMAGE`."""
     gpus_per_node: NotRequired[int]
     """GPUs per pod: vLLM's tensor-parallel size inside a node. Default: the GPUs of the pool's
-    smallest instance type (the whole node)."""
+    largest instance type (the whole node)."""
     groups: NotRequired[int]
     """Groups (model replicas, LeaderWorkerSet ``replicas``), each ``nodes`` nodes. Default 1."""
     cpu: NotRequired[str]
@@ -97,8 +97,9 @@ class MultiNodeInferenceServiceArgs(TypedDict):
 
 
 def default_gpus_per_node(placement: GpuPlacement) -> int:
-    """GPUs of the smallest instance type the pool may launch: a pod asking for them fits any node."""
-    return min((t.gpus for t in placement.instance_types), default=0)
+    """GPUs of the largest instance type the pool may launch: each pod takes a whole node of it
+    (pods never share a node), and Karpenter launches that type for it."""
+    return placement.max_gpus_per_node
 
 
 def efa_interfaces(placement: GpuPlacement) -> int:

@@ -18,6 +18,7 @@ from tests.harness import REPO, stack_config
 
 POOLS = [
     {"name": "multi-node", "instanceTypes": ["p5.48xlarge"], "limits": {"gpus": 32, "cpu": 768, "memoryGib": 8192}},
+    {"name": "multi-node-2", "instanceTypes": ["p5.48xlarge"], "limits": {"gpus": 16, "cpu": 384, "memoryGib": 4096}},
     {"name": "serving-mig", "instanceTypes": ["p5.48xlarge"], "limits": {"gpus": 16, "cpu": 384, "memoryGib": 4096},
      "sharing": {"mode": "mig", "migProfile": "1g.10gb"}},
 ]
@@ -44,10 +45,10 @@ def test_consistent_service_has_no_problems():
 
 @pytest.mark.parametrize("service, problem", [
     ({**DEEPSEEK, "team": "nobody"}, ".team: 'nobody' is not a team (gpufleet:teams[].name: serving)"),
-    ({**DEEPSEEK, "pool": "nowhere"}, ".pool: 'nowhere' is not a GPU pool (gpufleet:gpuPools[].name: multi-node, serving-mig)"),
+    ({**DEEPSEEK, "pool": "nowhere"}, ".pool: 'nowhere' is not a GPU pool (gpufleet:gpuPools[].name: multi-node, multi-node-2, serving-mig)"),
     ({**DEEPSEEK, "pool": "serving-mig"}, ".pool: must be a whole-GPU pool: pool 'serving-mig' shares its GPUs (mig)"),
     ({**DEEPSEEK, "gpusPerNode": 16}, ".gpusPerNode: (16) exceeds what one node of pool 'multi-node' offers"),
-    ({**DEEPSEEK, "groups": 3}, ".groups: × nodes × gpus_per_node (3 × 2 × 8 = 48) exceeds pool 'multi-node'"),
+    ({**DEEPSEEK, "groups": 3}, ".groups: groups × nodes × gpusPerNode (3 × 2 × 8 = 48) exceeds the GPU limit of pool 'multi-node' (32)"),
     ({**DEEPSEEK, "shmSize": "2Ti"}, ".shmSize: (2Ti) must be below memory (1024Gi)"),
     ({**DEEPSEEK, "weightsSource": None}, ".weightsSource: is required with pvc:// storage"),
     ({**DEEPSEEK, "preloaded": True}, ".weightsSource: set weightsSource or preloaded: true, not both"),
@@ -80,7 +81,7 @@ def test_more_exclusive_groups_than_zones_is_refused_and_null_turns_it_off():
     assert any(p.startswith("gpufleet:serving.multiNodeServices[1].groups: team 'serving' runs 3 groups with exclusive "
                             "placement per topology.kubernetes.io/zone") for p in problems), problems
     assert area.cross_check(config([{**two, "exclusiveTopology": None}, {**DEEPSEEK, "name": "other", "weightsSource": None,
-                                     "preloaded": True, "exclusiveTopology": None}], azs=2)) == []
+                                     "preloaded": True, "exclusiveTopology": None, "pool": "multi-node-2"}], azs=2)) == []
 
 
 def test_gpus_outside_kueue_count_against_the_pool_with_the_quotas():

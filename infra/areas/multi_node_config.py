@@ -65,7 +65,7 @@ class MultiNodeServiceConfig(ConfigModel):
     nodes: int = Field(ge=2, le=64)
     """Nodes per group: vLLM's pipeline-parallel size (one leader, ``nodes - 1`` workers)."""
     gpus_per_node: Optional[int] = None
-    """GPUs per node: vLLM's tensor-parallel size. Default the pool's smallest instance type's GPUs."""
+    """GPUs per node: vLLM's tensor-parallel size. Default the pool's largest instance type's GPUs."""
     groups: int = Field(1, ge=1, le=100)
     """Groups (model replicas), each ``nodes`` nodes. Default 1."""
     cpu: str = "32"

@@ -156,7 +156,7 @@ def kueue_frameworks(config: Any, configured: tuple[str, ...]) -> list[str]:
     return frameworks
 
 
-_CONFIG_FIELDS = {"storage_uri": "storage", "service_name": "name", "namespace": "team", "model_name": "model",
+_CONFIG_FIELDS = {"gpus": "gpus_per_node", "storage_uri": "storage", "service_name": "name", "namespace": "team", "model_name": "model",
                   "queue_name": "queued", "efa_interfaces": "pool", "placement": "pool"}
 _SERVICE_FIELDS = frozenset(MultiNodeServiceConfig.model_fields)
 
@@ -168,8 +168,8 @@ def _field_problem(path: str, error: Exception) -> str:
     if not match:
         return f"{path}: {message}"
     field, rest = match.groups()
-    if field.startswith("groups × nodes"):
-        field = "groups"
+    if rest.startswith("× "):  # "groups × nodes × gpus_per_node (...)": the sum is groups'
+        rest = f"{field} {rest}"
     rest = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b",
                   lambda word: camel_path(word.group(0)) if word.group(0) in _SERVICE_FIELDS else word.group(0), rest)
     return f"{path}.{camel_path(_CONFIG_FIELDS.get(field, field))}: {rest}"
