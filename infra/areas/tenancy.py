@@ -391,10 +391,13 @@ def _room_for_kueue(config) -> list[str]:
             tail = (f"leaving its Kueue ClusterQueue less than one whole {unit.rstrip('s')}: raise {field} or "
                     f"lower the services' replicas"
                     if queued else "so the ResourceQuota refuses predictor pods at their most replicas")
+            groups = (", the pods of its unqueued gpufleet:serving.multiNodeServices"
+                      if any(s.team == team.name and not s.queued for s in getattr(serving, "multi_node_services", ()))
+                      else "")
             problems.append(
                 f"gpufleet:teams[{i}].{field}: the team's workloads outside Kueue (predictors of "
-                f"gpufleet:serving.inferenceServices at their most replicas, canary included, and weights loader "
-                f"Jobs: [{detail}]) hold up to {amount(held)} of the namespace ResourceQuota's {amount(quota)} "
+                f"gpufleet:serving.inferenceServices at their most replicas, canary included{groups}, and weights "
+                f"loader Jobs: [{detail}]) hold up to {amount(held)} of the namespace ResourceQuota's {amount(quota)} "
                 f"{unit}, {tail}"
             )
     return problems
