@@ -245,5 +245,5 @@ def test_repository_stacks_pass():
     dev, prod = parse_stack_config(stack_config("dev")), parse_stack_config(stack_config("prod"))
     assert [p.sharing.mode for p in dev.gpu_pools] == ["time-slicing"]
     assert dev.gpu_pools[0].sharing.replicas == 4
-    assert [p.sharing.mode for p in prod.gpu_pools] == ["none", "mig", "none"]
+    assert [p.sharing.mode for p in prod.gpu_pools] == ["none", "mig", "none", "none"]
     assert prod.gpu_operator.service_monitor_labels == {"release": "kube-prometheus-stack"}
