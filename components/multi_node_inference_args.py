@@ -103,26 +103,33 @@ def default_gpus_per_node(placement: GpuPlacement) -> int:
 
 
 def efa_interfaces(placement: GpuPlacement) -> int:
-    """EFA interfaces every node of the pool has (the fewest over its instance types; 0 when one has
-    none), read from the instance types' optional ``efa_interfaces`` attribute.
+    """EFA interfaces each pod of the pool requests: the placement's own ``efa_interfaces`` when it
+    has one (a pool whose nodes get their EFA interfaces attached), else the fewest over the pool's
+    instance types' optional ``efa_interfaces`` attribute (0 when a type has none).
 
-    This is the one place the component learns about EFA: point it at the instance table's EFA
-    counts (``gpu_instances``) or a :class:`GpuPlacement` helper once they exist; until then an
-    instance type without the attribute counts as having no EFA."""
+    This is the one place the component learns about EFA (with :func:`efa_pod_fragment`): once
+    :class:`GpuPlacement` carries the pool's EFA switch and the instance table its EFA counts, the
+    placement's answer is used and the fallback never applies."""
+    own = getattr(placement, "efa_interfaces", None)
+    if own is not None:
+        return int(own)
     counts = [getattr(t, "efa_interfaces", 0) or 0 for t in placement.instance_types]
     return min(counts, default=0)
 
 
 def efa_pod_fragment(interfaces: int) -> tuple[dict[str, int], list[dict[str, str]]]:
     """``(resources, env)`` a pod adds to use ``interfaces`` EFA interfaces for NCCL: the
-    ``vpc.amazonaws.com/efa`` request (= limit) and libfabric's EFA provider with GPUDirect RDMA.
-    The image needs libfabric and the aws-ofi-nccl plugin (vLLM's stock image has neither: NCCL then
-    falls back to TCP sockets)."""
+    ``vpc.amazonaws.com/efa`` request (= limit) and libfabric's EFA provider with GPUDirect RDMA
+    (AWS EFA user guide, "Get started with EFA and NCCL for ML workloads"), fork-safe registered
+    memory, and NCCL's socket bootstrap on any interface but loopback. The image needs libfabric and
+    the aws-ofi-nccl plugin (vLLM's stock image has neither: NCCL then falls back to TCP sockets)."""
     if interfaces <= 0:
         return {}, []
     return {EFA_RESOURCE: interfaces}, [
         {"name": "FI_PROVIDER", "value": "efa"},
         {"name": "FI_EFA_USE_DEVICE_RDMA", "value": "1"},
+        {"name": "FI_EFA_FORK_SAFE", "value": "1"},
+        {"name": "NCCL_SOCKET_IFNAME", "value": "^lo"},
     ]
 
 

@@ -177,8 +177,16 @@ def test_efa_is_requested_when_the_pool_has_it(run):
         gpus: int
         efa_interfaces: int
 
-    assert efa_interfaces(P5) == 0  # the instance table has no EFA counts yet
-    assert efa_interfaces(dataclasses.replace(P5, instance_types=(WithEfa(8, 32), WithEfa(8, 4)))) == 4
+    @dataclasses.dataclass(frozen=True)
+    class PlacementWithEfa:
+        instance_types: tuple
+        efa_interfaces: int
+
+    if not hasattr(P5, "efa_interfaces"):
+        assert efa_interfaces(dataclasses.replace(P5, instance_types=(WithEfa(8, 32), WithEfa(8, 4)))) == 4
+    # the placement's own answer (its pool's EFA switch) wins over the instance types' counts
+    assert efa_interfaces(PlacementWithEfa((WithEfa(8, 32),), 0)) == 0
+    assert efa_interfaces(PlacementWithEfa((WithEfa(8, 32),), 32)) == 32
     resources, env = efa_pod_fragment(32)
     assert resources == {"vpc.amazonaws.com/efa": 32}
     assert {"name": "FI_PROVIDER", "value": "efa"} in env
