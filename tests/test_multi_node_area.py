@@ -161,5 +161,27 @@ def test_prod_declares_a_two_node_model_and_the_controller(run):
     assert flags["--tensor-parallel-size"] == "8" and flags["--pipeline-parallel-size"] == "2"
     releases = {r.inputs["chart"]: r for r in recording.of_type("kubernetes:helm.sh/v3:Release")}
     assert releases["oci://registry.k8s.io/lws/charts/lws"].inputs["version"] == "0.10.0"
-    quotas = [r for r in recording.of_type("kubernetes:core/v1:ResourceQuota") if r.inputs["metadata"]["namespace"] == "serving"]
-    assert any(q.inputs["spec"]["hard"].get("requests.nvidia.com/gpu") for q in quotas)
+    (quota,) = [r for r in recording.of_type("kubernetes:core/v1:ResourceQuota")
+                if r.inputs["metadata"]["namespace"] == "serving"]
+    # Kueue's most on the serving pool (20 + 8 borrowed) + chat-8b's 6 + 1 canary + deepseek-v3's 2 x 8
+    assert quota.inputs["spec"]["hard"]["requests.nvidia.com/gpu"] == "51"
+
+
+def test_a_queued_prod_service_turns_on_kueue_integrations_and_names_the_team_queue(run):
+    import json
+
+    from tests.harness import with_config
+
+    raw = stack_config("prod")
+    serving = json.loads(raw["gpufleet:serving"])
+    serving["multiNodeServices"][0]["queued"] = True
+    teams = json.loads(raw["gpufleet:teams"])
+    teams[0]["gpuQuotas"].append({"pool": "multi-node", "gpus": 16})
+    raw = with_config(with_config(with_config(raw, "serving", serving), "teams", teams), "kueue",
+                      {"replicas": 2, "podsReadyTimeoutMinutes": 90})
+    recording = run(lambda: runpy.run_path(str(REPO / "infra"), run_name="__main__"), config=raw, stack="prod")
+    (lws,) = recording.of_type("kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet")
+    assert lws.inputs["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "serving"
+    kueue = next(r for r in recording.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "kueue")
+    manager = kueue.inputs["values"]["managerConfig"]["controllerManagerConfigYaml"]
+    assert "- pod\n" in manager and "- leaderworkerset.x-k8s.io/leaderworkerset\n" in manager
