@@ -252,3 +252,49 @@ def test_controller_values_exist_in_the_chart_and_the_chart_sets_no_seccomp_key(
     # why the namespace is baseline: restricted needs a seccomp profile the chart cannot set
     assert "seccompProfile" not in chart["podSecurityContext"] and "seccompProfile" not in chart["securityContext"]
     assert (upstream / "charts" / "lws" / "Chart.yaml").read_text().count('appVersion: "v0.10.0"') == 1
+
+
+# -- the LWS webhook -------------------------------------------------------------------------------
+
+def _lws_manifest(**spec_overrides):
+    plan = plan_multi_node_service("ds", BASE)
+    return {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet",
+            "metadata": {"name": "ds", "namespace": "serving", "annotations": plan.annotations},
+            "spec": {**plan.spec, **spec_overrides}}
+
+
+def test_the_components_leader_worker_set_is_admitted():
+    from gpufleet.infra.validation.admission import admission_problems
+
+    assert admission_problems(_lws_manifest()) == []
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"rolloutStrategy": {"type": "RollingUpdate", "rollingUpdateConfiguration": {"maxUnavailable": 0, "maxSurge": 0}}},
+     "spec.rolloutStrategy.rollingUpdateConfiguration.maxUnavailable: Invalid value: 0: must not be 0 when `maxSurge` is 0"),
+    ({"rolloutStrategy": {"type": "RollingUpdate", "rollingUpdateConfiguration": {"maxSurge": "150%"}}},
+     'spec.rolloutStrategy.rollingUpdateConfiguration.maxSurge: Invalid value: "150%": must not be greater than 100%'),
+    ({"replicas": -1}, "spec.replicas: Invalid value: -1: replicas must be equal or greater than 0"),
+])
+def test_the_lws_webhook_rejects(overrides, message):
+    from gpufleet.infra.validation.admission import admission_problems
+
+    assert admission_problems(_lws_manifest(**overrides)) == [f"LeaderWorkerSet admission webhook: {message}"]
+
+
+def test_the_lws_webhook_rejects_a_subgroup_topology_without_subgroups_and_bad_names():
+    from gpufleet.infra.validation.admission import admission_problems
+
+    manifest = _lws_manifest()
+    manifest["metadata"] = {"name": "9ds", "annotations": {
+        "leaderworkerset.sigs.k8s.io/subgroup-exclusive-topology": "kubernetes.io/hostname"}}
+    (problem,) = admission_problems(manifest)
+    assert 'metadata.name: Invalid value: "9ds": a DNS-1035 label' in problem
+    assert "cannot have subgroup-exclusive-topology without subGroupSize set" in problem
+    manifest = _lws_manifest()
+    manifest["spec"]["leaderWorkerTemplate"] = {**manifest["spec"]["leaderWorkerTemplate"], "size": 4,
+                                                "subGroupPolicy": {"subGroupSize": 3, "subGroupPolicyType": "LeaderExcluded"}}
+    assert admission_problems(manifest) == []
+    manifest["spec"]["leaderWorkerTemplate"]["subGroupPolicy"]["subGroupSize"] = 2
+    (problem,) = admission_problems(manifest)
+    assert "size-1 must be divisible by subGroupSize when using LeaderExcluded" in problem

@@ -206,5 +206,5 @@ def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[
             rejections += [rejection_message(manifest, reason) for reason in admission_problems(manifest)]
     note = f"{len(objects) - unchecked} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
     note += ", upstream CRDs)" if upstream else "; custom resources skipped: set GPUFLEET_UPSTREAM_DIR to check them)"
-    note += "; admission webhooks of KServe, KubeRay and Kueue checked"
+    note += "; admission webhooks of KServe, KubeRay, Kueue and LeaderWorkerSet checked"
     return errors, note, rejections
