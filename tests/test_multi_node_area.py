@@ -53,6 +53,9 @@ def test_consistent_service_has_no_problems():
     ({**DEEPSEEK, "weightsSource": None}, ".weightsSource: is required with pvc:// storage"),
     ({**DEEPSEEK, "preloaded": True}, ".weightsSource: set weightsSource or preloaded: true, not both"),
     ({**DEEPSEEK, "storage": "s3://bucket/ds", "weightsSource": None}, ".storage: must be pvc://<claim>/<path> or hf://"),
+    ({**DEEPSEEK, "storage": "hf://deepseek-ai/DeepSeek-V3", "weightsSource": None},
+     ".storage: with hf:// every pod downloads the whole model (642 GiB) into its node's root volume, but pool "
+     "'multi-node' has rootVolume.sizeGib 200"),
     ({**DEEPSEEK, "hfTokenSecret": {"name": "hf-token"}}, ".hfTokenSecret.name: Secret 'hf-token' is created by gpufleet"),
     ({**DEEPSEEK, "disruptionBudget": {"minAvailable": 2}}, ".disruptionBudget.minAvailable: (2) allows no voluntary disruption"),
 ])

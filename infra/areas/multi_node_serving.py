@@ -10,7 +10,8 @@ the teams' nominal Kueue quotas on it, and against the team's namespace Resource
 memory, which its Kueue queue no longer gets). A ``queued`` service is admitted group by group
 through the team's LocalQueue: one group must fit the team's quota on the pool (nominal plus
 borrowing), and its expected load time must end before Kueue's ``podsReadyTimeoutMinutes`` (or
-Kueue evicts the group while it loads, forever). Each problem names its
+Kueue evicts the group while it loads, forever). ``hf://`` storage is downloaded by every pod into
+its node's root volume, so weights at least that large are refused. Each problem names its
 ``gpufleet:serving.multiNodeServices[i]`` field.
 """
 
@@ -205,6 +206,12 @@ def cross_check(config: Any) -> list[str]:
             problems.append(f"{path}.name: {service.name!r} is already served in namespace {service.team!r} ({first})")
         problems += _weights_problems(path, service, cached)
         problems += _token_problems(path, service, has_token=config.hf_token is not None)
+        pool = pools.get(service.pool)
+        if service.storage.startswith("hf://") and pool is not None and service.weights_gib is not None \
+                and service.weights_gib >= pool.root_volume.size_gib:
+            problems.append(f"{path}.storage: with hf:// every pod downloads the whole model ({service.weights_gib} GiB) "
+                            f"into its node's root volume, but pool {service.pool!r} has rootVolume.sizeGib "
+                            f"{pool.root_volume.size_gib}: use pvc:// storage on the model cache")
         if service.exclusive_topology is not None:
             exclusive.setdefault((service.team, service.exclusive_topology), []).append((path, service.groups))
         plan = None
