@@ -28,9 +28,11 @@ from gpufleet.components.kserve import KServe, KServeArgs
 from gpufleet.components.kubeflow_trainer import KubeflowTrainer, KubeflowTrainerArgs
 from gpufleet.components.kuberay import KubeRayOperator, KubeRayOperatorArgs
 from gpufleet.components.kueue import ClusterQueueSpec, GpuQuota, Kueue, KueueArgs
+from gpufleet.components.leader_worker_set import LeaderWorkerSetController, LeaderWorkerSetControllerArgs
 from gpufleet.components.lustre_cache import LustreModelCache, LustreModelCacheArgs
 from gpufleet.components.model_cache import ModelCache, ModelCacheArgs
 from gpufleet.components.model_loader import ModelWeightsLoader, ModelWeightsLoaderArgs
+from gpufleet.components.multi_node_inference import MultiNodeInferenceService, MultiNodeInferenceServiceArgs
 from gpufleet.components.network import Network, NetworkArgs
 from gpufleet.components.priority_classes import PriorityClasses, PriorityClassesArgs
 from gpufleet.components.ray_cluster import HeadSpec, RayCluster, RayClusterArgs, RayPodArgs, RayService, RayServiceArgs, WorkerGroup
@@ -77,12 +79,16 @@ __all__ = [
     "KubeRayOperatorArgs",
     "Kueue",
     "KueueArgs",
+    "LeaderWorkerSetController",
+    "LeaderWorkerSetControllerArgs",
     "LustreModelCache",
     "LustreModelCacheArgs",
     "ModelCache",
     "ModelCacheArgs",
     "ModelWeightsLoader",
     "ModelWeightsLoaderArgs",
+    "MultiNodeInferenceService",
+    "MultiNodeInferenceServiceArgs",
     "Network",
     "NetworkArgs",
     "PriorityClasses",

@@ -225,7 +225,7 @@ def disruption_budget(replicas: int, selector: Mapping[str, str], budget: Option
 
 
 def probes(load_seconds: int, port: int, *, ready_path: str = "/health", live_path: Optional[str] = None,
-           name: str, field: str = "load_seconds") -> dict[str, dict[str, Any]]:
+           name: str, field: str = "load_seconds", tcp: bool = False) -> dict[str, dict[str, Any]]:
     """``startupProbe``, ``readinessProbe`` and ``livenessProbe`` for a server that needs about
     ``load_seconds`` to load its model.
 
@@ -233,7 +233,9 @@ def probes(load_seconds: int, port: int, *, ready_path: str = "/health", live_pa
     ``failureThreshold × periodSeconds ≥ 2 × load_seconds`` (the seeds' rule; killing a pod mid-load
     crash-loops it and burns GPU hours). Readiness then takes the pod in and out of the Service
     quickly; liveness is distinct and lenient (longer period and timeout, more failures) so a server
-    busy with a long batch is not restarted, only a hung one."""
+    busy with a long batch is not restarted, only a hung one. ``tcp=True`` probes that ``port``
+    accepts connections instead (processes without an HTTP health endpoint, e.g. a Ray worker's
+    raylet); the paths are then unused."""
     if not isinstance(load_seconds, int) or isinstance(load_seconds, bool) or load_seconds < 1:
         raise ValueError(f"{name}: {field} must be a positive integer (seconds), got {load_seconds!r}")
     if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
@@ -242,24 +244,27 @@ def probes(load_seconds: int, port: int, *, ready_path: str = "/health", live_pa
     def http(path: str) -> dict[str, Any]:
         return {"path": path, "port": port, "scheme": "HTTP"}
 
+    def handler(path: str) -> dict[str, Any]:
+        return {"tcpSocket": {"port": port}} if tcp else {"httpGet": http(path)}
+
     startup_failures = math.ceil(LOAD_TIME_FACTOR * load_seconds / PROBE_PERIOD_SECONDS)
     return {
         "startupProbe": {
-            "httpGet": http(ready_path),
+            **handler(ready_path),
             "periodSeconds": PROBE_PERIOD_SECONDS,
             "timeoutSeconds": 5,
             "failureThreshold": max(startup_failures, 1),
             "successThreshold": 1,
         },
         "readinessProbe": {
-            "httpGet": http(ready_path),
+            **handler(ready_path),
             "periodSeconds": PROBE_PERIOD_SECONDS,
             "timeoutSeconds": 5,
             "failureThreshold": 3,
             "successThreshold": 1,
         },
         "livenessProbe": {
-            "httpGet": http(live_path or ready_path),
+            **handler(live_path or ready_path),
             "periodSeconds": 30,
             "timeoutSeconds": 10,
             "failureThreshold": 5,

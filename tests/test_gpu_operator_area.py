@@ -299,7 +299,7 @@ def test_repository_stacks_pass():
     dev, prod = parse_stack_config(stack_config("dev")), parse_stack_config(stack_config("prod"))
     assert [p.sharing.mode for p in dev.gpu_pools] == ["time-slicing", "mps"]
     assert [p.sharing.replicas for p in dev.gpu_pools] == [4, 4]
-    assert [p.sharing.mode for p in prod.gpu_pools] == ["none", "mig", "none"]
+    assert [p.sharing.mode for p in prod.gpu_pools] == ["none", "mig", "none", "none"]
     assert prod.gpu_operator.service_monitor_labels == {"release": "kube-prometheus-stack"}
 
 
@@ -325,7 +325,7 @@ def test_plan_prod_with_an_mps_pool_needs_the_acknowledgement(tmp_path):
     path.write_text(yaml.safe_dump(document))
     result = CliRunner().invoke(app, ["plan", "prod", "--project-dir", str(tmp_path)])
     assert result.exit_code == 2, result.output
-    assert "gpufleet:gpuPools[3].sharing.acknowledgeNoIsolation: mps gives no fault isolation" in " ".join(result.output.split())
+    assert "gpufleet:gpuPools[4].sharing.acknowledgeNoIsolation: mps gives no fault isolation" in " ".join(result.output.split())
     pools[-1]["sharing"]["acknowledgeNoIsolation"] = True
     path.write_text(yaml.safe_dump(document))
     result = CliRunner().invoke(app, ["plan", "prod", "--project-dir", str(tmp_path)])

@@ -119,7 +119,8 @@ def test_dev_stack_has_the_gpu_dev_pool():
 def test_prod_stack_has_serving_mig_and_batch_pools_all_limited():
     config = stack_file_config("prod")
     pools = {p.name: p for p in config.gpu_pools}
-    assert list(pools) == ["serving", "serving-mig", "batch"]
+    assert list(pools) == ["serving", "serving-mig", "multi-node", "batch"]
+    assert pools["multi-node"].instance_types == ("p5.48xlarge",) and pools["multi-node"].limits.gpus == 16
     assert pools["serving"].instance_families == ("g6e",) and pools["serving"].capacity_types == ("on-demand",)
     mig = pools["serving-mig"]
     assert mig.instance_types == ("p4de.24xlarge", "p5.48xlarge") and mig.capacity_types == ("on-demand",)
@@ -155,9 +156,10 @@ def test_compose_creates_karpenter_then_a_pool_each_with_placements(run, prod_co
     recording = run(compose_program(prod_config, captured), stack="test")
     platform = captured["platform"]
     assert type(platform.components["karpenter"]).__name__ == "Karpenter"
-    assert list(platform.placements) == ["serving", "serving-mig", "batch"]
-    assert sorted(r.inputs["metadata"]["name"] for r in recording.of_type(NODE_POOL)) == ["batch", "serving", "serving-mig"]
-    assert len(recording.of_type(NODE_CLASS)) == 3
+    assert list(platform.placements) == ["serving", "serving-mig", "multi-node", "batch"]
+    assert sorted(r.inputs["metadata"]["name"] for r in recording.of_type(NODE_POOL)) == [
+        "batch", "multi-node", "serving", "serving-mig"]
+    assert len(recording.of_type(NODE_CLASS)) == 4
 
     release = next(r for r in recording.resources if r.name == "karpenter-controller")
     values = release.inputs["values"]
@@ -215,7 +217,7 @@ def test_prod_mig_pool_gets_overlays_and_karpenter_the_feature_gate(run, prod_co
     assert release_values(recording)["settings"]["featureGates"] == {"nodeOverlay": True}
     grace = {p.inputs["metadata"]["name"]: p.inputs["spec"]["template"]["spec"]["terminationGracePeriod"]
              for p in recording.of_type(NODE_POOL)}
-    assert grace == {"serving": "1h", "serving-mig": "1h", "batch": "24h"}
+    assert grace == {"serving": "1h", "serving-mig": "1h", "multi-node": "1h", "batch": "24h"}
 
 
 def test_dev_time_sliced_pool_gets_an_overlay_per_instance_type(run):
@@ -269,13 +271,13 @@ def test_placements_are_built_once_per_config_for_every_cross_check(monkeypatch)
 
     monkeypatch.setattr(gpu_pools, "pool_spec", counting)
     config = parse_stack_config(raw)
-    assert sorted(built) == ["batch", "serving", "serving-mig"]
+    assert sorted(built) == ["batch", "multi-node", "serving", "serving-mig"]
     first = gpu_pools.configured_placements(config)
     first.pop("serving")  # a caller's copy: the next caller still sees every pool
-    assert list(gpu_pools.configured_placements(config)) == ["serving", "serving-mig", "batch"]
+    assert list(gpu_pools.configured_placements(config)) == ["serving", "serving-mig", "multi-node", "batch"]
     assert gpu_pools.needs_node_overlays(config)
-    assert len(built) == 3
+    assert len(built) == 4
 
     single = config.model_copy(update={"gpu_operator": config.gpu_operator.model_copy(update={"mig_strategy": "single"})})
     assert gpu_pools.configured_placements(single)["serving-mig"].mig_strategy == "single"
-    assert len(built) == 6
+    assert len(built) == 8

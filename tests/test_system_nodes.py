@@ -75,10 +75,12 @@ def test_prod_pods_are_rendered_by_the_components():
     # One loader Job per variant with a weightsSource, canary included, all at once on first deploy.
     loaders = sorted(what for what in pods if what.startswith("weights loader"))
     assert loaders == ["weights loader serving/bge-embeddings", "weights loader serving/chat-8b",
-                       "weights loader serving/chat-8b canary qwen3"]
+                       "weights loader serving/chat-8b canary qwen3", "weights loader serving/deepseek-v3"]
     # The Triton reranker's model repository Job (1 CPU, 2Gi): the weights loader's pod.
     repository = pods["model repository serving/reranker"]
     assert (repository.count, repository.cpu_millis, repository.memory_mib) == (1, 1000, 2048)
+    lws = pods["LeaderWorkerSet controller"]
+    assert (lws.count, lws.cpu_millis, lws.memory_mib) == (2, 500, 512)
     assert (pods["Karpenter controller"].count, pods["Karpenter controller"].cpu_millis) == (2, 1000)
     assert (pods["Kueue controller"].count, pods["Kueue controller"].cpu_millis) == (2, 500)
     assert (pods["KubeRay operator"].count, pods["KubeRay operator"].cpu_millis, pods["KubeRay operator"].memory_mib) == (2, 500, 1024)
@@ -90,7 +92,7 @@ def test_prod_pods_are_rendered_by_the_components():
             pods["Kubeflow Trainer controller"].memory_mib) == (2, 500, 512)
     assert (pods["JobSet controller"].count, pods["JobSet controller"].cpu_millis, pods["JobSet controller"].memory_mib) == (1, 500, 128)
     total_cpu = sum(p.total(3)[0] for p in pods.values())
-    assert 14_500 < total_cpu < 16_000
+    assert 15_500 < total_cpu < 17_500
 
 
 def test_reference_stacks_fit_with_headroom():
@@ -103,17 +105,17 @@ def test_reference_stacks_fit_with_headroom():
 
 
 def test_the_old_prod_system_nodes_are_refused_with_the_numbers():
-    """3 × m7i.xlarge hold 11.76 allocatable vCPU; prod pins about 15.2 vCPU of requests there."""
+    """3 × m7i.xlarge hold 11.76 allocatable vCPU; prod pins about 17 vCPU of requests there."""
     raw = _cluster(stack_config("prod"), instanceTypes=["m7i.xlarge", "m6i.xlarge"])
     with pytest.raises(ConfigError) as error:
         parse_stack_config(raw)
     (problem,) = error.value.problems
-    assert problem.startswith("gpufleet:cluster.systemNodes: the pods pinned to the system nodes request 15.")
+    assert problem.startswith("gpufleet:cluster.systemNodes: the pods pinned to the system nodes request 1")
     assert "minSize 3 × m7i.xlarge" in problem and "allocate 11.76 vCPU" in problem
     assert "raise minSize or use a larger instance type" in problem
     assert "RayCluster research/batch head 2.50 vCPU" in problem
     # More nodes of the same type fit.
-    parse_stack_config(_cluster(stack_config("prod"), instanceTypes=["m7i.xlarge"], minSize=5, desiredSize=5))
+    parse_stack_config(_cluster(stack_config("prod"), instanceTypes=["m7i.xlarge"], minSize=6, desiredSize=6, maxSize=7))
 
 
 def test_the_smallest_listed_type_counts():

@@ -374,7 +374,7 @@ def test_prod_flavors_and_quotas_match_the_node_pools(run):
     node_pools = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in recording.of_type("kubernetes:karpenter.sh/v1:NodePool")}
     flavors = {r.inputs["metadata"]["name"]: r.inputs["spec"] for r in recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:ResourceFlavor")}
     assert flavors.pop("cpu", None) == {}
-    assert set(flavors) == set(node_pools) == {"serving", "serving-mig", "batch"}
+    assert set(flavors) == set(node_pools) == {"serving", "serving-mig", "multi-node", "batch"}
     for name, flavor in flavors.items():
         template = node_pools[name]["template"]
         assert flavor["nodeLabels"].items() <= template["metadata"]["labels"].items()
@@ -417,7 +417,8 @@ def test_dev_mps_flavor_counts_in_shared_gpus_like_time_slicing(run):
 
 def outside_kueue_requests(recording) -> dict[str, Counter]:
     """Namespace → the most cpu/memory its rendered pods outside Kueue request at once: each
-    InferenceService predictor (and canary) at ``maxReplicas``, else ``minReplicas``, and each Job
+    InferenceService predictor (and canary) at ``maxReplicas``, else ``minReplicas``, every pod of each
+    unqueued LeaderWorkerSet, and each Job
     without a Kueue queue label (one pod: the weights loaders), read from the rendered objects."""
 
     def pod(spec) -> Counter:
@@ -435,6 +436,14 @@ def outside_kueue_requests(recording) -> dict[str, Counter]:
             replicas = int(predictor.get("maxReplicas", predictor["minReplicas"]))
             for resource, amount in pod(predictor).items():
                 held.setdefault(isvc.inputs["metadata"]["namespace"], Counter())[resource] += replicas * amount
+    for lws in recording.of_type("kubernetes:leaderworkerset.x-k8s.io/v1:LeaderWorkerSet"):
+        if "kueue.x-k8s.io/queue-name" in lws.inputs["metadata"].get("labels", {}):
+            continue
+        groups, group = int(lws.inputs["spec"]["replicas"]), lws.inputs["spec"]["leaderWorkerTemplate"]
+        leader, worker = pod(group["leaderTemplate"]["spec"]), pod(group["workerTemplate"]["spec"])
+        for resource in ("cpu", "memory"):
+            held.setdefault(lws.inputs["metadata"]["namespace"], Counter())[resource] += groups * (
+                leader[resource] + (int(group["size"]) - 1) * worker[resource])
     for job in recording.of_type("kubernetes:batch/v1:Job"):
         metadata = job.inputs["metadata"]
         assert "kueue.x-k8s.io/queue-name" not in metadata.get("labels", {})
@@ -472,12 +481,14 @@ def test_prod_serving_queue_gets_the_quota_its_predictors_and_loaders_leave(run)
     split = kueue_cpu_memory(config, serving, configured_placements(config))
     gib = 2**30
     # chat-8b: (6 + 1 canary) x (6 cores, 48Gi); bge-embeddings: 8 x (4 cores, 16Gi); 3 loaders of 1 core, 2Gi;
-    # the Triton reranker: 4 x (4 cores, 8Gi) and its model repository Job of 1 core, 2Gi
+    # the Triton reranker: 4 x (4 cores, 8Gi) and its model repository Job of 1 core, 2Gi; deepseek-v3: one
+    # group of 2 x (160 cores, 1536Gi) and its loader of 1 core, 2Gi
     assert [(what, cpu, memory / gib) for what, cpu, memory in split.held] == [
         ("chat-8b", 42, 336), ("chat-8b-weights (loader Job)", 1, 2), ("chat-8b-qwen3-weights (loader Job)", 1, 2),
         ("bge-embeddings", 32, 128), ("bge-embeddings-weights (loader Job)", 1, 2),
-        ("reranker", 16, 32), ("reranker-model-repository (model repository Job)", 1, 2)]
-    assert (split.cpu, split.memory_gib) == (serving.cpu - 94, serving.memory_gib - 504)
+        ("reranker", 16, 32), ("reranker-model-repository (model repository Job)", 1, 2),
+        ("deepseek-v3 (1 × 2 pods)", 320, 3072), ("deepseek-v3-weights (loader Job)", 1, 2)]
+    assert (split.cpu, split.memory_gib) == (serving.cpu - 415, serving.memory_gib - 3578)
     research_split = kueue_cpu_memory(config, research, configured_placements(config))
     assert research_split.held == () and (research_split.cpu, research_split.memory_gib) == (512, 4096)
     recording = run(lambda: runpy.run_path(str(Project.find(REPO).main_dir), run_name="__main__"),
@@ -485,8 +496,8 @@ def test_prod_serving_queue_gets_the_quota_its_predictors_and_loaders_leave(run)
     queues = {r.inputs["metadata"]["name"]: r.inputs["spec"]
               for r in recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue")}
     assert queues["serving"]["resourceGroups"][0]["flavors"][0]["resources"] == [
-        {"name": "cpu", "nominalQuota": str(serving.cpu - 94), "borrowingLimit": "0"},
-        {"name": "memory", "nominalQuota": f"{serving.memory_gib - 504}Gi", "borrowingLimit": "0"}]
+        {"name": "cpu", "nominalQuota": str(serving.cpu - 415), "borrowingLimit": "0"},
+        {"name": "memory", "nominalQuota": f"{serving.memory_gib - 3578}Gi", "borrowingLimit": "0"}]
 
 
 def test_fractional_requests_round_the_queue_down():
@@ -511,19 +522,20 @@ def test_fractional_requests_round_the_queue_down():
 def test_predictors_filling_the_namespace_quota_are_reported_per_field():
     raw = stack_config("prod")
     teams = [t.model_dump(by_alias=True, exclude_none=True) for t in parse_stack_config(raw).teams]
-    teams[0]["cpu"], teams[0]["memoryGib"] = 94, 400  # exactly the cpu held; less memory than held
+    teams[0]["cpu"], teams[0]["memoryGib"] = 415, 3400  # exactly the cpu held; less memory than held
     held = ("chat-8b {}, chat-8b-weights (loader Job) {}, chat-8b-qwen3-weights (loader Job) {}, "
             "bge-embeddings {}, bge-embeddings-weights (loader Job) {}, reranker {}, "
-            "reranker-model-repository (model repository Job) {}")
+            "reranker-model-repository (model repository Job) {}, deepseek-v3 (1 × 2 pods) {}, "
+            "deepseek-v3-weights (loader Job) {}")
     prefix = ("the team's workloads outside Kueue (predictors of gpufleet:serving.inferenceServices and "
-              "tritonServices at their most replicas, canary included, and weights loader and model repository "
-              "Jobs: [")
+              "tritonServices at their most replicas, canary included, the pods of its unqueued "
+              "gpufleet:serving.multiNodeServices, and weights loader and model repository Jobs: [")
     assert problems_of(with_config(raw, "teams", teams)) == [
-        f"gpufleet:teams[0].cpu: {prefix}{held.format(42, 1, 1, 32, 1, 16, 1)}]) hold up to 94 of the namespace "
-        "ResourceQuota's 94 cores, leaving its Kueue ClusterQueue less than one whole core: raise cpu or lower "
+        f"gpufleet:teams[0].cpu: {prefix}{held.format(42, 1, 1, 32, 1, 16, 1, 320, 1)}]) hold up to 415 of the namespace "
+        "ResourceQuota's 415 cores, leaving its Kueue ClusterQueue less than one whole core: raise cpu or lower "
         "the services' replicas",
-        f"gpufleet:teams[0].memoryGib: {prefix}{held.format(336, 2, 2, 128, 2, 32, 2)}]) hold up to 504 of the namespace "
-        "ResourceQuota's 400 GiB, leaving its Kueue ClusterQueue less than one whole GiB: raise memoryGib or "
+        f"gpufleet:teams[0].memoryGib: {prefix}{held.format(336, 2, 2, 128, 2, 32, 2, 3072, 2)}]) hold up to 3578 of the namespace "
+        "ResourceQuota's 3400 GiB, leaving its Kueue ClusterQueue less than one whole GiB: raise memoryGib or "
         "lower the services' replicas"]
 
 
@@ -534,12 +546,12 @@ def test_a_team_without_a_queue_may_give_its_predictors_the_whole_quota():
     config = parse_stack_config(raw)
     teams = [t.model_dump(by_alias=True, exclude_none=True) for t in config.teams]
     teams[0].pop("gpuQuotas")
-    teams[0]["cpu"], teams[0]["memoryGib"] = 94, 504
+    teams[0]["cpu"], teams[0]["memoryGib"] = 415, 3578
     parse_stack_config(with_config(raw, "teams", teams))
-    teams[0]["cpu"] = 93
+    teams[0]["cpu"] = 414
     [problem] = problems_of(with_config(raw, "teams", teams))
     assert problem.startswith("gpufleet:teams[0].cpu: the team's workloads outside Kueue")
-    assert problem.endswith("hold up to 94 of the namespace ResourceQuota's 93 cores, so the ResourceQuota "
+    assert problem.endswith("hold up to 415 of the namespace ResourceQuota's 414 cores, so the ResourceQuota "
                             "refuses predictor pods at their most replicas")
 
 

@@ -6,9 +6,19 @@ declares that area's components from the section.
 ``AREAS`` is the composition order: later areas use what earlier ones put on :class:`Platform`.
 """
 
-from gpufleet.infra.areas import gpu_operator, gpu_pools, model_cache, ray, serving, system_nodes, tenancy, training
-from gpufleet.infra.areas import triton
+from gpufleet.infra.areas import (
+    gpu_operator,
+    gpu_pools,
+    model_cache,
+    multi_node_serving,
+    ray,
+    serving,
+    system_nodes,
+    tenancy,
+    training,
+    triton,
+)
 
-AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, triton, ray, training, system_nodes)
+AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, triton, multi_node_serving, ray, training, system_nodes)
 
 __all__ = ["AREAS"]

@@ -309,6 +309,8 @@ def compose(platform: Platform) -> None:
         platform.components["keda"] = Keda("keda", {"replicas": section.keda.replicas}, opts=platform.opts)
 
     hf_token = _hf_token(platform)
+    if hf_token is not None:
+        platform.components["hf-token"] = hf_token
     for service in section.inference_services:
         waits_for: list[pulumi.Resource] = [kserve]
         if hf_token is not None and service.reads_secret(HF_TOKEN_SECRET, HF_TOKEN_KEY):

@@ -13,6 +13,7 @@ from gpufleet.components.inference_service import TYPE as SERVICE_TYPE
 from gpufleet.components.inference_service import check_labels
 from gpufleet.components.kserve import DEFAULT_NAMESPACE as KSERVE_NAMESPACE
 from gpufleet.infra.areas.base import ConfigModel
+from gpufleet.infra.areas.multi_node_config import LeaderWorkerSetConfig, MultiNodeServiceConfig
 
 
 class GatewayApiConfig(ConfigModel):
@@ -219,6 +220,10 @@ class ServingSection(ConfigModel):
     """Models to serve. Default none."""
     triton_services: "tuple[TritonServiceConfig, ...]" = ()
     """Triton Inference Servers, each serving a model repository from its team's model cache. Default none."""
+    leader_worker_set: LeaderWorkerSetConfig = LeaderWorkerSetConfig()
+    """The LeaderWorkerSet controller that multi-node services need."""
+    multi_node_services: tuple[MultiNodeServiceConfig, ...] = ()
+    """Models served by vLLM across GPU nodes (LeaderWorkerSet groups). Default none."""
 
     @field_validator("pod_monitor_labels")
     @classmethod

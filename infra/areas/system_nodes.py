@@ -12,7 +12,8 @@ Where each figure comes from (one source each, never a copy):
 - pods whose requests gpufleet renders (Ray heads, their autoscaler sidecars, RayJob submitters,
   weights loader Jobs, the KubeRay operator) are built by the very component functions the program
   uses (:func:`~gpufleet.components.ray_cluster.plan_cluster`, :func:`~gpufleet.components.ray_job.plan_job`,
-  :func:`~gpufleet.components.model_loader.loader_job_spec`, ``kuberay.operator_values``) and their
+  :func:`~gpufleet.components.model_loader.loader_job_spec`, ``kuberay.operator_values``,
+  ``leader_worker_set.controller_values``) and their
   pod templates are summed;
 - replicas and resources the stack sets (Karpenter, Kueue, KubeRay, KEDA) are read from the stack
   configuration the components receive;
@@ -35,11 +36,13 @@ from gpufleet.components.autoscaling import keda_values
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 from gpufleet.components.kubeflow_trainer import JOBSET_CONTROLLER_REQUESTS, trainer_values
 from gpufleet.components.kuberay import operator_values as kuberay_values
+from gpufleet.components.leader_worker_set import controller_values as lws_values
 from gpufleet.components.model_loader import loader_job_spec
 from gpufleet.components.triton_models import repository_job_spec
 from gpufleet.components.ray_cluster import plan_cluster
 from gpufleet.components.ray_job import plan_job
 from gpufleet.infra.areas.base import Platform
+from gpufleet.infra.areas.multi_node_config import lws_enabled
 
 # -- instance facts and allocatable ----------------------------------------------------------------
 
@@ -143,6 +146,7 @@ CHART_DEFAULTS: Mapping[tuple[str, str], Mapping[str, str]] = {
     ("keda", "resources.metricServer.requests"): {"cpu": "100m", "memory": "100Mi"},
     ("keda", "resources.webhooks.requests"): {"cpu": "100m", "memory": "100Mi"},
     ("kserve-resources", "kserve.controller.resources.requests"): {"cpu": "100m", "memory": "300Mi"},
+    ("lws", "resources.requests"): {"cpu": "1", "memory": "1Gi"},
 }
 """Requests gpufleet leaves to a chart: ``(chart, values path) → requests`` at the pinned chart
 version (``<chart>/values.yaml``; the GPU Operator's NFD subchart in its ``charts/`` folder). The
@@ -280,6 +284,17 @@ def _loader_pods(config: Any) -> list[SystemPods]:
         if _on_system_nodes(pod):
             cpu, memory = pod_requests(pod)
             pods.append(SystemPods(f"model repository {triton.team}/{triton.name}", 1, cpu, memory))
+    for service in config.serving.multi_node_services:
+        if service.weights_source is None:
+            continue
+        try:
+            job = loader_job_spec({"namespace": service.team, "claim_name": "model-weights", "path": "weights",
+                                   "source": service.weights_source, "job_name": "weights"}, name="serving")
+        except (ValueError, TypeError):
+            continue  # the multi-node serving area reports it
+        pod = job["template"]["spec"]
+        if _on_system_nodes(pod):
+            pods.append(SystemPods(f"weights loader {service.team}/{service.name}", 1, *pod_requests(pod)))
     return pods
 
 
@@ -313,6 +328,10 @@ def system_node_pods(config: Any) -> list[SystemPods]:
         pods.append(SystemPods("KServe controller", 1, *chart_requests("kserve-resources", "kserve.controller.resources.requests")))
         if serving.kserve.install_cert_manager:
             pods.append(SystemPods("cert-manager (controller, webhook, cainjector)", 3, 0, 0))
+    if lws_enabled(serving):
+        values = lws_values({"replicas": serving.leader_worker_set.replicas})
+        pods.append(SystemPods("LeaderWorkerSet controller", values["replicaCount"],
+                               *chart_requests("lws", "resources.requests", values)))
     if serving.keda_enabled:
         values = keda_values({"replicas": serving.keda.replicas})
         for component, resources in (("operator", "operator"), ("metricsServer", "metricServer"), ("webhooks", "webhooks")):

@@ -40,6 +40,7 @@ from gpufleet.components.model_loader import loader_job_spec
 from gpufleet.components.priority_classes import PriorityClasses
 from gpufleet.components.team import Team
 from gpufleet.infra.areas.base import ConfigModel, DnsLabel, IamPrincipalArn, Platform
+from gpufleet.infra.areas import multi_node_serving
 from gpufleet.infra.areas.gpu_pools import configured_placements
 from gpufleet.infra.areas import triton as triton_area
 from gpufleet.infra.areas.serving import component_args
@@ -366,7 +367,8 @@ def _outside_kueue(config, team_name: str, placements: Mapping[str, GpuPlacement
         held.append((service.name, replicas * pod_cpu, replicas * pod_memory))
         held.append((f"{triton_plan.job_name} (model repository Job)",
                      *_pod_requests(triton_plan.job["template"]["spec"])))
-    return held
+    # multi-node services outside Kueue: every pod of every group; their loader Jobs
+    return held + multi_node_serving.held_outside_kueue(config, team_name)
 
 
 def kueue_cpu_memory(config, team: TeamSection, placements: Mapping[str, GpuPlacement]) -> KueueCpuMemory:
@@ -385,7 +387,7 @@ def _room_for_kueue(config) -> list[str]:
     """A team whose predictors and loaders request all of (or more than) its ResourceQuota's cpu or
     memory leaves its ClusterQueue no quota (and, beyond it, the quota refuses predictor pods)."""
     serving = getattr(config, "serving", None)
-    if not _served(config):
+    if not _served(config) and not getattr(serving, "multi_node_services", ()):
         return []
     placements = configured_placements(config)
     kueue = getattr(config, "kueue", None)
@@ -410,9 +412,12 @@ def _room_for_kueue(config) -> list[str]:
             tail = (f"leaving its Kueue ClusterQueue less than one whole {unit.rstrip('s')}: raise {field} or "
                     f"lower the services' replicas"
                     if queued else "so the ResourceQuota refuses predictor pods at their most replicas")
+            groups = (", the pods of its unqueued gpufleet:serving.multiNodeServices"
+                      if any(s.team == team.name and not s.queued for s in getattr(serving, "multi_node_services", ()))
+                      else "")
             problems.append(
                 f"gpufleet:teams[{i}].{field}: the team's workloads outside Kueue (predictors of "
-                f"gpufleet:serving.inferenceServices and tritonServices at their most replicas, canary included, "
+                f"gpufleet:serving.inferenceServices and tritonServices at their most replicas, canary included{groups}, "
                 f"and weights loader and model repository Jobs: [{detail}]) hold up to {amount(held)} of the namespace ResourceQuota's {amount(quota)} "
                 f"{unit}, {tail}"
             )
@@ -436,18 +441,22 @@ def _principals(config) -> list[str]:
     return problems
 
 
-def namespace_gpu_caps(team: TeamSection, placements: dict[str, GpuPlacement], services: Sequence[Any] = ()) -> dict[str, int]:
+def namespace_gpu_caps(team: TeamSection, placements: dict[str, GpuPlacement], services: Sequence[Any] = (),
+                       held: Optional[Mapping[str, int]] = None) -> dict[str, int]:
     """The namespace ResourceQuota's GPU ceilings: per GPU resource, the most the team can hold at
     once through Kueue (nominal + borrowing limit, at most the pool), plus the most its KServe
     predictors (``services`` of ``gpufleet:serving`` in the team's namespace, not admitted by Kueue)
     hold, in the resource's units: without them, predictors and admitted jobs would take each
-    other's room in the quota. ``nvidia.com/gpu`` is always capped (0 for a team without whole-GPU
+    other's room in the quota; ``held`` adds other GPU units outside Kueue (multi-node services, per
+    resource). ``nvidia.com/gpu`` is always capped (0 for a team without whole-GPU
     pools) so no pod in the namespace grabs whole GPUs outside its quota."""
     caps: dict[str, int] = {GPU_RESOURCE: 0}
     for service in services:
         if service.team == team.name and service.pool in placements:
             resource = placements[service.pool].gpu_resource
             caps[resource] = caps.get(resource, 0) + _predictor_units(service)
+    for resource, units in (held or {}).items():
+        caps[resource] = caps.get(resource, 0) + units
     for quota in team.gpu_quotas:
         placement = placements[quota.pool]
         if quota.borrowing_limit is not None:
@@ -507,7 +516,8 @@ def compose(platform: Platform) -> None:
                 "fair_sharing": settings.fair_sharing,
                 "pods_ready_timeout_minutes": settings.pods_ready_timeout_minutes,
                 "block_admission": settings.block_admission,
-                "frameworks": list(settings.frameworks),
+                # queued multi-node services add the pod and LeaderWorkerSet integrations
+                "frameworks": multi_node_serving.kueue_frameworks(config, settings.frameworks),
             },
             opts=platform.opts,
         )
@@ -531,7 +541,8 @@ def compose(platform: Platform) -> None:
                 "quota": {
                     "cpu": team.cpu,
                     "memory_gib": team.memory_gib,
-                    "gpus": namespace_gpu_caps(team, platform.placements, services),
+                    "gpus": namespace_gpu_caps(team, platform.placements, services,
+                                               multi_node_serving.namespace_gpus(config, team.name, platform.placements)),
                     "pvcs": team.pvcs,
                     "storage_gib": team.storage_gib,
                 },

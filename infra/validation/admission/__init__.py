@@ -9,6 +9,7 @@ One module per upstream project, each rule ported from the upstream source and c
 * :mod:`.kuberay`: KubeRay v1.7.0 RayCluster, RayJob, RayService (``utils/validation.go``).
 * :mod:`.kueue`: Kueue v0.19.2 ClusterQueue, ResourceFlavor and the Kueue labels of job kinds
   (``pkg/webhooks``, ``jobframework/validation.go``).
+* :mod:`.lws`: LeaderWorkerSet v0.10.0 (``pkg/webhooks/leaderworkerset_webhook.go``).
 
 Gateway API v1.6.1 has no webhook: its rules are CEL in the CRDs, checked by the schema validator.
 """
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from gpufleet.infra.validation.admission import kserve, kuberay, kueue
+from gpufleet.infra.validation.admission import kserve, kuberay, kueue, lws
 
 __all__ = ["admission_problems", "rejection_message", "RULES"]
 
@@ -30,6 +31,7 @@ RULES: dict[tuple[str, str], tuple[Rule, ...]] = {
     ("ray.io", "RayService"): (kuberay.validate_ray_service,),
     ("kueue.x-k8s.io", "ClusterQueue"): (kueue.validate_cluster_queue,),
     ("kueue.x-k8s.io", "ResourceFlavor"): (kueue.validate_resource_flavor,),
+    ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"): (lws.validate,),
 }
 """(API group, kind) -> the rules of the webhooks registered for it (every served version)."""
 
