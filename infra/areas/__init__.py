@@ -5,8 +5,9 @@ declares that area's components from the section.
 ``AREAS`` is the composition order: later areas use what earlier ones put on :class:`Platform`.
 """
 
-from gpufleet.infra.areas import gpu_operator, gpu_pools, model_cache, ray, serving, system_nodes, tenancy
+from gpufleet.infra.areas import gpu_operator, gpu_pools, model_cache, observability, ray, serving, system_nodes, tenancy
 
-AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, ray, system_nodes)
+# observability follows gpu_pools: the areas after it depend on its release (Prometheus Operator CRDs).
+AREAS = (gpu_pools, observability, gpu_operator, tenancy, model_cache, serving, ray, system_nodes)
 
 __all__ = ["AREAS"]
