@@ -258,6 +258,12 @@ def test_s3_backend_refuses_efs_and_lustre_settings():
         "gpufleet:modelCache: lustre and throughputMode do not apply to backend s3"]
 
 
+def test_s3_backend_claims_must_fit_the_team_storage_quota():
+    cache = json.loads(stack_config("options")["gpufleet:modelCache"])
+    (problem,) = _problems(_options("modelCache", {**cache, "claimSizeGib": 1500}))
+    assert problem.startswith("gpufleet:modelCache.claimSizeGib: backend s3 puts two claims of 1500 GiB")
+
+
 def test_options_stack_serves_from_the_read_only_claim(run):
     recording = run(program, config=stack_config("options"), stack="options")
     (service,) = [o for o in recording.kubernetes_objects() if o.inputs["kind"] == "InferenceService"]

@@ -131,6 +131,12 @@ def _s3_problems(config: Any) -> list[str]:
     if "lustre" in section.model_fields_set or "throughput_mode" in section.model_fields_set:
         problems.append("gpufleet:modelCache: lustre and throughputMode do not apply to backend s3")
     covered = set(section.covered_teams(config))
+    for team in config.teams:
+        if team.name in covered and 2 * section.claim_size_gib > team.storage_gib:
+            problems.append(
+                f"gpufleet:modelCache.claimSizeGib: backend s3 puts two claims of {section.claim_size_gib} GiB (reader "
+                f"and writer) in namespace {team.name!r}, more than its storage quota (gpufleet:teams storageGib "
+                f"{team.storage_gib}); the namespace's ResourceQuota would refuse the writer claim")
     for index, service in enumerate(config.serving.inference_services):
         if service.team not in covered:
             continue
