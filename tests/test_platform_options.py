@@ -373,3 +373,9 @@ def test_system_nodes_count_the_bundled_stack():
     assert values["prometheusOperator"]["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
     options = parse_stack_config(stack_config("options"))
     assert {p.what for p in sn.system_node_pods(options)} >= {"Mountpoint S3 CSI controller", "Mountpoint S3 CSI node"}
+
+
+def test_an_unknown_workload_identity_names_the_field():
+    cluster = json.loads(stack_config("options")["gpufleet:cluster"])
+    (problem,) = _problems(_options("cluster", {**cluster, "workloadIdentity": "oidc"}))
+    assert problem == "gpufleet:cluster.workloadIdentity: Input should be 'podIdentity' or 'irsa' (got \"oidc\")"
