@@ -34,10 +34,12 @@ from gpufleet.components.model_cache import ModelCache, ModelCacheArgs
 from gpufleet.components.model_loader import ModelWeightsLoader, ModelWeightsLoaderArgs
 from gpufleet.components.multi_node_inference import MultiNodeInferenceService, MultiNodeInferenceServiceArgs
 from gpufleet.components.network import Network, NetworkArgs
+from gpufleet.components.observability import ObservabilityStack, ObservabilityStackArgs
 from gpufleet.components.priority_classes import PriorityClasses, PriorityClassesArgs
 from gpufleet.components.ray_cluster import HeadSpec, RayCluster, RayClusterArgs, RayPodArgs, RayService, RayServiceArgs, WorkerGroup
 from gpufleet.components.ray_job import RayJob, RayJobArgs
 from gpufleet.components.ray_serve_config import ServeApplication, ServeDeployment
+from gpufleet.components.s3_model_cache import S3ModelCache, S3ModelCacheArgs
 from gpufleet.components.team import Team, TeamAccess, TeamArgs, TeamQuota
 from gpufleet.components.triton_models import DynamicBatchingArgs, InstanceGroupArgs, TritonModelArgs
 from gpufleet.components.triton_service import TritonAutoscalingArgs, TritonService, TritonServiceArgs
@@ -91,6 +93,8 @@ __all__ = [
     "MultiNodeInferenceServiceArgs",
     "Network",
     "NetworkArgs",
+    "ObservabilityStack",
+    "ObservabilityStackArgs",
     "PriorityClasses",
     "PriorityClassesArgs",
     "RayCluster",
@@ -101,6 +105,8 @@ __all__ = [
     "RayService",
     "RayServiceArgs",
     "RouteArgs",
+    "S3ModelCache",
+    "S3ModelCacheArgs",
     "ServeApplication",
     "ServeDeployment",
     "StandaloneDcgmExporter",

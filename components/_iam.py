@@ -17,8 +17,8 @@ import pulumi_aws as aws
 STS_AUDIENCE = "sts.amazonaws.com"
 
 
-def trust_policy(principal: Mapping[str, Any], action: str, condition: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
-    """An assume-role policy document with one ``Allow`` statement for ``principal``."""
+def trust_policy(principal: Mapping[str, Any], action: "str | list[str]", condition: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """An assume-role policy document with one ``Allow`` statement for ``principal`` (one action or a list)."""
     statement: dict[str, Any] = {"Effect": "Allow", "Principal": dict(principal), "Action": action}
     if condition:
         statement["Condition"] = dict(condition)

@@ -11,10 +11,12 @@ import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
+from gpufleet.components._file_cache import pinned_addon_version
 from gpufleet.components._iam import eks_node_role
 from gpufleet.components._validate import check_arg_keys, require, require_int_range, require_one_of
 from gpufleet.components.eks_versions import unsupported_version_problem
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
+from gpufleet.components.workload_identity import POD_IDENTITY_AGENT_ADDON, POD_IDENTITY_AGENT_ADDON_VERSIONS
 
 TYPE = "gpufleet:cluster:Cluster"
 
@@ -85,6 +87,13 @@ class ClusterArgs(TypedDict):
     """IAM principals given cluster access. Default none (only the creator, through EKS)."""
     deletion_protection: NotRequired[bool]
     """Refuse deletion of the EKS cluster at the AWS API. Default false."""
+    pod_identity_agent: NotRequired[bool]
+    """Install the ``eks-pod-identity-agent`` add-on (EKS Pod Identity: a credentials agent on every
+    node), which components with ``workload_identity: "podIdentity"`` need; the Kubernetes
+    ``provider`` waits for it. Default false."""
+    pod_identity_agent_version: NotRequired[str]
+    """Agent add-on version instead of the pinned one (``POD_IDENTITY_AGENT_ADDON_VERSIONS`` row of
+    ``kubernetes_version``), e.g. ``v1.3.9-eksbuild.3``. Default the pinned one."""
     tags: NotRequired[Mapping[str, str]]
     """Extra tags for every AWS resource. Default none."""
 
@@ -107,7 +116,7 @@ def cpu_architecture(instance_type: str) -> str:
 
 class Cluster(pulumi.ComponentResource):
     """An EKS cluster (pulumi-eks, no default node group) with API authentication and access
-    entries, an OIDC provider for IRSA, a dedicated KMS key for Secrets, control-plane logging, and an
+    entries, an OIDC provider for IRSA (and optionally the EKS Pod Identity agent add-on), a dedicated KMS key for Secrets, control-plane logging, and an
     EKS managed AL2023 node group for controllers with IMDSv2 enforced.
 
     ``provider`` is a Kubernetes provider for this cluster: pass it to downstream components."""
@@ -139,6 +148,12 @@ class Cluster(pulumi.ComponentResource):
         nodes = _system_nodes(args.get("system_nodes", {}))
         entries = _access_entries(args.get("access_entries", []))
         encrypt = args.get("secrets_encryption", True)
+        pod_identity_agent = args.get("pod_identity_agent", False)
+        if not isinstance(pod_identity_agent, bool):
+            raise TypeError(f"{TYPE}: pod_identity_agent must be bool, got {type(pod_identity_agent).__name__}")
+        agent_version = (pinned_addon_version(args.get("pod_identity_agent_version"), version, POD_IDENTITY_AGENT_ADDON_VERSIONS,
+                                              addon_name=POD_IDENTITY_AGENT_ADDON, name=TYPE)
+                         if pod_identity_agent else None)
         tags = dict(args.get("tags", {}))
 
         super().__init__(TYPE, name, {}, opts)
@@ -245,13 +260,30 @@ class Cluster(pulumi.ComponentResource):
             ),
         )
 
+        # EKS Pod Identity: the agent DaemonSet (it tolerates every taint, so it runs on GPU nodes too)
+        # serves the credentials of the roles associated with a pod's service account.
+        self.pod_identity_agent: Optional[aws.eks.Addon] = None
+        if pod_identity_agent:
+            self.pod_identity_agent = aws.eks.Addon(
+                f"{name}-pod-identity-agent",
+                cluster_name=cluster_name,
+                addon_name=POD_IDENTITY_AGENT_ADDON,
+                addon_version=agent_version,
+                resolve_conflicts_on_create="OVERWRITE",
+                resolve_conflicts_on_update="PRESERVE",
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[system_nodes]),
+            )
+
         # Everything installed through this provider waits for the system nodes (controllers have
-        # nowhere else to run: GPU nodes are tainted) and, on destroy, is removed while they still
-        # run: Karpenter must outlive its NodePools to terminate their GPU instances.
+        # nowhere else to run: GPU nodes are tainted) and, with Pod Identity, for the agent that
+        # hands controllers their credentials; on destroy it is removed while they still run:
+        # Karpenter must outlive its NodePools to terminate their GPU instances.
         self.provider = k8s.Provider(
             f"{name}-k8s",
             kubeconfig=self._eks.kubeconfig_json,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[system_nodes]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[system_nodes, *([self.pod_identity_agent] if self.pod_identity_agent else [])]),
         )
         # Derived from a cluster output, so whatever uses the name waits for the cluster.
         self.cluster_name = self._eks.kubeconfig_json.apply(lambda _: cluster_name)

@@ -27,7 +27,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from gpufleet.components._iam import eks_node_role, irsa_role
+from gpufleet.components._iam import eks_node_role
 from gpufleet.components._k8s import deep_merge
 from gpufleet.components._validate import check_arg_keys, require_int_range, require_one_of
 from gpufleet.components.cluster import partition_of
@@ -42,6 +42,7 @@ from gpufleet.components.karpenter_policy import (
     controller_policies,
     interruption_queue_policy,
 )
+from gpufleet.components.workload_identity import WorkloadIdentity, check_identity, workload_role
 
 TYPE = "gpufleet:karpenter:Karpenter"
 
@@ -78,10 +79,15 @@ class KarpenterArgs(TypedDict):
 
     cluster_name: pulumi.Input[str]
     """EKS cluster name: ``settings.clusterName``, the discovery tag value and the IAM scope. Required."""
-    oidc_provider_arn: pulumi.Input[str]
-    """ARN of the cluster's IAM OIDC provider (the controller authenticates with IRSA). Required."""
-    oidc_provider_url: pulumi.Input[str]
-    """Issuer of that provider, with or without ``https://``. Required."""
+    oidc_provider_arn: NotRequired[pulumi.Input[str]]
+    """ARN of the cluster's IAM OIDC provider. Required with ``workload_identity: "irsa"``."""
+    oidc_provider_url: NotRequired[pulumi.Input[str]]
+    """Issuer of that provider, with or without ``https://``. Required with ``workload_identity: "irsa"``."""
+    workload_identity: NotRequired[WorkloadIdentity]
+    """How the controller gets its AWS credentials: ``irsa`` (an OIDC trust policy and the service
+    account's ``eks.amazonaws.com/role-arn`` annotation) or ``podIdentity`` (an EKS Pod Identity
+    association; the cluster needs the ``eks-pod-identity-agent`` add-on, ``Cluster``'s
+    ``pod_identity_agent``). Default ``irsa``."""
     cluster_security_group_id: pulumi.Input[str]
     """Security group for Karpenter's nodes (the EKS cluster security group); it gets the discovery tag. Required."""
     version: NotRequired[str]
@@ -108,7 +114,7 @@ class KarpenterArgs(TypedDict):
 
 
 class Karpenter(pulumi.ComponentResource):
-    """Karpenter on EKS: controller IAM role (IRSA) with upstream's policies, node role with an
+    """Karpenter on EKS: controller IAM role (IRSA or EKS Pod Identity) with upstream's policies, node role with an
     ``EC2_LINUX`` access entry, interruption queue with its EventBridge rules, the discovery tag on the
     node security group, and the CRD and controller Helm releases on the system nodes.
 
@@ -128,9 +134,12 @@ class Karpenter(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: KarpenterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         check_arg_keys(args, KarpenterArgs, name=TYPE)
-        for key in ("cluster_name", "oidc_provider_arn", "oidc_provider_url", "cluster_security_group_id"):
+        for key in ("cluster_name", "cluster_security_group_id"):
             if args.get(key) is None:
                 raise ValueError(f"{TYPE}: {key} is required")
+        identity = check_identity(args.get("workload_identity", "irsa"), name=TYPE,
+                                  oidc_provider_arn=args.get("oidc_provider_arn"),
+                                  oidc_provider_url=args.get("oidc_provider_url"))
         version = args.get("version", KARPENTER_VERSION)
         if not isinstance(version, str) or not re.fullmatch(r"1\.14\.\d+", version):
             raise ValueError(
@@ -221,14 +230,17 @@ class Karpenter(pulumi.ComponentResource):
                 opts=child,
             ))
 
-        # -- controller IAM (IRSA) -----------------------------------------------------------------
-        controller_role = irsa_role(
+        # -- controller IAM (IRSA or Pod Identity) -------------------------------------------------
+        controller_role, association = workload_role(
             f"{name}-controller-role",
-            oidc_provider_arn=args["oidc_provider_arn"],
-            oidc_provider_url=args["oidc_provider_url"],
+            identity=identity,
+            cluster_name=cluster_name,
+            oidc_provider_arn=args.get("oidc_provider_arn"),
+            oidc_provider_url=args.get("oidc_provider_url"),
             namespace=namespace,
             service_account=SERVICE_ACCOUNT,
-            description=cluster_name.apply(lambda c: f"Karpenter controller of EKS cluster {c} (IRSA)"),
+            description=cluster_name.apply(
+                lambda c: f"Karpenter controller of EKS cluster {c} ({'IRSA' if identity == 'irsa' else 'EKS Pod Identity'})"),
             tags=tags,
             parent=self,
         )
@@ -272,7 +284,8 @@ class Karpenter(pulumi.ComponentResource):
                 "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
                 "serviceAccount": {
                     "name": SERVICE_ACCOUNT,
-                    "annotations": {"eks.amazonaws.com/role-arn": controller_role.arn},
+                    # Pod Identity: the association names the service account, no annotation.
+                    **({"annotations": {"eks.amazonaws.com/role-arn": controller_role.arn}} if identity == "irsa" else {}),
                 },
                 "controller": {
                     # The system nodes allow one IMDS hop, so pods cannot read the region from IMDS.
@@ -306,6 +319,7 @@ class Karpenter(pulumi.ComponentResource):
                 depends_on=[
                     crds, *node_attachments, node_access, discovery_tag,
                     queue_policy, *targets, *controller_attachments,
+                    *([association] if association is not None else []),
                 ],
             ),
         )

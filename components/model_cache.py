@@ -25,9 +25,9 @@ from gpufleet.components._file_cache import (
     model_weights_claim,
     pinned_addon_version,
 )
-from gpufleet.components._iam import irsa_role
 from gpufleet.components._k8s import MANAGED_BY, require_dns_label
 from gpufleet.components._validate import check_arg_keys, require_one_of
+from gpufleet.components.workload_identity import WorkloadIdentity, check_identity, workload_role
 
 TYPE = "gpufleet:model_cache:ModelCache"
 
@@ -65,10 +65,16 @@ class ModelCacheArgs(TypedDict):
 
     cluster_name: pulumi.Input[str]
     """EKS cluster that gets the EFS CSI add-on. Required."""
-    oidc_provider_arn: pulumi.Input[str]
-    """The cluster's IAM OIDC provider (``Cluster.oidc_provider_arn``), for the driver's role. Required."""
-    oidc_provider_url: pulumi.Input[str]
-    """The cluster's OIDC issuer (``Cluster.oidc_provider_url``), with or without ``https://``. Required."""
+    oidc_provider_arn: NotRequired[pulumi.Input[str]]
+    """The cluster's IAM OIDC provider (``Cluster.oidc_provider_arn``), for the driver's role.
+    Required with ``workload_identity: "irsa"``."""
+    oidc_provider_url: NotRequired[pulumi.Input[str]]
+    """The cluster's OIDC issuer (``Cluster.oidc_provider_url``), with or without ``https://``.
+    Required with ``workload_identity: "irsa"``."""
+    workload_identity: NotRequired[WorkloadIdentity]
+    """How the driver's controller gets its AWS credentials: ``irsa`` (OIDC trust, the add-on's
+    ``serviceAccountRoleArn``) or ``podIdentity`` (an EKS Pod Identity association; the cluster needs
+    the ``eks-pod-identity-agent`` add-on). Default ``irsa``."""
     vpc_id: pulumi.Input[str]
     """VPC of the cluster: the security group of the mount targets lives there. Required."""
     subnet_ids: Sequence[pulumi.Input[str]]
@@ -106,7 +112,7 @@ class ModelCache(pulumi.ComponentResource):
     """An encrypted, deletion-protected EFS file system with a mount target per private subnet and a
     security group open to NFS from the cluster's network only; a file system policy allowing mount and
     write through the mount targets over TLS only (no root access); the
-    EFS CSI driver add-on with an IRSA role (AWS managed ``AmazonEFSCSIDriverPolicy``), its controller
+    EFS CSI driver add-on with an IRSA or Pod Identity role (AWS managed ``AmazonEFSCSIDriverPolicy``), its controller
     on the system nodes; a StorageClass (``efs-ap``: one access point per claim, so non-root pods can
     write) and a ``ReadWriteMany`` claim per namespace."""
 
@@ -116,9 +122,12 @@ class ModelCache(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelCacheArgs, opts: Optional[pulumi.ResourceOptions] = None):
         check_arg_keys(args, ModelCacheArgs, name=TYPE)
-        for key in ("cluster_name", "oidc_provider_arn", "oidc_provider_url", "vpc_id"):
+        for key in ("cluster_name", "vpc_id"):
             if args.get(key) is None:
                 raise ValueError(f"{TYPE}: {key} is required")
+        identity = check_identity(args.get("workload_identity", "irsa"), name=TYPE,
+                                  oidc_provider_arn=args.get("oidc_provider_arn"),
+                                  oidc_provider_url=args.get("oidc_provider_url"))
         subnet_ids = list(args.get("subnet_ids") or [])
         if not 1 <= len(subnet_ids) <= 6:
             raise ValueError(f"{TYPE}: subnet_ids must name 1 to 6 subnets (one per availability zone), got {len(subnet_ids)}")
@@ -183,13 +192,16 @@ class ModelCache(pulumi.ComponentResource):
         ]
 
         partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=self)).partition
-        role = irsa_role(
+        role, association = workload_role(
             f"{name}-efs-csi-role",
-            oidc_provider_arn=args["oidc_provider_arn"],
-            oidc_provider_url=args["oidc_provider_url"],
+            identity=identity,
+            cluster_name=args["cluster_name"],
+            oidc_provider_arn=args.get("oidc_provider_arn"),
+            oidc_provider_url=args.get("oidc_provider_url"),
             namespace=EFS_CSI_NAMESPACE,
             service_account=EFS_CSI_SERVICE_ACCOUNT,
-            description="EFS CSI driver controller (IRSA): creates and deletes access points",
+            description=("EFS CSI driver controller (IRSA): creates and deletes access points" if identity == "irsa"
+                         else "EFS CSI driver controller (EKS Pod Identity): creates and deletes access points"),
             tags=tags,
             parent=self,
         )
@@ -204,10 +216,11 @@ class ModelCache(pulumi.ComponentResource):
             cluster_name=args["cluster_name"],
             addon_name=EFS_CSI_ADDON,
             addon_version=addon_version,
-            service_account_role_arn=role.arn,
+            # IRSA: the add-on annotates its service account with the role; Pod Identity: the association.
+            service_account_role_arn=role.arn if identity == "irsa" else None,
             tags=tags,
             parent=self,
-            depends_on=[attachment],
+            depends_on=[attachment, *([association] if association is not None else [])],
         )
 
         storage_class = k8s.storage.v1.StorageClass(

@@ -138,6 +138,11 @@ class ClusterConfig(ConfigModel):
     """The controllers' node group."""
     admin_access: tuple[AccessEntryConfig, ...] = ()
     """IAM principals granted cluster access through EKS access entries. Default none."""
+    workload_identity: Literal["podIdentity", "irsa"] = "podIdentity"
+    """How controllers (Karpenter, the CSI drivers) get AWS credentials: ``podIdentity`` (the
+    ``eks-pod-identity-agent`` add-on and an EKS Pod Identity association per role) or ``irsa`` (the
+    cluster's OIDC provider). Default ``podIdentity``; stacks created before it existed keep ``irsa``
+    (switching updates each role's trust policy in place: restart the controllers afterwards)."""
 
     @field_validator("name")
     @classmethod
@@ -219,6 +224,14 @@ class StackConfig(ConfigModel):
     """KubeRay operator, RayClusters and RayServices."""
     training: TrainingSection = TrainingSection()
     """Kubeflow Trainer and multi-node TrainJobs."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bundled_monitoring(cls, values: Any) -> Any:
+        # monitoring.install fills in the release labels and the Prometheus URL (areas/observability.py).
+        from gpufleet.infra.areas.observability import bundled_defaults
+
+        return bundled_defaults(values) if isinstance(values, dict) else values
 
     @field_validator("region")
     @classmethod

@@ -57,6 +57,7 @@ def build(config: StackConfig, stack: str) -> None:
                 for entry in config.cluster.admin_access
             ],
             "deletion_protection": config.environment == "prod",
+            "pod_identity_agent": config.cluster.workload_identity == "podIdentity",
         },
         opts=on_aws,
     )

@@ -120,7 +120,7 @@ def test_manifests_are_written_per_namespace(tmp_path):
 def test_unknown_stack_exits_2_and_lists_stacks(cli):
     result = cli("plan", "staging")
     assert result.exit_code == 2
-    assert "unknown stack 'staging'" in result.output and "dev, prod" in result.output
+    assert "unknown stack 'staging'" in result.output and "dev, options, prod" in result.output
 
 
 @pytest.mark.parametrize(

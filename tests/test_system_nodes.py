@@ -96,7 +96,7 @@ def test_prod_pods_are_rendered_by_the_components():
 
 
 def test_reference_stacks_fit_with_headroom():
-    for stack in ("dev", "prod"):
+    for stack in ("dev", "prod", "options"):
         config = parse_stack_config(stack_config(stack))
         nodes = config.cluster.system_nodes
         cpu = sum(p.total(nodes.min_size)[0] for p in sn.system_node_pods(config))

@@ -11,6 +11,7 @@ from gpufleet.infra.areas import (
     gpu_pools,
     model_cache,
     multi_node_serving,
+    observability,
     ray,
     serving,
     system_nodes,
@@ -19,6 +20,8 @@ from gpufleet.infra.areas import (
     triton,
 )
 
-AREAS = (gpu_pools, gpu_operator, tenancy, model_cache, serving, triton, multi_node_serving, ray, training, system_nodes)
+# observability follows gpu_pools: the areas after it depend on its release (Prometheus Operator CRDs).
+AREAS = (gpu_pools, observability, gpu_operator, tenancy, model_cache, serving, triton, multi_node_serving, ray,
+         training, system_nodes)
 
 __all__ = ["AREAS"]

@@ -19,6 +19,7 @@ from gpufleet.components.gpu_monitoring import GpuMonitoring
 from gpufleet.components.gpu_operator import AMI_SHIPS, CHART_VERSION, GpuOperator
 from gpufleet.components.gpu_scheduling import MIG_PROFILES, MPS_MAX_REPLICAS
 from gpufleet.infra.areas.base import ConfigModel, Platform
+from gpufleet.infra.areas.observability import ObservabilitySection
 
 _LABEL_VALUE_MAX = 63
 
@@ -60,10 +61,18 @@ class AlertThresholdsSection(ConfigModel):
 
 
 class MonitoringSection(ConfigModel):
-    """GPU alerts (PrometheusRule) and gpufleet's Grafana dashboard; needs the Prometheus Operator."""
+    """GPU alerts (PrometheusRule) and gpufleet's Grafana dashboard; needs the Prometheus Operator,
+    which ``install`` brings."""
 
     enabled: bool = True
     """Declare the alerts and the dashboard. Default true."""
+    install: bool = False
+    """Install kube-prometheus-stack (Prometheus Operator, Prometheus on a gp3 volume, Alertmanager,
+    Grafana): the release label goes on gpufleet's rules, ServiceMonitors and PodMonitors and
+    ``serving.prometheusUrl`` points at it, unless the stack sets them. Default false (the dev stack
+    turns it on)."""
+    stack: ObservabilitySection = ObservabilitySection()
+    """The bundled stack's settings (with ``install: true``)."""
     namespace: Optional[str] = None
     """Their namespace (must exist). Default: the GPU Operator's namespace."""
     rule_labels: dict[str, str] = {}

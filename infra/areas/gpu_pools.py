@@ -25,6 +25,7 @@ from gpufleet.components.gpu_scheduling import GpuPlacement
 from gpufleet.components.karpenter import Karpenter
 from gpufleet.components.karpenter_policy import KARPENTER_VERSION
 from gpufleet.infra.areas.base import ConfigModel, DnsLabel, Platform, camel_path
+from gpufleet.infra.areas.workload_identity import workload_identity_args
 
 if TYPE_CHECKING:
     from gpufleet.infra.config import StackConfig
@@ -262,8 +263,7 @@ def compose(platform: Platform) -> None:
         "karpenter",
         {
             "cluster_name": cluster.cluster_name,
-            "oidc_provider_arn": cluster.oidc_provider_arn,
-            "oidc_provider_url": cluster.oidc_provider_url,
+            **workload_identity_args(platform),
             "cluster_security_group_id": cluster.cluster_security_group_id,
             "version": section.version,
             "replicas": section.replicas,

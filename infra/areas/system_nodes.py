@@ -39,6 +39,7 @@ from gpufleet.components.kuberay import operator_values as kuberay_values
 from gpufleet.components.leader_worker_set import controller_values as lws_values
 from gpufleet.components.model_loader import loader_job_spec
 from gpufleet.components.triton_models import repository_job_spec
+from gpufleet.components.observability import stack_values
 from gpufleet.components.ray_cluster import plan_cluster
 from gpufleet.components.ray_job import plan_job
 from gpufleet.infra.areas.base import Platform
@@ -83,7 +84,8 @@ firmware and the kernel keep (an m5/m6i/m7i.xlarge reports about 15.1 GiB of 16)
 share of the nominal size stands for it."""
 HEADROOM = 0.15
 """Share of the allocatable resources kept free: room for what gpufleet does not declare on these
-nodes (the Prometheus stack the alerts need, rolling updates' surge pods) and for bin-packing loss."""
+nodes (a Prometheus stack installed outside gpufleet, rolling updates' surge pods) and for
+bin-packing loss."""
 
 
 def kube_reserved_cpu_millis(vcpus: int) -> int:
@@ -338,9 +340,57 @@ def system_node_pods(config: Any) -> list[SystemPods]:
             pods.append(SystemPods(f"KEDA {component}", values[component]["replicaCount"],
                                    *chart_requests("keda", f"resources.{resources}.requests", values)))
     if config.model_cache.enabled:
-        driver = "FSx" if config.model_cache.backend == "fsxLustre" else "EFS"
-        pods.append(SystemPods(f"{driver} CSI controller", 2, 0, 0))
-    return pods + _ray_pods(config) + _loader_pods(config)
+        if config.model_cache.backend == "s3":
+            pods.append(SystemPods("Mountpoint S3 CSI controller", 1, 0, 0))
+            pods.append(SystemPods("Mountpoint S3 CSI node", 1, *ADDON_REQUESTS["s3-csi-node"], per_node=True))
+        else:
+            driver = "FSx" if config.model_cache.backend == "fsxLustre" else "EFS"
+            pods.append(SystemPods(f"{driver} CSI controller", 2, 0, 0))
+    return pods + _monitoring_pods(config) + _ray_pods(config) + _loader_pods(config)
+
+
+ADDON_REQUESTS: Mapping[str, tuple[int, int]] = {
+    # aws-mountpoint-s3-csi-driver chart v2.7.0 values.yaml: node.resources.requests 10m / 40Mi
+    # (the registrar and liveness sidecars set none); the controller sets none.
+    "s3-csi-node": (10, 40),
+    # aws-ebs-csi-driver chart values.yaml: every controller and node container requests 10m / 40Mi
+    # (controller: plugin, provisioner, attacher, snapshotter, resizer, liveness probe; node:
+    # plugin, registrar, liveness probe).
+    "ebs-csi-controller": (60, 240),
+    "ebs-csi-node": (30, 120),
+    # prometheus-operator's default config-reloader sidecar requests (``--config-reloader-cpu-request``
+    # 10m, ``--config-reloader-memory-request`` 50Mi), added to Prometheus and Alertmanager pods.
+    "config-reloader": (10, 50),
+}
+"""Requests of add-ons and injected sidecars whose figures are not in a chart gpufleet pins."""
+
+
+def _monitoring_pods(config: Any) -> list[SystemPods]:
+    """The bundled kube-prometheus-stack (``monitoring.install``) at the requests gpufleet sets in
+    its values (:func:`~gpufleet.components.observability.stack_values`); Grafana, kube-state-metrics
+    and node-exporter keep their subcharts' defaults, which request nothing."""
+    monitoring = config.monitoring
+    if not monitoring.install:
+        return []
+    stack = monitoring.stack
+    values = stack_values({"prometheus_resources": {"cpu": stack.prometheus.cpu, "memory": stack.prometheus.memory},
+                           "storage_gib": stack.prometheus.storage_gib, "grafana": stack.grafana})
+    reloader = ADDON_REQUESTS["config-reloader"]
+    prometheus = container_requests(values["prometheus"]["prometheusSpec"]["resources"])
+    alertmanager = container_requests(values["alertmanager"]["alertmanagerSpec"]["resources"])
+    pods = [
+        SystemPods("Prometheus (+ config reloader)", 1, prometheus[0] + reloader[0], prometheus[1] + reloader[1]),
+        SystemPods("Alertmanager (+ config reloader)", 1, alertmanager[0] + reloader[0], alertmanager[1] + reloader[1]),
+        SystemPods("Prometheus Operator", 1, *container_requests(values["prometheusOperator"]["resources"])),
+        SystemPods("kube-state-metrics", 1, 0, 0),
+        SystemPods("node-exporter", 1, 0, 0, per_node=True),
+    ]
+    if stack.grafana:
+        pods.append(SystemPods("Grafana", 1, 0, 0))
+    if stack.ebs_csi_driver:
+        pods.append(SystemPods("EBS CSI controller", 2, *ADDON_REQUESTS["ebs-csi-controller"]))
+        pods.append(SystemPods("EBS CSI node", 1, *ADDON_REQUESTS["ebs-csi-node"], per_node=True))
+    return pods
 
 
 # -- the check -----------------------------------------------------------------------------------

@@ -112,6 +112,12 @@ class FakeCloud(Mocks):
             state.update(arn=f"arn:aws:fsx:{region}:{account}:file-system/{fs_id}",
                          dnsName=f"{fs_id}.fsx.{region}.amazonaws.com", mountName=_digest("mount", name, length=8))
             return fs_id, state
+        if typ == "aws:s3/bucket:Bucket":
+            # Bucket names are global: a prefix gets a suffix; S3 ARNs carry no region or account.
+            bucket = state.get("bucket") or f"{state.get('bucketPrefix') or name + '-'}{_digest(typ, name, length=12)}"
+            state.update(bucket=bucket, arn=f"arn:aws:s3:::{bucket}", region=region,
+                         bucketDomainName=f"{bucket}.s3.amazonaws.com")
+            return bucket, state
         service = typ.split(":")[1].split("/")[0]
         state.setdefault("arn", f"arn:aws:{service}:{region}:{account}:{physical}")
         return f"{physical}", state
