@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from gpufleet.infra.cli_check import check, rules_app
+from gpufleet.infra.cli_simulate import simulate
 from gpufleet.infra.cli_tables import print_table
 from gpufleet.infra.offline.engine import Recording
 from gpufleet.infra.offline.graph import GraphDetail, GraphFormatError, graph_format, plan_graph
@@ -199,6 +200,7 @@ def _print_tree(result: Plan, out: Optional[Path]) -> None:
     )
     out_console.print(root)
     _print_gpu_pools(recording)
+    _print_simulation_summary(result)
     out_console.print(
         f"{custom} resources in {components} components, {protected} protected from deletion, "
         f"{len(recording.kubernetes_objects())} Kubernetes objects. {result.schema_note}.",
@@ -212,6 +214,21 @@ def _print_tree(result: Plan, out: Optional[Path]) -> None:
         style="dim",
         highlight=False,
     )
+
+
+def _print_simulation_summary(result: Plan) -> None:
+    """One line from `gpufleet simulate`: nodes, $/h at min and max scale, Pending pods at min."""
+    from gpufleet.infra.config import ConfigError, parse_stack_config
+    from gpufleet.infra.simulate import PriceError, simulate_plan
+    from gpufleet.infra.simulate.report import summary_line
+
+    try:
+        project = Project.find()
+        config = parse_stack_config(project.stack_config(result.stack), secret_keys=project.secret_keys(result.stack))
+        line = summary_line(simulate_plan(result, config))
+    except (PlanInputError, ConfigError, PriceError) as error:
+        line = f"Simulation skipped: {error}"
+    out_console.print(line, highlight=False)
 
 
 def _print_gpu_pools(recording: Recording) -> None:
@@ -295,6 +312,7 @@ def _add_children(node: Tree, recording: Recording, parent_urn: str) -> None:
 
 
 app.command("check")(check)
+app.command("simulate")(simulate)
 app.add_typer(rules_app, name="rules")
 
 
