@@ -108,6 +108,7 @@ def plan(
             _print_violations(report.violations, err_console, title=f"Policy violations in {stack}")
     else:
         _print_tree(result, out)
+        _print_simulation_summary(project, result)
         _print_violations(report.violations, out_console, title=f"Policy violations in {stack}")
     problems: list[str] = []
     if result.schema_errors:
@@ -200,7 +201,6 @@ def _print_tree(result: Plan, out: Optional[Path]) -> None:
     )
     out_console.print(root)
     _print_gpu_pools(recording)
-    _print_simulation_summary(result)
     out_console.print(
         f"{custom} resources in {components} components, {protected} protected from deletion, "
         f"{len(recording.kubernetes_objects())} Kubernetes objects. {result.schema_note}.",
@@ -216,18 +216,19 @@ def _print_tree(result: Plan, out: Optional[Path]) -> None:
     )
 
 
-def _print_simulation_summary(result: Plan) -> None:
+def _print_simulation_summary(project: Project, result: Plan) -> None:
     """One line from `gpufleet simulate`: nodes, $/h at min and max scale, Pending pods at min."""
     from gpufleet.infra.config import ConfigError, parse_stack_config
     from gpufleet.infra.simulate import PriceError, simulate_plan
     from gpufleet.infra.simulate.report import summary_line
 
     try:
-        project = Project.find()
         config = parse_stack_config(project.stack_config(result.stack), secret_keys=project.secret_keys(result.stack))
         line = summary_line(simulate_plan(result, config))
     except (PlanInputError, ConfigError, PriceError) as error:
         line = f"Simulation skipped: {error}"
+    except Exception as error:  # noqa: BLE001 - the summary never fails the plan
+        line = f"Simulation skipped: the simulator failed ({error}); run gpufleet simulate {result.stack} for details"
     out_console.print(line, highlight=False)
 
 
