@@ -137,17 +137,46 @@ class Node:
     managed: bool = True
     """Launched by Karpenter (False: a node group's)."""
 
+    _headroom: Optional[Resources] = field(default=None, repr=False)
+    _used: Optional[Resources] = field(default=None, repr=False)
+    rejects: set = field(default_factory=set, repr=False)
+    """Keys of pod shapes this node could not take as it is (see the scheduler); cleared on change."""
+
+    def changed(self) -> None:
+        """Pods or candidates changed: forget the cached sums."""
+        self._headroom = None
+        self._used = None
+        self.rejects.clear()
+
+    def headroom(self) -> Resources:
+        """Per resource, the most any remaining offering leaves free: a pod asking for more fits none
+        (a quick test before the exact one)."""
+        if self._headroom is None:
+            used = self.used
+            room: Resources = {}
+            for node_type, _, _ in self.candidates:
+                for name, amount in node_type.allocatable.items():
+                    room[name] = max(room.get(name, 0), amount - used.get(name, 0))
+            self._headroom = room
+        return self._headroom
+
+    def __post_init__(self) -> None:
+        self.candidates = sorted(self.candidates, key=lambda c: (c[2], c[0].instance_type))
+
     @property
     def chosen(self) -> tuple[NodeType, str, float]:
-        """The cheapest offering still holding every pod."""
-        return min(self.candidates, key=lambda c: (c[2], c[0].instance_type))
+        """The cheapest offering still holding every pod (candidates stay sorted by price)."""
+        return self.candidates[0]
 
     @property
     def used(self) -> Resources:
-        total = dict(self.daemon)
-        for pod in self.pods:
-            total = add(total, pod.requests)
-        return total
+        """What the DaemonSets and the pods request (cached until :meth:`changed`)."""
+        if self._used is None:
+            total = dict(self.daemon)
+            for pod in self.pods:
+                total = add(total, pod.requests)
+            self._used = total
+        return self._used
 
     def offerings_for(self, requests: Mapping[str, int]) -> list[tuple[NodeType, str, float]]:
         """Offerings that still hold the pods placed so far plus ``requests``: in what the node will

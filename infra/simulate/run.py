@@ -102,9 +102,10 @@ def _admit(inputs: ClusterInputs, pods: list[Pod]) -> tuple[list[Pod], list[Pend
             continue
         for group, assignment in zip(pod_sets.values(), assignments):
             selector, tolerations = injected(inputs.flavors, assignment)
+            spec = {**group[0].spec, "nodeSelector": {**(group[0].spec.get("nodeSelector") or {}), **selector},
+                    "tolerations": [*(group[0].spec.get("tolerations") or []), *tolerations]}
             for pod in group:
-                adjusted[pod.id] = {**pod.spec, "nodeSelector": {**(pod.spec.get("nodeSelector") or {}), **selector},
-                                    "tolerations": [*(pod.spec.get("tolerations") or []), *tolerations]}
+                adjusted[pod.id] = spec  # one object per pod set: the scheduler caches by it
     admitted, pending = [], []
     for pod in pods:
         if pod.workload in rejected and pod.queue:

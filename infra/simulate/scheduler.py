@@ -58,6 +58,11 @@ class Scheduler:
         self.result = Placement()
         self.by_pool: dict[str, list[Node]] = {}
         self.zones = [f"{inputs.region}{z}" for z in ZONES]
+        self._pools = {p.name: p for p in inputs.pools}
+        self._pool_cache: dict[tuple[int, str, bool], bool] = {}
+        self._usage: dict[str, Resources] = {}
+        self._selection: dict[int, str] = {}
+        self._zone_counts: dict[tuple[str, str, str, str], int] = {}
         for index in range(inputs.system_count):
             zone = self.zones[index % len(self.zones)]
             name = f"system-{index + 1}"
@@ -67,6 +72,7 @@ class Scheduler:
             self._add_node(node)
 
     def _add_node(self, node: Node) -> None:
+        self._usage[node.pool] = add(self._usage.get(node.pool, {}), node.chosen[0].capacity)
         self.result.nodes.append(node)
         self.by_pool.setdefault(node.pool, []).append(node)
 
@@ -150,18 +156,59 @@ class Scheduler:
             return bool(options)
         return selects_node(pod, labels, strict) and fits(add(node.used, pod.requests), node.chosen[0].allocatable)
 
+    def _pool_open(self, pod: Pod, pool: str, strict: bool) -> bool:
+        """Whether any node of ``pool`` could take the pod by taints and labels (cached per pod set)."""
+        key = (id(pod.spec), pool, strict)
+        known = self._pool_cache.get(key)
+        if known is None:
+            if pool == SYSTEM_POOL:
+                node = self.by_pool[pool][0]
+                known = tolerates_all(pod.tolerations, node.taints) and selects_node(pod, node.labels, strict)
+            else:
+                spec = self._pools[pool]
+                known = tolerates_all(pod.tolerations, spec.taints) and any(
+                    selects_node(pod, {**o[0].labels, ZONE_KEY: self.zones[0], HOSTNAME_KEY: "n"}, strict)
+                    or any(k in (ZONE_KEY, HOSTNAME_KEY) for k in pod.node_selector) for o in spec.offerings)
+            self._pool_cache[key] = known
+        return known
+
+    def _shape(self, pod: Pod) -> tuple[Any, ...]:
+        """What decides whether a NodeClaim's offerings can take a pod: its requests and its node
+        selection (pods of different sets may share a shape)."""
+        spec_key = id(pod.spec)
+        selection = self._selection.get(spec_key)
+        if selection is None:
+            node_affinity = pod.affinity.get("nodeAffinity") or {}
+            selection = repr((sorted(pod.node_selector.items()), node_affinity))
+            self._selection[spec_key] = selection
+        return (tuple(sorted(pod.requests.items())), selection)
+
     def _existing(self, pod: Pod, strict: bool, fresh_price: Optional[float]) -> Optional[Node]:
         best: Optional[tuple[tuple[float, ...], Node]] = None
+        shape = self._shape(pod)
         for pool, nodes in self.by_pool.items():
+            if not self._pool_open(pod, pool, strict):
+                continue
             for node in nodes:
-                if not self._fits_node(pod, node, strict) or not self._affinity_ok(pod, node, strict):
+                if not fits(pod.requests, node.headroom()):
                     continue
                 if node.managed:
-                    before = node.chosen[2]
-                    after = min(c[2] for c in node.offerings_for(pod.requests)
-                                if selects_node(pod, {**c[0].labels, **node.labels}, strict))
-                    if fresh_price is not None and after - before > fresh_price + 1e-9:
+                    # The cheapest offering that still holds everything, if joining costs less than a
+                    # node of its own would (candidates are sorted by price).
+                    key = (shape, strict, fresh_price)
+                    if key in node.rejects:
                         continue
+                    limit = node.chosen[2] + (fresh_price if fresh_price is not None else float("inf")) + 1e-9
+                    need = add(node.used, pod.requests)
+                    if not any(fits(need, c[0].allocatable) and fits(need, c[0].karpenter_view)
+                               and selects_node(pod, {**c[0].labels, **node.labels}, strict)
+                               for c in node.candidates if c[2] <= limit):
+                        node.rejects.add(key)
+                        continue
+                elif not self._fits_node(pod, node, strict):
+                    continue
+                if not self._affinity_ok(pod, node, strict):
+                    continue
                 allocatable = node.chosen[0].allocatable
                 used = add(node.used, pod.requests)
                 share = max((used.get(k, 0) / v for k, v in allocatable.items() if v), default=0.0)
@@ -175,10 +222,9 @@ class Scheduler:
     # -- Karpenter -------------------------------------------------------------------------------
 
     def _pool_usage(self, pool: str) -> Resources:
-        total: Resources = {}
-        for node in self.by_pool.get(pool, []):
-            total = add(total, node.chosen[0].capacity)
-        return total
+        """What the pool's nodes count against its limits: their cheapest offerings' capacity, kept
+        up to date as nodes are added and their offerings narrow."""
+        return self._usage.get(pool, {})
 
     def _offerings(self, pod: Pod, pool: PoolSpec, strict: bool, zone: str) -> tuple[list[tuple[NodeType, str, float]], str]:
         """Offerings of ``pool`` a new node for ``pod`` may use, or ([], why not)."""
@@ -199,11 +245,8 @@ class Scheduler:
         return within, ""
 
     def _zone_for(self, pod: Pod, pool: str) -> str:
-        counts = {z: 0 for z in self.zones}
-        for node in self.by_pool.get(pool, []):
-            zone = node.labels.get(ZONE_KEY)
-            if zone in counts:
-                counts[zone] += sum(1 for p in node.pods if p.workload == pod.workload and p.name == pod.name)
+        """The zone with the fewest pods of the pod's set in the pool (Karpenter spreads NodeClaims)."""
+        counts = {z: self._zone_counts.get((pool, pod.workload, pod.name, z), 0) for z in self.zones}
         return min(self.zones, key=lambda z: (counts[z], self.zones.index(z)))
 
     def _provision(self, pod: Pod, strict: bool, commit: bool) -> tuple[Optional[Node], float, dict[str, str]]:
@@ -255,9 +298,15 @@ class Scheduler:
 
     def _bind(self, pod: Pod, node: Node, strict: bool) -> None:
         if node.managed:
+            before = node.chosen[0].capacity
             node.candidates = [c for c in node.offerings_for(pod.requests)
                                if selects_node(pod, {**c[0].labels, **node.labels}, strict)]
+            usage = add(self._usage.get(node.pool, {}), before, -1)
+            self._usage[node.pool] = add(usage, node.chosen[0].capacity)
         node.pods.append(pod)
+        node.changed()
+        zone_key = (node.pool, pod.workload, pod.name, node.labels.get(ZONE_KEY, ""))
+        self._zone_counts[zone_key] = self._zone_counts.get(zone_key, 0) + 1
         self.result.where[pod.id] = node
 
     def _reason(self, pod: Pod, why: Mapping[str, str]) -> str:
