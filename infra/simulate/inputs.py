@@ -125,7 +125,8 @@ def read_inputs(stack: str, region: str, subjects: Sequence[Subject], config: An
     inputs = ClusterInputs(
         stack=stack, region=region, pools=specs, system_type=system_type, system_count=nodes.min_size,
         system_price=hourly_usd(region, system_name, "on-demand"),
-        templates=[t for t in resolved_pod_templates(list(subjects))],
+        # Registration order follows thread scheduling: sort, so admission and placement are repeatable.
+        templates=sorted(resolved_pod_templates(list(subjects)), key=lambda t: (t.owner.urn, t.path)),
         scale_bounds=_scale_bounds(subjects), controllers=[p for p in controllers if not p.per_node],
         daemon={k: v for k, v in daemon.items() if v},
         pdbs=[s for s in subjects if s.is_a("policy", "PodDisruptionBudget")],

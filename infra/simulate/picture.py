@@ -9,6 +9,7 @@ pods are listed in red under the pools.
 
 from __future__ import annotations
 
+import textwrap
 from xml.sax.saxutils import escape
 
 from gpufleet.infra.simulate.cluster import Node, Pod
@@ -28,14 +29,25 @@ def _share(pod: Pod, node: Node) -> float:
     return max((pod.requests.get(k, 0) / allocatable[k] for k in ("cpu", "memory") if allocatable.get(k)), default=0.0)
 
 
+def _usage(node: Node) -> str:
+    """``cpu 6.2/7.9 · mem 48/59 GiB · nvidia.com/gpu 1/1``: requested of allocatable."""
+    used, allocatable = node.used, node.chosen[0].allocatable
+    parts = [f"cpu {used.get('cpu', 0) / 1000:.1f}/{allocatable.get('cpu', 0) / 1000:.1f}",
+             f"mem {used.get('memory', 0) / 1024:.0f}/{allocatable.get('memory', 0) / 1024:.0f} GiB"]
+    parts += [f"{name.removeprefix('nvidia.com/')} {used.get(name, 0)}/{amount}"
+              for name, amount in sorted(allocatable.items()) if name not in ("cpu", "memory") and amount]
+    return " · ".join(parts)
+
+
 def _node_box(node: Node, x: int, y: int, colours: dict[str, str]) -> tuple[list[str], int]:
     node_type, capacity, price = node.chosen
-    height = 34 + max(1, len(node.pods)) * (BAR_HEIGHT + 2) + 6
+    height = 48 + max(1, len(node.pods)) * (BAR_HEIGHT + 2) + 6
     parts = [f'<g><rect x="{x}" y="{y}" width="{NODE_WIDTH}" height="{height}" rx="6" fill="#f7f7f7" stroke="#555"/>',
              f'<text x="{x + 8}" y="{y + 15}" font-weight="bold">{escape(node.name)}</text>',
              f'<text x="{x + 8}" y="{y + 29}" font-size="11">{escape(node_type.instance_type)} · {capacity} · '
-             f'${price:.2f}/h</text>']
-    row = y + 36
+             f'${price:.2f}/h</text>',
+             f'<text x="{x + 8}" y="{y + 43}" font-size="10" fill="#444">{escape(_usage(node))}</text>']
+    row = y + 50
     inner = NODE_WIDTH - 16
     for pod in node.pods:
         share = min(1.0, _share(pod, node))
@@ -79,9 +91,10 @@ def render_svg(stack: str, results: dict[str, ScaleResult]) -> str:
                 width = max(width, x + 10)
             y += row_height + GAP
         for pending in result.pending:
-            y += 16
             text = f"Pending {pending.pod.kind} {pending.pod.id}: {pending.reason}"
-            body.append(f'<text x="10" y="{y}" font-size="11" fill="#c00">{escape(text[:160])}</text>')
+            for line in textwrap.wrap(text, 140, subsequent_indent="    "):
+                y += 15
+                body.append(f'<text x="10" y="{y}" font-size="11" fill="#c00">{escape(line)}</text>')
         y += 30
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" viewBox="0 0 {width} {y}" '
             f'font-family="Helvetica, Arial, sans-serif" font-size="12">\n'

@@ -83,7 +83,8 @@ def _admit(inputs: ClusterInputs, pods: list[Pod]) -> tuple[list[Pod], list[Pend
             workloads.setdefault(pod.workload, []).append(pod)
     rejected: dict[str, str] = {}
     adjusted: dict[str, Mapping[str, Any]] = {}
-    for key, members in workloads.items():
+    # Workloads created together are admitted in a fixed order (kind, namespace, name).
+    for key, members in sorted(workloads.items()):
         namespace, queue = members[0].namespace, members[0].queue
         cluster_queue = inputs.local_queues.get((namespace, queue))
         if not cluster_queue or cluster_queue not in inputs.cluster_queues:
