@@ -229,7 +229,7 @@ def _print_simulation_summary(project: Project, result: Plan) -> None:
         line = f"Simulation skipped: {error}"
     except Exception as error:  # noqa: BLE001 - the summary never fails the plan
         line = f"Simulation skipped: the simulator failed ({error}); run gpufleet simulate {result.stack} for details"
-    out_console.print(line, highlight=False)
+    out_console.print(line, highlight=False, soft_wrap=True)
 
 
 def _print_gpu_pools(recording: Recording) -> None:

@@ -125,7 +125,9 @@ def test_an_exhausted_quota_keeps_a_job_waiting():
                job("first", "research", "research", 2), job("second", "research", "research", 3)]
     result = simulate(inputs(objects), ["min"]).results["min"]
     assert [(p.pod.name, p.reason.split(" (")[0]) for p in result.pending] == [
-        ("second", "quota: ClusterQueue research cannot admit it")]
+        ("second", "quota: ClusterQueue research has no room for it")]
+    assert result.pending[0].reason.endswith("(nvidia.com/gpu 3): its nominal quota and what its cohort may lend "
+                                             "are in use or too small")
     assert gpu_nodes(result, "train") == [("g6e.12xlarge", "on-demand", 1)]
     assert not result.pending[0].pod.spec.get("nodeSelector")  # never admitted: no flavor injected
 
@@ -311,4 +313,5 @@ def test_a_picture_that_is_not_svg_exits_2(runner):
 def test_plan_prints_a_one_line_simulation_summary(runner):
     result = runner.invoke(app, ["plan", "dev", "--project-dir", str(REPO)], env={"COLUMNS": "300"})
     line = next(l for l in result.output.splitlines() if l.startswith("Simulated: "))
-    assert " at min scale; " in line and " at max scale; 0 Pending at min" in line
+    assert line.startswith("Simulated: min ") and " · max " in line
+    assert line.endswith(" · 0 Pending at min (gpufleet simulate dev)")

@@ -27,9 +27,8 @@ def print_simulation(console: Console, simulation: Simulation) -> None:
             print_table(console, title=f"GPU allocation at {scale} scale (requested vs provisioned)",
                         headers=["pool", "resource", "requested", "provisioned", "physical GPUs"], rows=gpu_rows)
         if result.pending:
-            rows = [[escape(f"{p.pod.kind} {p.pod.namespace + '/' if p.pod.namespace else ''}{p.pod.name}-{p.pod.index}"),
-                     escape(p.reason)] for p in result.pending]
-            print_table(console, title=f"Pending at {scale} scale", headers=["pod", "reason"], rows=rows, ratios=[1, 2])
+            rows = [[escape(f"{p.pod.kind}\n{p.pod.id}"), escape(p.reason)] for p in result.pending]
+            print_table(console, title=f"Pending at {scale} scale", headers=["pod", "reason"], rows=rows, ratios=[None, 1])
         else:
             console.print(f"Nothing Pending at {scale} scale.", highlight=False)
         if result.blocked_drains:
@@ -43,13 +42,11 @@ def print_simulation(console: Console, simulation: Simulation) -> None:
 
 
 def summary_line(simulation: Simulation) -> str:
-    """``Simulated: 8 nodes, $36.13/h at min scale; 16 nodes, $92.56/h at max; 0 Pending at min.``"""
-    parts = []
-    for scale, result in simulation.results.items():
-        count = len(result.placement.nodes)
-        parts.append(f"{count} nodes, ${result.hourly_usd:.2f}/h at {scale} scale")
+    """``Simulated: min 8 nodes $36.13/h · max 15 nodes $92.56/h · 0 Pending at min (gpufleet simulate prod)``."""
+    parts = [f"{scale} {len(result.placement.nodes)} nodes ${result.hourly_usd:.2f}/h"
+             for scale, result in simulation.results.items()]
     minimum = simulation.results.get("min")
     pending = len(minimum.pending) if minimum else 0
     blocked = len(minimum.blocked_drains) if minimum else 0
-    tail = f"{pending} Pending at min" + (f", {blocked} blocked drain(s)" if blocked else "")
-    return f"Simulated: {'; '.join(parts)}; {tail} (details: gpufleet simulate {simulation.stack})."
+    parts.append(f"{pending} Pending at min" + (f", {blocked} blocked drain(s)" if blocked else ""))
+    return f"Simulated: {' · '.join(parts)} (gpufleet simulate {simulation.stack})"

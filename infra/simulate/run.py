@@ -98,8 +98,8 @@ def _admit(inputs: ClusterInputs, pods: list[Pod]) -> tuple[list[Pod], list[Pend
         if assignments is None:
             requests = kueue_requests(members)
             asks = ", ".join(f"{k} {_quantity(k, v)}" for k, v in sorted(requests.items()) if k not in ("cpu", "memory"))
-            rejected[key] = (f"quota: ClusterQueue {cluster_queue} cannot admit it ({asks or 'its CPU and memory'}) "
-                             f"beside what it has admitted, with what its cohort may lend")
+            rejected[key] = (f"quota: ClusterQueue {cluster_queue} has no room for it ({asks or 'its CPU and memory'}): "
+                             f"its nominal quota and what its cohort may lend are in use or too small")
             continue
         for group, assignment in zip(pod_sets.values(), assignments):
             selector, tolerations = injected(inputs.flavors, assignment)
