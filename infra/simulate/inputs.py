@@ -238,7 +238,7 @@ def _ray_extras(template: PodTemplate) -> tuple[list[Mapping[str, Any]], Optiona
     cluster: Any = template.owner.props
     for part in path.split("."):
         cluster = as_mapping(cluster).get(part)
-    sidecars = []
+    sidecars: list[Mapping[str, Any]] = []
     if as_mapping(cluster).get("enableInTreeAutoscaling") is True:
         resources = as_mapping(as_mapping(as_mapping(cluster).get("autoscalerOptions")).get("resources"))
         if resources:

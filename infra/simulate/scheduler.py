@@ -184,7 +184,7 @@ class Scheduler:
         return (tuple(sorted(pod.requests.items())), selection)
 
     def _existing(self, pod: Pod, strict: bool, fresh_price: Optional[float]) -> Optional[Node]:
-        best: Optional[tuple[tuple[float, ...], Node]] = None
+        best: Optional[tuple[float, Node]] = None
         shape = self._shape(pod)
         for pool, nodes in self.by_pool.items():
             if not self._pool_open(pod, pool, strict):
@@ -214,9 +214,9 @@ class Scheduler:
                 share = max((used.get(k, 0) / v for k, v in allocatable.items() if v), default=0.0)
                 # kube-scheduler's default scoring (NodeResourcesFit LeastAllocated) spreads pods over a
                 # node group's nodes; Karpenter's NodeClaims are packed, as consolidation leaves them.
-                key = (share if not node.managed else -share, len(self.result.nodes))
-                if best is None or key < best[0]:
-                    best = (key, node)
+                score = share if not node.managed else -share  # ties: the node met first (oldest) wins
+                if best is None or score < best[0]:
+                    best = (score, node)
         return best[1] if best else None
 
     # -- Karpenter -------------------------------------------------------------------------------
