@@ -80,6 +80,7 @@ def simulate(
             out_console.print(f"Wrote {picture}.", highlight=False)
     if not simulation.ok:
         minimum = simulation.results.get("min") or next(iter(simulation.results.values()))
-        problems = [f"Pending at {minimum.scale} scale: {p.pod.kind} {p.pod.id}: {p.reason}" for p in minimum.pending]
+        problems = [f"Pending at {minimum.scale} scale: {what}{f' ×{count}' if count > 1 else ''}: {reason}"
+                    for what, count, reason in minimum.pending_groups()]
         problems += [f"drain blocked on pool {b['pool']} by PDB {b['pdb']}: {b['reason']}" for b in minimum.blocked_drains]
         _fail(problems, EXIT_FAILED)

@@ -315,3 +315,28 @@ def test_plan_prints_a_one_line_simulation_summary(runner):
     line = next(l for l in result.output.splitlines() if l.startswith("Simulated: "))
     assert line.startswith("Simulated: min ") and " · max " in line
     assert line.endswith(" · 0 Pending at min (gpufleet simulate dev)")
+
+
+def test_a_stack_leaving_pods_pending_at_min_scale_exits_1_with_the_findings(runner, tmp_path):
+    # 29 time-sliced workers always running, against the ml team's quota of 7 GPUs × 4 replicas = 28.
+    project = _project_copy(tmp_path)
+    stack = project / "stacks" / "Pulumi.dev.yaml"
+    text = stack.read_text()
+    assert "            minReplicas: 0\n            maxReplicas: 2\n" in text
+    stack.write_text(text.replace("            minReplicas: 0\n            maxReplicas: 2\n",
+                                  "            minReplicas: 29\n            maxReplicas: 30\n"))
+    result = runner.invoke(app, ["simulate", "dev", "--scale", "min", "--project-dir", str(project)],
+                           env={"COLUMNS": "120"})
+    assert result.exit_code == 1, result.output
+    assert ("error: Pending at min scale: RayCluster ml/dev/gpu ×29: quota: ClusterQueue ml has no room for it "
+            "(nvidia.com/gpu.shared 29)") in result.output
+    assert "Pending at min scale" in result.stdout and "ml/dev/gpu ×29" in result.stdout
+
+
+def test_text_output_has_a_table_per_scale(runner):
+    result = runner.invoke(app, ["simulate", "dev", "--project-dir", str(REPO)], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    for title in ("Nodes at min scale", "GPU allocation at min scale", "Nothing Pending at min scale.",
+                  "Nodes at max scale"):
+        assert title in result.stdout
+    assert "│ gpu-dev │ g6.xlarge     │ spot      │ 1     │" in result.stdout

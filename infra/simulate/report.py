@@ -27,7 +27,8 @@ def print_simulation(console: Console, simulation: Simulation) -> None:
             print_table(console, title=f"GPU allocation at {scale} scale (requested vs provisioned)",
                         headers=["pool", "resource", "requested", "provisioned", "physical GPUs"], rows=gpu_rows)
         if result.pending:
-            rows = [[escape(f"{p.pod.kind}\n{p.pod.id}"), escape(p.reason)] for p in result.pending]
+            rows = [[escape(what.replace(" ", "\n", 1) + (f" ×{count}" if count > 1 else "")), escape(reason)]
+                    for what, count, reason in result.pending_groups()]
             print_table(console, title=f"Pending at {scale} scale", headers=["pod", "reason"], rows=rows, ratios=[None, 1])
         else:
             console.print(f"Nothing Pending at {scale} scale.", highlight=False)

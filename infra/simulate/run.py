@@ -35,6 +35,15 @@ class ScaleResult:
                  "hourlyUsd": round(sum(prices), 4)}
                 for (pool, itype, capacity), prices in sorted(groups.items(), key=lambda kv: (kv[0][0] != SYSTEM_POOL, kv[0]))]
 
+    def pending_groups(self) -> list[tuple[str, int, str]]:
+        """Pending pods grouped: (``Kind namespace/name``, how many, reason), in first-seen order."""
+        groups: dict[tuple[str, str], int] = {}
+        for pending in self.pending:
+            pod = pending.pod
+            what = f"{pod.kind} {pod.namespace + '/' if pod.namespace else ''}{pod.name}"
+            groups[(what, pending.reason)] = groups.get((what, pending.reason), 0) + 1
+        return [(what, count, reason) for (what, reason), count in groups.items()]
+
     @property
     def hourly_usd(self) -> float:
         return round(sum(node.chosen[2] for node in self.placement.nodes), 4)
