@@ -328,9 +328,9 @@ def test_a_stack_leaving_pods_pending_at_min_scale_exits_1_with_the_findings(run
     result = runner.invoke(app, ["simulate", "dev", "--scale", "min", "--project-dir", str(project)],
                            env={"COLUMNS": "120"})
     assert result.exit_code == 1, result.output
-    assert ("error: Pending at min scale: RayCluster ml/dev/gpu ×29: quota: ClusterQueue ml has no room for it "
+    assert ("error: Pending at min scale: RayCluster ml/dev ×30: quota: ClusterQueue ml has no room for it "
             "(nvidia.com/gpu.shared 29)") in result.output
-    assert "Pending at min scale" in result.stdout and "ml/dev/gpu ×29" in result.stdout
+    assert "Pending at min scale" in result.stdout and "ml/dev ×30" in result.stdout
 
 
 def test_text_output_has_a_table_per_scale(runner):

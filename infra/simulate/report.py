@@ -29,7 +29,7 @@ def print_simulation(console: Console, simulation: Simulation) -> None:
         if result.pending:
             rows = [[escape(what.replace(" ", "\n", 1) + (f" ×{count}" if count > 1 else "")), escape(reason)]
                     for what, count, reason in result.pending_groups()]
-            print_table(console, title=f"Pending at {scale} scale", headers=["pod", "reason"], rows=rows, ratios=[None, 1])
+            print_table(console, title=f"Pending at {scale} scale", headers=["pods", "reason"], rows=rows, ratios=[None, 1])
         else:
             console.print(f"Nothing Pending at {scale} scale.", highlight=False)
         if result.blocked_drains:

@@ -36,11 +36,15 @@ class ScaleResult:
                 for (pool, itype, capacity), prices in sorted(groups.items(), key=lambda kv: (kv[0][0] != SYSTEM_POOL, kv[0]))]
 
     def pending_groups(self) -> list[tuple[str, int, str]]:
-        """Pending pods grouped: (``Kind namespace/name``, how many, reason), in first-seen order."""
+        """Pending pods grouped per pod set (per workload when Kueue holds it back): (``Kind
+        namespace/name``, how many pods, reason), in first-seen order."""
         groups: dict[tuple[str, str], int] = {}
         for pending in self.pending:
             pod = pending.pod
-            what = f"{pod.kind} {pod.namespace + '/' if pod.namespace else ''}{pod.name}"
+            name = pod.name
+            if pending.reason.startswith("quota:") and pod.workload:
+                name = pod.workload.split("/", 2)[-1]  # Kueue holds the whole workload back: one line for it
+            what = f"{pod.kind} {pod.namespace + '/' if pod.namespace else ''}{name}"
             groups[(what, pending.reason)] = groups.get((what, pending.reason), 0) + 1
         return [(what, count, reason) for (what, reason), count in groups.items()]
 
