@@ -340,3 +340,12 @@ def test_text_output_has_a_table_per_scale(runner):
                   "Nodes at max scale"):
         assert title in result.stdout
     assert "│ gpu-dev │ g6.xlarge     │ spot      │ 1     │" in result.stdout
+
+
+def test_a_pod_pinned_to_a_zone_gets_a_node_there():
+    pinned = deployment("chat", "serving", 1, cpu="6", memory="48Gi",
+                        extra_spec={"nodeSelector": {"gpufleet.io/gpu-pool": "serving",
+                                                     "topology.kubernetes.io/zone": "us-east-1c"}})
+    result = simulate(inputs([node_pool("serving", families=["g6e"]), pinned]), ["min"]).results["min"]
+    assert result.pending == []
+    assert [n.labels["topology.kubernetes.io/zone"] for n in result.placement.nodes if n.pool == "serving"] == ["us-east-1c"]

@@ -253,7 +253,7 @@ class Scheduler:
         """A new NodeClaim for ``pod`` (committed when ``commit``): (node, its price, pool → why not)."""
         why: dict[str, str] = {}
         for pool in sorted(self.inputs.pools, key=lambda p: (-p.weight, p.name)):
-            zone = self._zone_for(pod, pool.name)
+            zone = str(pod.node_selector.get(ZONE_KEY) or self._zone_for(pod, pool.name))
             offerings, reason = self._offerings(pod, pool, strict, zone)
             if not offerings:
                 why[pool.name] = reason
