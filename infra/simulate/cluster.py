@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Mapping, Optional, Sequence
 
 from gpufleet.infra.areas.system_nodes import container_requests
@@ -256,7 +255,3 @@ def label_selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str
     if any(labels.get(k) != str(v) for k, v in (selector.get("matchLabels") or {}).items()):
         return False
     return all(expression_matches(e, labels) for e in selector.get("matchExpressions") or [])
-
-
-def as_decimal_units(amount: Decimal) -> int:
-    return int(math.ceil(amount))

@@ -16,7 +16,8 @@ It follows Kueue's documented behaviour (site/content/en/docs/concepts):
 :func:`assign_flavor` sees an idle queue and nominal quota only. :class:`Admission` adds usage and
 borrowing (cluster_queue.md, "Cohort" / "BorrowingLimit" / "LendingLimit": a ClusterQueue may use
 its nominal quota plus what others in its cohort leave unused and may lend, up to its
-``borrowingLimit``). Preemption and flavor fungibility policies are out of the model. Quantities are parsed with gpufleet's policy parser, as everywhere else.
+``borrowingLimit``). Preemption and flavor fungibility policies are out of the model. Quantities
+are parsed with gpufleet's policy parser, as everywhere else.
 """
 
 from __future__ import annotations

@@ -6,9 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Sequence
 
-from gpufleet.components.gpu_scheduling import GPU_RESOURCE
 from gpufleet.infra.simulate.cluster import Pod, label_selector_matches
 from gpufleet.infra.simulate.inputs import SYSTEM_POOL, ClusterInputs, Scale, kueue_requests
 from gpufleet.infra.simulate.kueue import Admission, injected

@@ -147,13 +147,10 @@ class Scheduler:
     # -- kube-scheduler --------------------------------------------------------------------------
 
     def _fits_node(self, pod: Pod, node: Node, strict: bool) -> bool:
+        """A node group's node takes the pod: taints, node selection, resources."""
         if not tolerates_all(pod.tolerations, node.taints):
             return False
         labels = node.labels
-        if node.managed:
-            # An open NodeClaim: some remaining instance type must satisfy the pod's node selection.
-            options = [c for c in node.offerings_for(pod.requests) if selects_node(pod, {**c[0].labels, **labels}, strict)]
-            return bool(options)
         return selects_node(pod, labels, strict) and fits(add(node.used, pod.requests), node.chosen[0].allocatable)
 
     def _pool_open(self, pod: Pod, pool: str, strict: bool) -> bool:
