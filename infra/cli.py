@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.tree import Tree
 
 from gpufleet.infra.cli_check import check, rules_app
+from gpufleet.infra.cli_simulate import simulate
 from gpufleet.infra.cli_tables import print_table
 from gpufleet.infra.offline.engine import Recording
 from gpufleet.infra.offline.graph import GraphDetail, GraphFormatError, graph_format, plan_graph
@@ -124,6 +125,7 @@ def plan(
             _print_violations(report.violations, err_console, title=f"Policy violations in {stack}")
     else:
         _print_tree(result, out)
+        _print_simulation_summary(project, result)
         _print_violations(report.violations, out_console, title=f"Policy violations in {stack}")
     problems: list[str] = []
     if result.schema_errors:
@@ -231,6 +233,22 @@ def _print_tree(result: Plan, out: Optional[Path]) -> None:
     )
 
 
+def _print_simulation_summary(project: Project, result: Plan) -> None:
+    """One line from `gpufleet simulate`: nodes, $/h at min and max scale, Pending pods at min."""
+    from gpufleet.infra.config import ConfigError, parse_stack_config
+    from gpufleet.infra.simulate import PriceError, simulate_plan
+    from gpufleet.infra.simulate.report import summary_line
+
+    try:
+        config = parse_stack_config(project.stack_config(result.stack), secret_keys=project.secret_keys(result.stack))
+        line = summary_line(simulate_plan(result, config))
+    except (PlanInputError, ConfigError, PriceError) as error:
+        line = f"Simulation skipped: {error}"
+    except Exception as error:  # noqa: BLE001 - the summary never fails the plan
+        line = f"Simulation skipped: the simulator failed ({error}); run gpufleet simulate {result.stack} for details"
+    out_console.print(line, highlight=False, soft_wrap=True)
+
+
 def _print_gpu_pools(recording: Recording) -> None:
     """What each GPU NodePool offers, read back from the rendered NodePools and device plugin config
     the way the policies read them: instance types, capacity, GPU limit, sharing and the resource
@@ -314,6 +332,7 @@ def _add_children(node: Tree, recording: Recording, parent_urn: str) -> None:
 
 
 app.command("check")(check)
+app.command("simulate")(simulate)
 app.add_typer(rules_app, name="rules")
 _register_command_groups()
 

@@ -302,6 +302,12 @@ def _loader_pods(config: Any) -> list[SystemPods]:
 
 def system_node_pods(config: Any) -> list[SystemPods]:
     """Every pod the stack puts on the system nodes, with its requests."""
+    return controller_pods(config) + _ray_pods(config) + _loader_pods(config)
+
+
+def controller_pods(config: Any) -> list[SystemPods]:
+    """The pods on the system nodes that no rendered object of the stack describes: EKS's own, and the
+    controllers the stack installs with Helm charts (their requests from the stack or the charts)."""
     pods = list(EKS_SYSTEM_PODS)
     karpenter = config.karpenter
     pods.append(SystemPods("Karpenter controller", karpenter.replicas, cpu_millis(karpenter.resources.cpu),
@@ -346,7 +352,7 @@ def system_node_pods(config: Any) -> list[SystemPods]:
         else:
             driver = "FSx" if config.model_cache.backend == "fsxLustre" else "EFS"
             pods.append(SystemPods(f"{driver} CSI controller", 2, 0, 0))
-    return pods + _monitoring_pods(config) + _ray_pods(config) + _loader_pods(config)
+    return pods + _monitoring_pods(config)
 
 
 ADDON_REQUESTS: Mapping[str, tuple[int, int]] = {
