@@ -14,6 +14,7 @@ from typing_extensions import NotRequired
 from gpufleet.components._iam import eks_node_role
 from gpufleet.components._validate import require, require_int_range, require_one_of
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
+from gpufleet.policies.cidr import MAX_OPEN_PREFIX, coverage
 
 TYPE = "gpufleet:cluster:Cluster"
 
@@ -281,6 +282,13 @@ def _check_endpoint(private_access: object, public_access: object, public_cidrs:
         raise ValueError(f"{TYPE}: public_access_cidrs is set but endpoint_public_access is false")
     if any(cidr.endswith("/0") for cidr in public_cidrs):
         raise ValueError(f"{TYPE}: public_access_cidrs must not contain a /0 network (the whole internet)")
+    try:
+        covered = coverage(public_cidrs)
+    except ValueError as exc:
+        raise ValueError(f"{TYPE}: public_access_cidrs: {exc}") from None
+    if covered.wider_than(MAX_OPEN_PREFIX):
+        raise ValueError(f"{TYPE}: public_access_cidrs together cover {covered.describe()}, more than a "
+                         f"/{MAX_OPEN_PREFIX}: name the networks that need the API")
 
 
 def _system_nodes(spec: SystemNodeGroup) -> dict:

@@ -8,6 +8,7 @@ path the way it is written in ``Pulumi.<stack>.yaml`` (e.g. ``gpufleet:network.a
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
@@ -15,13 +16,15 @@ from typing import Any, Collection, Literal, Mapping, Optional
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
-from gpufleet.infra.areas.base import ConfigModel, IamPrincipalArn
+from gpufleet.components.cluster import cpu_architecture
+from gpufleet.infra.areas.base import AWS_REGIONS, AwsTags, ConfigModel, IamPrincipalArn, image_is_latest
 from gpufleet.infra.areas.gpu_operator import GpuOperatorSection, MonitoringSection
 from gpufleet.infra.areas.gpu_pools import GpuPoolSection, KarpenterSection
 from gpufleet.infra.areas.model_cache import ModelCacheSection
 from gpufleet.infra.areas.ray import RaySection
 from gpufleet.infra.areas.serving import ServingSection
 from gpufleet.infra.areas.tenancy import KueueSection, TeamSection
+from gpufleet.policies.cidr import MAX_OPEN_PREFIX, coverage
 
 NAMESPACE = "gpufleet"
 
@@ -31,10 +34,20 @@ EKS_SUPPORTED_VERSIONS: tuple[str, ...] = ("1.32", "1.33", "1.34", "1.35", "1.36
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
+
+PULUMI_NAMESPACES: tuple[str, ...] = (
+    "aws", "aws-native", "awsx", "eks", "kubernetes", "pulumi", "random", "tls", "command", "std", "cloudinit",
+)
+"""Config namespaces other than ``gpufleet`` a stack may set: Pulumi's own (``pulumi:``, e.g.
+``pulumi:template``) and those of the provider packages this program uses or that Pulumi projects on
+AWS commonly add (``aws:region``, ``kubernetes:context``, ...). gpufleet does not read them; any other
+namespace is refused, since a misspelt ``gpufleet`` would silently drop its keys."""
+
+STACK_FILE_KEYS: tuple[str, ...] = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
+"""Top-level keys of ``Pulumi.<stack>.yaml`` the Pulumi CLI knows."""
 
 SECRET_KEYS: tuple[str, ...] = ("hfToken",)
 """Keys that must be Pulumi secrets (``pulumi config set --secret``): a plain value is refused."""
@@ -109,6 +122,13 @@ class SystemNodesConfig(ConfigModel):
         for item in value:
             if not _INSTANCE_TYPE.match(item):
                 raise ValueError(f"{item!r} is not an EC2 instance type (e.g. m7i.xlarge)")
+        if len(set(value)) != len(value):
+            raise ValueError("an instance type is listed twice")
+        arches = {cpu_architecture(item) for item in value}
+        if len(arches) > 1:
+            # The same check as components.cluster._system_nodes: one node group, one AMI type.
+            raise ValueError(f"mixes CPU architectures ({', '.join(value)}): a node group runs one AMI type, "
+                             "so list only x86_64 or only arm64 (Graviton) types")
         return value
 
     @model_validator(mode="after")
@@ -129,8 +149,12 @@ class ClusterConfig(ConfigModel):
     """Serve the Kubernetes API inside the VPC. Default true."""
     endpoint_public_access: bool = False
     """Also serve the API on the internet (then ``publicAccessCidrs`` is required). Default false."""
-    public_access_cidrs: tuple[str, ...] = ()
-    """CIDRs allowed to reach a public endpoint; ``0.0.0.0/0`` is refused. Default none."""
+    public_access_cidrs: tuple[str, ...] = Field((), max_length=40)
+    """CIDRs allowed to reach a public endpoint; together they may cover at most a /8's worth of
+    addresses (``0.0.0.0/0``, or ``[0.0.0.0/1, 128.0.0.0/1]``, is refused). Default none."""
+    acknowledge_public_endpoint: bool = False
+    """A ``prod`` stack with ``endpointPublicAccess: true`` must set this to true: it says the public
+    API endpoint is intended. Default false."""
     secrets_encryption: bool = True
     """Envelope-encrypt Kubernetes Secrets with a dedicated, rotated, protected KMS key. Default true."""
     log_types: tuple[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"], ...] = CONTROL_PLANE_LOG_TYPES
@@ -157,6 +181,12 @@ class ClusterConfig(ConfigModel):
                 raise ValueError(f"{item!r} is not an IPv4 CIDR ({exc})") from None
             if network.prefixlen == 0:
                 raise ValueError("0.0.0.0/0 opens the API to the whole internet; name the networks that need it")
+        covered = coverage(value)
+        if covered.wider_than(MAX_OPEN_PREFIX):
+            raise ValueError(f"together these cover {covered.describe()}, more than a /{MAX_OPEN_PREFIX}: that is "
+                             "the whole internet for an attacker; name the networks that need the API")
+        if len(set(value)) != len(value):
+            raise ValueError("a CIDR is listed twice")
         return value
 
     @field_validator("log_types")
@@ -186,28 +216,29 @@ class StackConfig(ConfigModel):
     environment: Literal["dev", "staging", "prod"]
     """What the stack is for; ``prod`` turns advisory production checks into mandatory ones."""
     region: str
-    """AWS region, e.g. ``us-west-2``."""
+    """AWS region, e.g. ``us-west-2`` (one of ``AWS_REGIONS`` in ``infra/areas/base.py``)."""
     kubernetes_version: str
     """EKS Kubernetes minor version, one of :data:`EKS_SUPPORTED_VERSIONS`."""
     network: NetworkConfig = NetworkConfig()
     """The VPC."""
     cluster: ClusterConfig = ClusterConfig()
     """The EKS cluster."""
-    tags: dict[str, str] = {}
-    """Tags added to every AWS resource (besides ``gpufleet:stack`` and ``gpufleet:environment``)."""
+    tags: AwsTags = {}
+    """Tags added to every AWS resource (besides ``gpufleet:stack`` and ``gpufleet:environment``): keys
+    1-128, values up to 256 characters, no ``aws:`` prefix, at most 48."""
     hf_token: Optional[SecretStr] = None
     """Hugging Face access token, for gated models. Set it with ``pulumi config set --secret hfToken
     <token>`` (a plain value is refused); gpufleet keeps it a Pulumi secret and stores it as the
     Kubernetes Secret ``hf-token`` (key ``token``) in every namespace that serves models. Default none."""
     karpenter: KarpenterSection = KarpenterSection()
     """Karpenter: controller, IAM, interruption queue."""
-    gpu_pools: tuple[GpuPoolSection, ...] = ()
+    gpu_pools: tuple[GpuPoolSection, ...] = Field((), max_length=100)
     """GPU NodePools (Karpenter NodePool + EC2NodeClass each)."""
     gpu_operator: GpuOperatorSection = GpuOperatorSection()
     """NVIDIA GPU Operator: device plugin, GFD, sharing (time-slicing or MIG), DCGM exporter."""
     monitoring: MonitoringSection = MonitoringSection()
     """GPU alerts and dashboard."""
-    teams: tuple[TeamSection, ...] = ()
+    teams: tuple[TeamSection, ...] = Field((), max_length=500)
     """Tenants: namespace, quotas, access, Kueue queue each."""
     kueue: KueueSection = KueueSection()
     """Kueue: flavors, cluster queues, fair sharing."""
@@ -221,8 +252,10 @@ class StackConfig(ConfigModel):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ValueError("not an AWS region name (e.g. us-west-2)")
+        if value not in AWS_REGIONS:
+            close = difflib.get_close_matches(value, sorted(AWS_REGIONS), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ValueError(f"not an AWS region (e.g. us-west-2){hint}")
         return value
 
     @field_validator("kubernetes_version")
@@ -263,12 +296,54 @@ def _problem(error: dict[str, Any]) -> str:
     return message
 
 
+def known_keys() -> list[str]:
+    """The ``gpufleet:*`` keys a stack may set (as written in YAML)."""
+    return [field.alias or name for name, field in StackConfig.model_fields.items()]
+
+
+def _suggestion(word: str, options: Collection[str]) -> Optional[str]:
+    found = difflib.get_close_matches(word.lower(), {o.lower(): o for o in options}, n=1, cutoff=0.75)
+    if not found:
+        return None
+    return next(o for o in options if o.lower() == found[0])
+
+
+def namespace_problems(keys: Collection[str]) -> list[str]:
+    """Keys of the config map that gpufleet would silently drop: an empty namespace or key name, a
+    namespace close to ``gpufleet`` or a key of another namespace that is a gpufleet key (refused
+    with "did you mean"), or a namespace neither gpufleet's nor in :data:`PULUMI_NAMESPACES`."""
+    problems: list[str] = []
+    gpufleet_keys = known_keys()
+    for key in keys:
+        namespace, colon, name = key.partition(":")
+        shown = json.dumps(key)[1:-1]
+        if not colon or not namespace or not name:
+            problems.append(f"{shown}: a config key is <namespace>:<name>, with neither part empty")
+            continue
+        if namespace == NAMESPACE or namespace in PULUMI_NAMESPACES:
+            continue
+        close_namespace = _suggestion(namespace.replace("-", "").replace("_", ""), [NAMESPACE])
+        close_key = _suggestion(name, gpufleet_keys)
+        if close_namespace or close_key:
+            target = f"{NAMESPACE}:{close_key or name}"
+            problems.append(f"{shown}: unknown config namespace {namespace!r}; did you mean {target}? (keys outside "
+                            f"{NAMESPACE}: are not read by gpufleet)")
+        else:
+            problems.append(f"{shown}: unknown config namespace {namespace!r}: gpufleet reads {NAMESPACE}:*, and only "
+                            f"Pulumi's and its providers' namespaces may appear besides ({', '.join(PULUMI_NAMESPACES)})")
+    return problems
+
+
 def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]] = None) -> StackConfig:
-    """Validate the ``gpufleet:*`` keys of an engine config map (other namespaces are ignored).
+    """Validate the ``gpufleet:*`` keys of an engine config map; keys of other namespaces must belong
+    to Pulumi or a provider (:func:`namespace_problems`) and are not read.
 
     ``secret_keys``: the keys the engine marks secret; when given, a :data:`SECRET_KEYS` value that
     is not one of them is refused.
     """
+    problems = namespace_problems([str(key) for key in raw])
+    if problems:
+        raise ConfigError(problems)
     if secret_keys is not None:
         plain_secrets = [
             f"{NAMESPACE}:{name}: must be a secret: set it with `pulumi config set --secret {name} <value>` "
@@ -283,7 +358,10 @@ def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[
         namespace, _, name = key.partition(":")
         if namespace != NAMESPACE or not name:
             continue
-        values[name] = _decode(text)
+        try:
+            values[name] = _decode(text)
+        except ValueError as error:
+            raise ConfigError([f"{NAMESPACE}:{name}: {error}"]) from None
     try:
         config = StackConfig.model_validate(values)
     except ValidationError as exc:
@@ -295,18 +373,58 @@ def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[
     # Checks across sections (quotas vs pool limits, sharing vs instance types, ...).
     from gpufleet.infra.areas import AREAS
 
-    problems = [problem for area in AREAS for problem in area.cross_check(config)]
+    problems = _stack_problems(config) + [problem for area in AREAS for problem in area.cross_check(config)]
     if problems:
         raise ConfigError(problems)
     return config
 
 
+def _stack_problems(config: StackConfig) -> list[str]:
+    """Production rules on fields of several sections: a public API endpoint must be acknowledged, and
+    no image may float on ``latest``."""
+    problems = []
+    if config.environment == "prod" and config.cluster.endpoint_public_access and not config.cluster.acknowledge_public_endpoint:
+        problems.append(f"{NAMESPACE}:cluster.acknowledgePublicEndpoint: a prod stack with endpointPublicAccess: true must "
+                        "set acknowledgePublicEndpoint: true (the Kubernetes API is then reachable from "
+                        f"{', '.join(config.cluster.public_access_cidrs)}); or turn the public endpoint off")
+    if config.environment == "prod":
+        for path, image in _images(config):
+            if image_is_latest(image):
+                problems.append(f"{path}: {image!r} floats on the 'latest' tag, refused in prod: pin a version "
+                                "(and preferably a digest, @sha256:...)")
+    return problems
+
+
+def _images(config: StackConfig) -> list[tuple[str, Optional[str]]]:
+    """(field path, image) of every image the stack names."""
+    found: list[tuple[str, Optional[str]]] = []
+    for i, service in enumerate(config.serving.inference_services):
+        found.append((f"{NAMESPACE}:serving.inferenceServices[{i}].image", service.image))
+        canary = getattr(service, "canary", None)
+        if canary is not None:
+            found.append((f"{NAMESPACE}:serving.inferenceServices[{i}].canary.image", getattr(canary, "image", None)))
+    for section in ("clusters", "jobs", "services"):
+        for i, workload in enumerate(getattr(config.ray, section)):
+            found.append((f"{NAMESPACE}:ray.{section}[{i}].image", workload.image))
+    return found
+
+
+_MAX_JSON_DEPTH = 64
+
+
 def _decode(text: Any) -> Any:
-    """Engine config values are strings; objects and lists arrive JSON-encoded."""
+    """Engine config values are strings; objects and lists arrive JSON-encoded (raises ValueError for
+    JSON nested past :data:`_MAX_JSON_DEPTH`)."""
     if not isinstance(text, str):
         return text
     stripped = text.strip()
     if stripped.startswith(("{", "[")):
+        depth = deepest = 0
+        for char in stripped:  # brackets inside strings only overestimate the depth
+            depth += char in "{[" or -(char in "}]")
+            deepest = max(deepest, depth)
+        if deepest > _MAX_JSON_DEPTH:
+            raise ValueError(f"nested deeper than {_MAX_JSON_DEPTH} levels")
         try:
             return json.loads(stripped)
         except json.JSONDecodeError:
@@ -315,16 +433,31 @@ def _decode(text: Any) -> Any:
 
 
 def config_map_from_stack_file(document: Mapping[str, Any]) -> dict[str, str]:
-    """``Pulumi.<stack>.yaml`` content → the flat string map the engine hands a program."""
-    config = (document or {}).get("config") or {}
+    """``Pulumi.<stack>.yaml`` content → the flat string map the engine hands a program (raises
+    :class:`ConfigError` for an unknown top-level key, a config that is not a mapping, or a key set
+    both bare and qualified)."""
+    document = document or {}
+    problems = []
+    for key in document:
+        if key not in STACK_FILE_KEYS:
+            close = _suggestion(str(key), STACK_FILE_KEYS)
+            hint = f"; did you mean {close}?" if close else f" (a stack file holds {', '.join(STACK_FILE_KEYS)})"
+            problems.append(f"{json.dumps(str(key))[1:-1]}: unknown top-level key of a stack file{hint}")
+    if problems:
+        raise ConfigError(problems)
+    config = document.get("config") or {}
     if not isinstance(config, Mapping):
         raise ConfigError(["config: must be a mapping of namespace:key to value"])
     flat: dict[str, str] = {}
     for key, value in config.items():
-        key = str(key)
+        if not isinstance(key, str):
+            raise ConfigError([f"config: key {key!r} is a {type(key).__name__}: config keys are text (namespace:name)"])
         if ":" not in key:
             # The CLI qualifies bare keys with the project name.
             key = f"{NAMESPACE}:{key}"
+        if key in flat:
+            raise ConfigError([f"{key}: set twice (once as {key.partition(':')[2]}, once as {key}): the Pulumi CLI "
+                               "refuses this"])
         if _is_secure(value):
             # Only the Pulumi CLI can decrypt it; the offline plan carries a stand-in, as a secret.
             flat[key] = SECRET_STAND_IN
@@ -332,6 +465,8 @@ def config_map_from_stack_file(document: Mapping[str, Any]) -> dict[str, str]:
             flat[key] = "true" if value else "false"
         elif isinstance(value, (Mapping, list)):
             flat[key] = json.dumps(value)
+        elif value is None:
+            raise ConfigError([f"{key}: no value (null): give it one or remove the key"])
         else:
             flat[key] = str(value)
     return flat

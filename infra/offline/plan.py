@@ -13,6 +13,7 @@ import yaml
 from gpufleet.infra.config import ConfigError, config_map_from_stack_file, parse_stack_config, secure_keys_of_stack_file
 from gpufleet.infra.offline.engine import Recording, plain, run_project_main
 from gpufleet.infra.offline.fakes import FakeCloud
+from gpufleet.infra.yaml_input import YamlInputError, load_single, read_file
 
 
 class PlanInputError(Exception):
@@ -58,32 +59,34 @@ class Project:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", stack) or not path.is_file():
             known = ", ".join(self.stacks()) or "none"
             raise PlanInputError([f"unknown stack {stack!r}: no {path.relative_to(self.root)} (stacks here: {known})"])
+        shown = str(path.relative_to(self.root))
+        document = _read_yaml(path, shown, stack_file=True)
         try:
-            document = _read_yaml(path)
             config = config_map_from_stack_file(document)
             parse_stack_config(config, secret_keys=secure_keys_of_stack_file(document))
         except ConfigError as error:
-            raise PlanInputError([f"{path.relative_to(self.root)}: {p}" for p in error.problems]) from None
+            raise PlanInputError([f"{shown}: {p}" for p in error.problems]) from None
         return config
 
     def secret_keys(self, stack: str) -> list[str]:
         """The keys of ``stack`` whose values are encrypted: the engine marks them secret."""
-        return secure_keys_of_stack_file(_read_yaml(self.stacks_dir / f"Pulumi.{stack}.yaml"))
+        path = self.stacks_dir / f"Pulumi.{stack}.yaml"
+        return secure_keys_of_stack_file(_read_yaml(path, str(path.relative_to(self.root)), stack_file=True))
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, shown: Optional[str] = None, *, stack_file: bool = False) -> dict[str, Any]:
+    """One YAML mapping from ``path``, read by :mod:`gpufleet.infra.yaml_input` (size limit, UTF-8,
+    no duplicate keys, aliases within budget, plain tags only, no unquoted dates); problems name
+    ``shown`` (default ``path``) with the line and, in a stack file, the config key path."""
+    where = shown or str(path)
     try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise PlanInputError([f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})"]) from None
-    except OSError as error:
-        raise PlanInputError([f"{path}: cannot read ({error.strerror})"]) from None
+        document = load_single(read_file(path), where, dates=False, strip_root=stack_file)
+    except YamlInputError as error:
+        raise PlanInputError(error.problems) from None
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise PlanInputError([f"{path}: expected a YAML mapping at the top level"])
+        raise PlanInputError([f"{where}: expected a YAML mapping at the top level, found {type(document).__name__}"])
     return document
 
 
