@@ -169,6 +169,21 @@ def image_is_latest(value: Optional[str]) -> bool:
     return bool(match) and match.group("tag") == "latest" and not match.group("digest")
 
 
+def positive_quantity(value: str) -> str:
+    """Validator of Kubernetes resource quantities that must be above zero (``"8"``, ``500m``, ``32Gi``)."""
+    from gpufleet.policies.core import Malformed, parse_quantity
+
+    try:
+        amount = parse_quantity(value)
+    except Malformed:
+        amount = None
+    if amount is None or not value.strip() == value:
+        raise ValueError(f"{value[:40]!r} is not a Kubernetes quantity (e.g. 8, 500m, 32Gi)")
+    if amount <= 0:
+        raise ValueError(f"{value!r} must be more than zero")
+    return value
+
+
 def camel_path(path: str) -> str:
     """A Python field path as the stack YAML spells it: ``limits.memory_gib`` → ``limits.memoryGib``;
     quoted parts (label keys) are left alone."""
@@ -193,6 +208,8 @@ AwsTags = Annotated[dict[str, str], AfterValidator(aws_tags)]
 """AWS resource tags."""
 AwsRegion = Annotated[str, AfterValidator(aws_region)]
 """An AWS region name."""
+PositiveQuantity = Annotated[str, AfterValidator(positive_quantity)]
+"""A Kubernetes resource quantity above zero."""
 ImageRef = Annotated[str, AfterValidator(image_reference)]
 """A container image reference with a tag or digest."""
 

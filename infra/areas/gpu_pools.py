@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gpufleet.components.gpu_node_pool import GpuNodePool, PoolArgumentError, node_overlays, pool_spec
 from gpufleet.components.gpu_scheduling import GpuPlacement
 from gpufleet.components.karpenter import Karpenter
 from gpufleet.components.karpenter_policy import KARPENTER_VERSION
-from gpufleet.infra.areas.base import ConfigModel, DnsLabel, Platform, camel_path
+from gpufleet.infra.areas.base import ConfigModel, DnsLabel, LabelKey, Labels, Platform, camel_path, label_value_problem
 
 if TYPE_CHECKING:
     from gpufleet.infra.config import StackConfig
@@ -68,11 +68,19 @@ class BudgetConfig(ConfigModel):
     nodes: str
     """Nodes disrupted at once: a count (``"1"``) or percentage (``"10%"``)."""
     reasons: Optional[tuple[Literal["Underutilized", "Empty", "Drifted"], ...]] = None
-    """Reasons it applies to. Default all."""
+    """Reasons it applies to, each once. Default all."""
     schedule: Optional[str] = None
     """Cron schedule (UTC) when it starts; needs ``duration``. Default always."""
     duration: Optional[str] = None
     """How long it lasts after each schedule hit, e.g. ``8h``. Default always."""
+
+    @field_validator("reasons")
+    @classmethod
+    def _unique_reasons(cls, value: Optional[tuple[str, ...]]) -> Optional[tuple[str, ...]]:
+        # Karpenter's CRD: reasons is a set (x-kubernetes-list-type: set); the API server refuses repeats.
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("a reason is listed twice")
+        return value
 
 
 class DisruptionConfig(ConfigModel):
@@ -82,28 +90,36 @@ class DisruptionConfig(ConfigModel):
     """Default ``WhenEmptyOrUnderutilized``."""
     consolidate_after: str = "30m"
     """Quiet time before consolidation, or ``Never``. Default ``30m``."""
-    budgets: tuple[BudgetConfig, ...] = (BudgetConfig(nodes="10%"),)
+    budgets: tuple[BudgetConfig, ...] = Field((BudgetConfig(nodes="10%"),), max_length=50)
     """Default one budget of 10%."""
 
 
 class RootVolumeConfig(ConfigModel):
     """Encrypted gp3 volume for images and ephemeral storage."""
 
-    size_gib: int = 200
-    """Default 200 GiB."""
-    iops: int = 6000
-    """Default 6000."""
-    throughput_mibps: int = 500
-    """Default 500 MiB/s."""
+    size_gib: int = Field(200, ge=20, le=16_384)
+    """Default 200 GiB (gp3: at most 16 TiB)."""
+    iops: int = Field(6000, ge=3000, le=80_000)
+    """Default 6000 (gp3: 3000-80000)."""
+    throughput_mibps: int = Field(500, ge=125, le=2000)
+    """Default 500 MiB/s (gp3: 125-2000)."""
 
 
 class TaintConfig(ConfigModel):
     """A Kubernetes taint."""
 
-    key: str
+    key: LabelKey
     """Taint key."""
     value: Optional[str] = None
     """Taint value. Default none."""
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: Optional[str]) -> Optional[str]:
+        problem = label_value_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
     """Taint effect."""
 
@@ -113,7 +129,7 @@ class SharingConfig(ConfigModel):
 
     mode: Literal["none", "time-slicing", "mig"] = "none"
     """``none``, ``time-slicing`` or ``mig``. Default ``none``."""
-    replicas: Optional[int] = None
+    replicas: Optional[int] = Field(None, ge=1, le=64)
     """time-slicing: pods per GPU."""
     mig_profile: Optional[str] = None
     """mig: the profile every GPU is cut into, e.g. ``1g.10gb``."""
@@ -138,7 +154,7 @@ class GpuPoolSection(ConfigModel):
     """AMI alias version (pin it in production). Default ``latest``."""
     limits: PoolLimitsConfig
     """Required: ``{gpus, cpu, memoryGib}``."""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
     """Extra node labels. Default none."""
     taints: tuple[TaintConfig, ...] = ()
     """Taints besides ``nvidia.com/gpu=true:NoSchedule`` (always set). Default none."""
@@ -149,7 +165,7 @@ class GpuPoolSection(ConfigModel):
     termination_grace_period: Optional[str] = None
     """Longest drain of a node, e.g. ``2h``; after it Karpenter evicts pods despite PDBs and
     do-not-disrupt. Default ``24h`` (the component's)."""
-    weight: Optional[int] = None
+    weight: Optional[int] = Field(None, ge=1, le=100)
     """Priority among pools, 1-100. Default none."""
     root_volume: RootVolumeConfig = RootVolumeConfig()
     """Root/data volume."""

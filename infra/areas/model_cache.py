@@ -20,7 +20,7 @@ from gpufleet.infra.areas.base import ConfigModel, DnsLabel, Platform
 class LustreConfig(ConfigModel):
     """FSx for Lustre settings (``backend: fsxLustre``)."""
 
-    storage_capacity_gib: int = Field(1200, ge=1200)
+    storage_capacity_gib: int = Field(1200, ge=1200, le=2_400_000)
     """1200 or a multiple of 2400 GiB. Default 1200."""
     throughput_per_tib: Literal[125, 250, 500, 1000] = 250
     """MB/s per TiB. Default 250."""
@@ -46,7 +46,7 @@ class ModelCacheSection(ConfigModel):
     faster loads of very large models). Default ``efs``."""
     lustre: LustreConfig = LustreConfig()
     """Settings of the ``fsxLustre`` backend."""
-    teams: Optional[tuple[str, ...]] = None
+    teams: Optional[tuple[DnsLabel, ...]] = None
     """Teams whose namespace gets a claim. Default every team in ``gpufleet:teams``."""
     claim_name: DnsLabel = "model-weights"
     """Name of the claim in each namespace. Default ``model-weights``."""
@@ -63,7 +63,7 @@ class ModelCacheSection(ConfigModel):
     @field_validator("kms_key_arn")
     @classmethod
     def _kms(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not re.fullmatch(r"arn:aws[-a-z]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+", value):
+        if value is not None and not re.fullmatch(r"arn:aws[-a-z]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9_/-]{1,256}", value):
             raise ValueError("must be a KMS key or alias ARN")
         return value
 

@@ -20,7 +20,7 @@ import re
 from typing import Any, Literal, Optional
 
 import pulumi
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from gpufleet.components.autoscaling import Keda
 from gpufleet.components.gpu_scheduling import GpuPlacement
@@ -31,7 +31,9 @@ from gpufleet.components.inference_service import TYPE as SERVICE_TYPE
 from gpufleet.components.inference_service import InferenceService, check_labels, plan_inference_service
 from gpufleet.components.kserve import DEFAULT_NAMESPACE as KSERVE_NAMESPACE
 from gpufleet.components.kserve import KServe
-from gpufleet.infra.areas.base import ConfigModel, Platform, camel_path
+from gpufleet.infra.areas.base import (
+    ConfigModel, DnsLabel, DnsSubdomain, ImageRef, Platform, PositiveQuantity, SecretKey, camel_path,
+)
 from gpufleet.infra.areas.gpu_pools import configured_placements
 
 PREFIX = "gpufleet:serving"
@@ -44,8 +46,15 @@ class GatewayApiConfig(ConfigModel):
     """``<namespace>/<name>`` of the Gateway. Default ``<kserve namespace>/kserve-ingress-gateway``."""
     create_gateway: bool = True
     """Let the KServe chart create that Gateway. Default true."""
-    class_name: Optional[str] = None
+    class_name: Optional[DnsLabel] = None
     """GatewayClass of a created Gateway (e.g. Envoy Gateway's). Required when ``createGateway``."""
+
+    @model_validator(mode="after")
+    def _class_name(self) -> "GatewayApiConfig":
+        # The same rule as components.kserve.kserve_values, named by its YAML path here.
+        if self.create_gateway and self.class_name is None:
+            raise ValueError("className is required when createGateway is true (the GatewayClass of the Gateway)")
+        return self
 
 
 class KServeConfig(ConfigModel):
@@ -53,7 +62,7 @@ class KServeConfig(ConfigModel):
 
     enabled: Optional[bool] = None
     """Install KServe. Default: when ``inferenceServices`` is not empty."""
-    namespace: str = KSERVE_NAMESPACE
+    namespace: DnsLabel = KSERVE_NAMESPACE
     """Controller namespace. Default ``kserve-system``."""
     install_cert_manager: bool = True
     """Install cert-manager too (false when the cluster has one). Default true."""
@@ -77,9 +86,9 @@ class KedaConfig(ConfigModel):
 class HfTokenSecretConfig(ConfigModel):
     """A Secret key holding a Hugging Face token (the token never goes in the stack file)."""
 
-    name: str
+    name: DnsSubdomain
     """Secret name in the team namespace."""
-    key: str = "token"
+    key: SecretKey = "token"
     """Key in the Secret. Default ``token``."""
 
 
@@ -146,8 +155,8 @@ class InferenceServiceConfig(ConfigModel):
     """Team (``gpufleet:teams[].name``) whose namespace serves it."""
     pool: str
     """GPU pool (``gpufleet:gpuPools[].name``) it runs on."""
-    model: str
-    """Model name clients request (vLLM ``--served-model-name``)."""
+    model: str = Field(pattern=r"^\S{1,256}$")
+    """Model name clients request (vLLM ``--served-model-name``; no whitespace)."""
     storage: str
     """``pvc://<path>`` on the team's model cache, or an ``hf://``, ``s3://``, ``gs://``, ``https://`` URI."""
     weights_source: Optional[str] = None
@@ -155,15 +164,16 @@ class InferenceServiceConfig(ConfigModel):
     the service starts (using ``hfTokenSecret``). Required with ``pvc://`` storage unless ``preloaded``."""
     preloaded: bool = False
     """The ``pvc://`` weights are already in the claim (no loader Job). Default false."""
-    image: Optional[str] = None
-    """vLLM image. Default the component's pinned vLLM release."""
-    gpus: int = 1
+    image: Optional[ImageRef] = None
+    """vLLM image, with a tag or digest (``latest`` is refused in prod). Default the component's pinned
+    vLLM release."""
+    gpus: int = Field(1, ge=1, le=64)
     """GPUs (pool resource units) per replica. Default 1."""
-    cpu: str = "8"
+    cpu: PositiveQuantity = "8"
     """CPU per replica. Default ``"8"``."""
-    memory: str = "32Gi"
+    memory: PositiveQuantity = "32Gi"
     """Memory per replica. Default ``"32Gi"``."""
-    shm_size: str = "8Gi"
+    shm_size: PositiveQuantity = "8Gi"
     """``/dev/shm`` size. Default ``"8Gi"``."""
     min_replicas: int = 1
     """Default 1."""
@@ -171,7 +181,7 @@ class InferenceServiceConfig(ConfigModel):
     """Default ``minReplicas`` (no autoscaling)."""
     max_model_len: Optional[int] = None
     """vLLM ``--max-model-len``. Default the model's."""
-    gpu_memory_utilization: Optional[float] = None
+    gpu_memory_utilization: Optional[float] = Field(None, gt=0, le=1)
     """vLLM ``--gpu-memory-utilization``. Default 0.9 (0.9 / replicas on time-sliced pools)."""
     extra_args: tuple[str, ...] = ()
     """More vLLM flags. Default none."""
