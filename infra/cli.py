@@ -136,7 +136,12 @@ def check(
     try:
         manifests = load(paths)
     except ManifestError as error:
-        _fail([str(error)], EXIT_BAD_INPUT)
+        _fail(error.problems, EXIT_BAD_INPUT)
+    # Input problems beside checked objects are reported with the findings and fail the gate (exit 1).
+    for line in manifests.skipped:
+        err_console.print(line, highlight=False, soft_wrap=True, markup=False)
+    for problem in manifests.problems:
+        err_console.print(f"[red]input error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
 
     subjects = [Subject.from_manifest(m.object) for m in manifests]
     violations = without_exempt(evaluate(subjects, policy_config, rules), rules, policy_config)
@@ -144,16 +149,23 @@ def check(
     if output_format is OutputFormat.json:
         from gpufleet.policies.analyzer import violation_document
 
-        print(json.dumps({"checked": len(manifests), "violations": [violation_document(v) for v in violations]}, indent=2))
+        document: dict[str, Any] = {"checked": len(manifests), "violations": [violation_document(v) for v in violations]}
+        if manifests.problems:
+            document["inputErrors"] = manifests.problems
+        if manifests.skipped:
+            document["skipped"] = manifests.skipped
+        print(json.dumps(document, indent=2))
     else:
         where = _locations(subjects, manifests)
         _print_violations(violations, out_console, title="Policy violations", where=where)
         out_console.print(
             f"{len(manifests)} objects checked: {len(mandatory)} mandatory, "
-            f"{len(violations) - len(mandatory)} other violation(s).",
+            f"{len(violations) - len(mandatory)} other violation(s)"
+            + (f", {len(manifests.problems)} input error(s)" if manifests.problems else "")
+            + (f"; {len(manifests.skipped)} file(s) skipped" if manifests.skipped else "") + ".",
             highlight=False,
         )
-    if mandatory:
+    if mandatory or manifests.problems:
         raise typer.Exit(EXIT_FAILED)
 
 

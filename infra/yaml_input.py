@@ -52,8 +52,10 @@ _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 class YamlInputError(Exception):
     """Input refused; ``problems`` holds one message per problem, each starting with ``file[:line]``."""
 
-    def __init__(self, problems: Sequence[str]):
+    def __init__(self, problems: Sequence[str], *, syntax: bool = False):
         self.problems = list(problems)
+        self.syntax = syntax
+        """The text is not YAML at all (a template, another format), rather than YAML refused."""
         super().__init__("\n".join(self.problems))
 
 
@@ -173,7 +175,7 @@ def load_documents(text: str, source: str, *, dates: bool = True, strip_root: bo
         finally:
             loader.dispose()
     except yaml.YAMLError as error:
-        raise YamlInputError([yaml_error_message(error, source)]) from None
+        raise YamlInputError([yaml_error_message(error, source)], syntax=True) from None
     except RecursionError:
         raise YamlInputError([f"{source}: nested too deeply"]) from None
 
