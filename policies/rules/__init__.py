@@ -27,6 +27,7 @@ from gpufleet.policies.rules import (
     gpu_shm_volume,
     gpu_toleration_required,
     gpu_workload_schedulable,
+    image_pinned,
 )
 
 RULES: tuple[Rule, ...] = (
@@ -41,6 +42,7 @@ RULES: tuple[Rule, ...] = (
     gpu_pdb_required.RULE,
     aws_imdsv2_required.RULE,
     container_non_root.RULE,
+    image_pinned.RULE,
     gpu_namespace_quota.RULE,
     gpu_dcgm_exporter_present.RULE,
     gpu_nodepool_taint_and_limits.RULE,
