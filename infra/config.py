@@ -409,26 +409,19 @@ def _images(config: StackConfig) -> list[tuple[str, Optional[str]]]:
     return found
 
 
-_MAX_JSON_DEPTH = 64
-
-
 def _decode(text: Any) -> Any:
     """Engine config values are strings; objects and lists arrive JSON-encoded (raises ValueError for
-    JSON nested past :data:`_MAX_JSON_DEPTH`)."""
+    JSON nested past the interpreter's recursion limit)."""
     if not isinstance(text, str):
         return text
     stripped = text.strip()
     if stripped.startswith(("{", "[")):
-        depth = deepest = 0
-        for char in stripped:  # brackets inside strings only overestimate the depth
-            depth += char in "{[" or -(char in "}]")
-            deepest = max(deepest, depth)
-        if deepest > _MAX_JSON_DEPTH:
-            raise ValueError(f"nested deeper than {_MAX_JSON_DEPTH} levels")
         try:
             return json.loads(stripped)
         except json.JSONDecodeError:
             return text
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
     return text
 
 

@@ -77,13 +77,13 @@ _Loader.add_constructor(_TIMESTAMP, lambda loader, node: str(node.value))
 # ---- reading bytes --------------------------------------------------------------------------------
 
 
-def read_file(path: Union[str, os.PathLike], limit: int = MAX_FILE_BYTES) -> str:
-    """The text of the regular file ``path`` (raises :class:`YamlInputError`): FIFOs, devices and
-    sockets are refused without reading (a FIFO is opened non-blocking), as is anything over ``limit``
-    bytes or not UTF-8."""
-    source = os.fspath(path)
+def read_file(path: Union[str, os.PathLike], limit: int = MAX_FILE_BYTES, *, shown: Optional[str] = None) -> str:
+    """The text of the regular file ``path`` (raises :class:`YamlInputError`, naming it ``shown``,
+    default the path): FIFOs, devices and sockets are refused without reading (a FIFO is opened
+    non-blocking), as is anything over ``limit`` bytes or not UTF-8."""
+    source = shown or os.fspath(path)
     try:
-        fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        fd = os.open(os.fspath(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as error:
         raise YamlInputError([f"{source}: cannot read ({error.strerror})"]) from None
     try:

@@ -80,7 +80,7 @@ def _read_yaml(path: Path, shown: Optional[str] = None, *, stack_file: bool = Fa
     ``shown`` (default ``path``) with the line and, in a stack file, the config key path."""
     where = shown or str(path)
     try:
-        document = load_single(read_file(path), where, dates=False, strip_root=stack_file)
+        document = load_single(read_file(path, shown=where), where, dates=False, strip_root=stack_file)
     except YamlInputError as error:
         raise PlanInputError(error.problems) from None
     if document is None:
