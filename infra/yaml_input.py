@@ -136,7 +136,7 @@ def decode(data: bytes, source: str) -> str:
     for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32"), (codecs.BOM_UTF32_BE, "UTF-32"),
                       (codecs.BOM_UTF16_LE, "UTF-16"), (codecs.BOM_UTF16_BE, "UTF-16")):
         if data.startswith(bom):
-            return _refuse_encoding(source, f"{name} text (byte order mark): save it as UTF-8")
+            return _refuse_encoding(f"{source}:1", f"{name} text (byte order mark): save it as UTF-8")
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
     nul = data.find(b"\x00")
