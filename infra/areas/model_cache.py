@@ -24,7 +24,7 @@ class LustreConfig(ConfigModel):
     """1200 or a multiple of 2400 GiB. Default 1200."""
     throughput_per_tib: Literal[125, 250, 500, 1000] = 250
     """MB/s per TiB. Default 250."""
-    s3_import_path: Optional[str] = None
+    s3_import_path: Optional[str] = Field(None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")
     """``s3://bucket/prefix`` imported automatically at ``/s3``. Default none."""
 
     @field_validator("storage_capacity_gib")

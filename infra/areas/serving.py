@@ -42,7 +42,7 @@ PREFIX = "gpufleet:serving"
 class GatewayApiConfig(ConfigModel):
     """KServe's Gateway API ingress (needed for canary traffic splits)."""
 
-    gateway: Optional[str] = None
+    gateway: Optional[str] = Field(None, pattern=r"^[a-z0-9-]+/[a-z0-9-]+$")
     """``<namespace>/<name>`` of the Gateway. Default ``<kserve namespace>/kserve-ingress-gateway``."""
     create_gateway: bool = True
     """Let the KServe chart create that Gateway. Default true."""
@@ -66,12 +66,19 @@ class KServeConfig(ConfigModel):
     """Controller namespace. Default ``kserve-system``."""
     install_cert_manager: bool = True
     """Install cert-manager too (false when the cluster has one). Default true."""
-    domain: str = "example.com"
+    domain: str = Field("example.com", max_length=253, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
     """Domain of InferenceService hostnames. Default ``example.com``."""
-    ingress_class_name: Optional[str] = None
+    ingress_class_name: Optional[DnsLabel] = None
     """Create Ingresses of this class. Default none (in-cluster only, or ``gatewayApi``)."""
     gateway_api: Optional[GatewayApiConfig] = None
     """Route with Gateway API HTTPRoutes. Default none."""
+
+    @model_validator(mode="after")
+    def _one_ingress(self) -> "KServeConfig":
+        # The same rule as components.kserve.kserve_values, named by its YAML path here.
+        if self.ingress_class_name is not None and self.gateway_api is not None:
+            raise ValueError("set ingressClassName or gatewayApi, not both")
+        return self
 
 
 class KedaConfig(ConfigModel):
