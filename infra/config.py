@@ -286,6 +286,9 @@ def _problem(error: dict[str, Any]) -> str:
         message = message[len("Value error, "):]
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see the configuration reference in README.md)"
+        close = _suggestion(str(error["loc"][0]), known_keys()) if len(error["loc"]) == 1 else None
+        if close:
+            message = f"unknown key; did you mean {NAMESPACE}:{close}?"
     elif error["type"] == "missing":
         message = "required but not set"
     elif "input" in error and error["type"] not in ("model_type", "value_error", "assertion_error") \
