@@ -3,9 +3,9 @@
 Each object keeps where it came from (file and line) so a rule's finding, or an input error, points
 at the document. ``List`` kinds (``kubectl get -o yaml`` output) are expanded into their items; empty
 documents are skipped. Files are read by :mod:`gpufleet.infra.yaml_input`, with the stack files' rules:
-regular files only (a FIFO or device is refused without blocking), at most
-:data:`~gpufleet.infra.yaml_input.MAX_FILE_BYTES` each, UTF-8, no duplicate keys, aliases within a
-budget, plain tags only.
+regular files only (a FIFO or device is refused without blocking), UTF-8, no duplicate keys, aliases within a
+budget, plain tags only; a manifest file may be larger than a stack file (``helm template`` output), at
+most :data:`~gpufleet.infra.yaml_input.MAX_MANIFEST_BYTES`.
 
 Named files and stdin must hold Kubernetes objects. Files found by walking a directory may be any
 YAML of a repository (Helm values, ``Chart.yaml``, kustomizations, CI files, Helm templates that are
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Optional, TextIO
 
-from gpufleet.infra.yaml_input import YamlInputError, load_documents, read_file, read_stream
+from gpufleet.infra.yaml_input import MAX_MANIFEST_BYTES, YamlInputError, load_documents, read_file, read_stream
 
 STDIN = "-"
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -183,10 +183,10 @@ def read(paths: Iterable[str], stdin: Optional[TextIO] = None) -> Manifests:
     for source in _sources(paths, result.problems):
         try:
             if source.path == STDIN:
-                text = read_stream(stdin or sys.stdin, "<stdin>")
+                text = read_stream(stdin or sys.stdin, "<stdin>", MAX_MANIFEST_BYTES)
                 shown = "<stdin>"
             else:
-                text = read_file(source.path)
+                text = read_file(source.path, MAX_MANIFEST_BYTES)
                 shown = source.path
         except YamlInputError as error:
             result.problems.extend(error.problems)

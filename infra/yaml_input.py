@@ -30,7 +30,10 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 MAX_FILE_BYTES = 1_000_000
-"""Largest file read (1 MB: a stack file is a few kB; one manifest file rarely passes 100 kB)."""
+"""Largest stack file read (1 MB: a stack file is a few kB)."""
+MAX_MANIFEST_BYTES = 16_000_000
+"""Largest manifest file ``gpufleet check`` reads (16 MB: ``helm template`` of a chart with large CRDs,
+or ``kubectl get -o yaml`` of a namespace, stays within a few MB)."""
 MAX_DEPTH = 64
 """Deepest nesting of collections (a Kubernetes object nests about 15 deep)."""
 ALIAS_BUDGET = 10_000

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from gpufleet.infra.cli import app
 from gpufleet.infra.manifests import read
-from gpufleet.infra.yaml_input import MAX_FILE_BYTES
+from gpufleet.infra.yaml_input import MAX_MANIFEST_BYTES
 from tests.test_hostile_stack_files import LAUGHS, _bounded
 
 CORPUS = Path("/work/shared/corpus/real-world")
@@ -86,9 +86,9 @@ def test_duplicate_keys_aliases_and_tags_are_refused_like_stack_files(check, tmp
 
 def test_oversized_and_non_utf8_files_are_refused(check, tmp_path):
     big = tmp_path / "big.yaml"
-    big.write_text(CONFIGMAP + "  blob: " + "x" * MAX_FILE_BYTES + "\n")
+    big.write_text(CONFIGMAP + "  blob: " + "x" * MAX_MANIFEST_BYTES + "\n")
     result = check(str(big))
-    assert result.exit_code == 2 and f"larger than {MAX_FILE_BYTES} bytes" in flat(result.output)
+    assert result.exit_code == 2 and f"larger than {MAX_MANIFEST_BYTES} bytes" in flat(result.output)
     utf16 = tmp_path / "u.yaml"
     utf16.write_bytes(CONFIGMAP.encode("utf-16"))
     result = check(str(utf16))
