@@ -300,6 +300,12 @@ def _set(path: list, value: Any) -> Callable[[dict], None]:
     (PROD, ["gpufleet:gpuPools", 0, "rootVolume"], {"iops": True}, "gpufleet:gpuPools[0].rootVolume.iops"),
     (PROD, ["gpufleet:modelCache", "enabled"], "yes", "gpufleet:modelCache.enabled"),
     (PROD, ["gpufleet:teams", 0, "cpu"], "384", "gpufleet:teams[0].cpu"),
+    (PROD, ["gpufleet:serving", "prometheusUrl"], "http://x y", "gpufleet:serving.prometheusUrl"),
+    (PROD, ["gpufleet:serving", "kserve", "domain"], "ML.example.com", "gpufleet:serving.kserve.domain"),
+    (PROD, ["gpufleet:serving", "kserve", "gatewayApi", "gateway"], "gw", "gpufleet:serving.kserve.gatewayApi.gateway"),
+    (PROD, ["gpufleet:serving", "kserve", "ingressClassName"], "nginx", "gpufleet:serving.kserve"),
+    (PROD, ["gpufleet:modelCache", "addonVersion"], "latest please", "gpufleet:modelCache.addonVersion"),
+    (PROD, ["gpufleet:modelCache", "lustre", "s3ImportPath"], "s3:/bucket", "gpufleet:modelCache.lustre.s3ImportPath"),
 ])
 def test_values_that_would_fail_at_deploy_are_refused_at_plan(tmp_path, base, path, value, field):
     one(refused(tmp_path, changed(base, _set(path, value))), f"{SHOWN}: {field}")

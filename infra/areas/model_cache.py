@@ -57,7 +57,7 @@ class ModelCacheSection(ConfigModel):
     """``efs`` throughput mode. Default ``elastic`` (many replicas loading weights at once)."""
     kms_key_arn: Optional[str] = None
     """Customer managed KMS key for encryption at rest. Default the AWS managed EFS key."""
-    addon_version: Optional[str] = None
+    addon_version: Optional[str] = Field(None, pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+$")
     """CSI add-on version (pin it in production), e.g. ``v2.1.4-eksbuild.1``. Default EKS's default."""
 
     @field_validator("kms_key_arn")

@@ -250,8 +250,8 @@ class ServingSection(ConfigModel):
     @field_validator("prometheus_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("must be an http(s) URL")
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError("must be an http(s) URL (no spaces)")
         return value
 
     @property
