@@ -7,8 +7,10 @@ derandomized so CI runs are repeatable."""
 
 from __future__ import annotations
 
+import atexit
 import copy
 import re
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -59,6 +61,7 @@ class Reader:
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="gpufleet-prop-"))
+        atexit.register(shutil.rmtree, self.root, True)
         (self.root / "stacks").mkdir()
         self.project = Project(root=self.root, name="gpufleet", main_dir=REPO / "infra", stacks_dir=self.root / "stacks")
 
