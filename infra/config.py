@@ -17,7 +17,7 @@ from typing import Any, Collection, Literal, Mapping, Optional
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from gpufleet.components.cluster import cpu_architecture
-from gpufleet.infra.areas.base import AWS_REGIONS, AwsTags, ConfigModel, IamPrincipalArn, image_is_latest
+from gpufleet.infra.areas.base import AWS_REGIONS, AwsTags, ConfigModel, FieldProblem, IamPrincipalArn, image_is_latest
 from gpufleet.infra.areas.gpu_operator import GpuOperatorSection, MonitoringSection
 from gpufleet.infra.areas.gpu_pools import GpuPoolSection, KarpenterSection
 from gpufleet.infra.areas.model_cache import ModelCacheSection
@@ -371,6 +371,12 @@ def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[
         problems = []
         for error in exc.errors():
             loc = error["loc"] or ("",)
+            cause = (error.get("ctx") or {}).get("error")
+            if isinstance(cause, FieldProblem):
+                # "must be ..." about a field, found by its model's validator: named at the field.
+                path = _field_path(loc) + ("" if cause.path.startswith("[") else ".") + cause.path
+                problems.append(f"{path}: {cause.problem}")
+                continue
             problems.append(f"{_field_path(loc)}: {_problem(error)}")
         raise ConfigError(problems) from None
     # Checks across sections (quotas vs pool limits, sharing vs instance types, ...).

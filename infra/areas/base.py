@@ -184,6 +184,16 @@ def positive_quantity(value: str) -> str:
     return value
 
 
+class FieldProblem(ValueError):
+    """A model validator's problem with one of the model's fields (``path``, as the YAML spells it):
+    the stack-config parser reports it at ``<model path>.<path>``."""
+
+    def __init__(self, path: str, problem: str):
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path} {problem}")
+
+
 def camel_path(path: str) -> str:
     """A Python field path as the stack YAML spells it: ``limits.memory_gib`` → ``limits.memoryGib``;
     quoted parts (label keys) are left alone."""

@@ -23,7 +23,9 @@ from gpufleet.components.gpu_node_pool import GpuNodePool, PoolArgumentError, no
 from gpufleet.components.gpu_scheduling import GpuPlacement
 from gpufleet.components.karpenter import Karpenter
 from gpufleet.components.karpenter_policy import KARPENTER_VERSION
-from gpufleet.infra.areas.base import ConfigModel, DnsLabel, LabelKey, Labels, Platform, camel_path, label_value_problem
+from gpufleet.infra.areas.base import (
+    ConfigModel, DnsLabel, FieldProblem, LabelKey, Labels, Platform, camel_path, label_value_problem,
+)
 
 if TYPE_CHECKING:
     from gpufleet.infra.config import StackConfig
@@ -177,7 +179,7 @@ class GpuPoolSection(ConfigModel):
         try:
             pool_spec(self.name, self.component_args())
         except PoolArgumentError as error:
-            raise ValueError(f"{camel_path(error.field)} {error.problem}") from None
+            raise FieldProblem(camel_path(error.field), error.problem) from None
         return self
 
     def component_args(self) -> dict[str, Any]:
