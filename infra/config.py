@@ -16,7 +16,7 @@ from typing import Any, Collection, Literal, Mapping, Optional
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
-from gpufleet.components.cluster import cpu_architecture
+from gpufleet.components.cluster import cpu_architecture, partition_of
 from gpufleet.infra.areas.base import AWS_REGIONS, AwsTags, ConfigModel, FieldProblem, IamPrincipalArn, image_is_latest
 from gpufleet.infra.areas.gpu_operator import GpuOperatorSection, MonitoringSection
 from gpufleet.infra.areas.gpu_pools import GpuPoolSection, KarpenterSection
@@ -389,19 +389,37 @@ def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[
 
 
 def _stack_problems(config: StackConfig) -> list[str]:
-    """Production rules on fields of several sections: a public API endpoint must be acknowledged, and
-    no image may float on ``latest``."""
+    """Rules on fields of several sections: ARNs in the region's partition; in prod, a public API
+    endpoint must be acknowledged and no image may float on ``latest``."""
     problems = []
     if config.environment == "prod" and config.cluster.endpoint_public_access and not config.cluster.acknowledge_public_endpoint:
         problems.append(f"{NAMESPACE}:cluster.acknowledgePublicEndpoint: a prod stack with endpointPublicAccess: true must "
                         "set acknowledgePublicEndpoint: true (the Kubernetes API is then reachable from "
                         f"{', '.join(config.cluster.public_access_cidrs)}); or turn the public endpoint off")
+    partition = partition_of(config.region)
+    for path, arn in _arns(config):
+        if arn and arn.split(":")[1] != partition:
+            problems.append(f"{path}: {arn} is in partition {arn.split(':')[1]!r}, but region {config.region} is in "
+                            f"{partition!r}: the ARN cannot be used there")
     if config.environment == "prod":
         for path, image in _images(config):
             if image_is_latest(image):
                 problems.append(f"{path}: {image!r} floats on the 'latest' tag, refused in prod: pin a version "
                                 "(and preferably a digest, @sha256:...)")
     return problems
+
+
+def _arns(config: StackConfig) -> list[tuple[str, Optional[str]]]:
+    """(field path, ARN) of every ARN the stack names."""
+    found: list[tuple[str, Optional[str]]] = [
+        (f"{NAMESPACE}:cluster.adminAccess[{i}].principalArn", entry.principal_arn)
+        for i, entry in enumerate(config.cluster.admin_access)
+    ]
+    for i, team in enumerate(config.teams):
+        found += [(f"{NAMESPACE}:teams[{i}].access[{k}].principalArn", entry.principal_arn)
+                  for k, entry in enumerate(team.access)]
+    found.append((f"{NAMESPACE}:modelCache.kmsKeyArn", config.model_cache.kms_key_arn))
+    return found
 
 
 def _images(config: StackConfig) -> list[tuple[str, Optional[str]]]:

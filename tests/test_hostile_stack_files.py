@@ -305,6 +305,8 @@ def _set(path: list, value: Any) -> Callable[[dict], None]:
     (PROD, ["gpufleet:serving", "kserve", "gatewayApi", "gateway"], "gw", "gpufleet:serving.kserve.gatewayApi.gateway"),
     (PROD, ["gpufleet:serving", "kserve", "ingressClassName"], "nginx", "gpufleet:serving.kserve"),
     (PROD, ["gpufleet:modelCache", "addonVersion"], "latest please", "gpufleet:modelCache.addonVersion"),
+    (PROD, ["gpufleet:cluster", "adminAccess", 1, "principalArn"], "arn:aws-cn:iam::111122223333:role/sre",
+     "gpufleet:cluster.adminAccess[1].principalArn"),
     (PROD, ["gpufleet:modelCache", "lustre", "s3ImportPath"], "s3:/bucket", "gpufleet:modelCache.lustre.s3ImportPath"),
 ])
 def test_values_that_would_fail_at_deploy_are_refused_at_plan(tmp_path, base, path, value, field):
