@@ -170,6 +170,17 @@ def test_110000_pools_through_the_engine_config_are_refused_quickly():
     assert caught.value.problems[0].startswith("gpufleet:gpuPools: ")
 
 
+def test_a_10_mb_tag_through_the_engine_config_is_refused_quickly():
+    import json
+    import time
+    started = time.perf_counter()
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({"gpufleet:environment": "dev", "gpufleet:region": "us-west-2",
+                            "gpufleet:kubernetesVersion": "1.35", "gpufleet:tags": json.dumps({"team": "x" * 10_000_000})})
+    assert time.perf_counter() - started < 5
+    assert caught.value.problems[0].startswith("gpufleet:tags: 'team': a string of 10000000 characters")
+
+
 def test_check_refuses_devices_and_fifos_without_reading_them(tmp_path):
     fifo = tmp_path / "pipe.yaml"
     os.mkfifo(fifo)
