@@ -280,15 +280,46 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return path
 
 
+def _keys_at(loc: tuple[Any, ...]) -> list[str]:
+    """The YAML keys of the config model at ``loc`` (aliases and list indexes, as pydantic reports
+    them), for "did you mean"; empty when ``loc`` does not lead to a model."""
+    model: Any = StackConfig
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        fields = {field.alias or name: field for name, field in model.model_fields.items()}
+        if part not in fields:
+            return []
+        model = _model_in(fields[part].annotation)
+        if model is None:
+            return []
+    return [field.alias or name for name, field in model.model_fields.items()]
+
+
+def _model_in(annotation: Any) -> Any:
+    """The config model class an annotation holds (``X``, ``Optional[X]``, ``tuple[X, ...]``)."""
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, ConfigModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
 def _problem(error: dict[str, Any]) -> str:
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see the configuration reference in README.md)"
-        close = _suggestion(str(error["loc"][0]), known_keys()) if len(error["loc"]) == 1 else None
+        siblings = _keys_at(error["loc"][:-1])
+        close = _suggestion(str(error["loc"][-1]), siblings) if siblings else None
         if close:
-            message = f"unknown key; did you mean {NAMESPACE}:{close}?"
+            message = f"unknown key; did you mean {close}?" if len(error["loc"]) > 1 else \
+                f"unknown key; did you mean {NAMESPACE}:{close}?"
     elif error["type"] == "missing":
         message = "required but not set"
     elif "input" in error and error["type"] not in ("model_type", "value_error", "assertion_error") \

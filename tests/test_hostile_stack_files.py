@@ -270,6 +270,11 @@ def test_pulumi_and_provider_namespaces_pass(tmp_path):
     assert read_stack(tmp_path, DEV_TEXT + "  aws:region: us-west-2\n  kubernetes:context: x\n  pulumi:template: y\n")
 
 
+def test_misspelt_gpufleet_keys_get_a_suggestion(tmp_path):
+    one(refused(tmp_path, DEV_TEXT.replace("azCount: 2", "azcount: 2")), "gpufleet:network.azcount: unknown key; did you mean azCount?")
+    one(refused(tmp_path, DEV_TEXT.replace("gpufleet:kueue:", "gpufleet:queue:")), "did you mean gpufleet:kueue?")
+
+
 def test_a_misspelt_top_level_key_is_refused(tmp_path):
     one(refused(tmp_path, DEV_TEXT.replace("config:", "confg:", 1)), "confg", "did you mean config")
 
