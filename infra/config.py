@@ -8,7 +8,6 @@ path the way it is written in ``Pulumi.<stack>.yaml`` (e.g. ``gpufleet:network.a
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import json
 import re
@@ -24,9 +23,11 @@ from gpufleet.infra.areas.model_cache import ModelCacheSection
 from gpufleet.infra.areas.ray import RaySection
 from gpufleet.infra.areas.serving import ServingSection
 from gpufleet.infra.areas.tenancy import KueueSection, TeamSection
+from gpufleet.infra.config_keys import (  # noqa: F401 - PULUMI_NAMESPACES, STACK_FILE_KEYS re-exported
+    NAMESPACE, PULUMI_NAMESPACES, STACK_FILE_KEYS, keys_at, model_keys, namespace_problems, suggestion,
+)
 from gpufleet.policies.cidr import MAX_OPEN_PREFIX, coverage
 
-NAMESPACE = "gpufleet"
 
 # Amazon EKS Kubernetes versions in standard or extended support in November 2026
 # (source: "Understand the Kubernetes version lifecycle on EKS", Amazon EKS User Guide).
@@ -37,17 +38,6 @@ CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager",
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
-
-PULUMI_NAMESPACES: tuple[str, ...] = (
-    "aws", "aws-native", "awsx", "eks", "kubernetes", "pulumi", "random", "tls", "command", "std", "cloudinit",
-)
-"""Config namespaces other than ``gpufleet`` a stack may set: Pulumi's own (``pulumi:``, e.g.
-``pulumi:template``) and those of the provider packages this program uses or that Pulumi projects on
-AWS commonly add (``aws:region``, ``kubernetes:context``, ...). gpufleet does not read them; any other
-namespace is refused, since a misspelt ``gpufleet`` would silently drop its keys."""
-
-STACK_FILE_KEYS: tuple[str, ...] = ("config", "secretsprovider", "encryptedkey", "encryptionsalt", "environment")
-"""Top-level keys of ``Pulumi.<stack>.yaml`` the Pulumi CLI knows."""
 
 SECRET_KEYS: tuple[str, ...] = ("hfToken",)
 """Keys that must be Pulumi secrets (``pulumi config set --secret``): a plain value is refused."""
@@ -253,8 +243,8 @@ class StackConfig(ConfigModel):
     @classmethod
     def _region(cls, value: str) -> str:
         if value not in AWS_REGIONS:
-            close = difflib.get_close_matches(value, sorted(AWS_REGIONS), n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
+            close = suggestion(value, sorted(AWS_REGIONS))
+            hint = f"; did you mean {close}?" if close else ""
             raise ValueError(f"not an AWS region (e.g. us-west-2){hint}")
         return value
 
@@ -280,43 +270,14 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return path
 
 
-def _keys_at(loc: tuple[Any, ...]) -> list[str]:
-    """The YAML keys of the config model at ``loc`` (aliases and list indexes, as pydantic reports
-    them), for "did you mean"; empty when ``loc`` does not lead to a model."""
-    model: Any = StackConfig
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        fields = {field.alias or name: field for name, field in model.model_fields.items()}
-        if part not in fields:
-            return []
-        model = _model_in(fields[part].annotation)
-        if model is None:
-            return []
-    return [field.alias or name for name, field in model.model_fields.items()]
-
-
-def _model_in(annotation: Any) -> Any:
-    """The config model class an annotation holds (``X``, ``Optional[X]``, ``tuple[X, ...]``)."""
-    import typing
-
-    if isinstance(annotation, type) and issubclass(annotation, ConfigModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
 def _problem(error: dict[str, Any]) -> str:
     message = error["msg"]
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see the configuration reference in README.md)"
-        siblings = _keys_at(error["loc"][:-1])
-        close = _suggestion(str(error["loc"][-1]), siblings) if siblings else None
+        siblings = keys_at(StackConfig, error["loc"][:-1])
+        close = suggestion(str(error["loc"][-1]), siblings) if siblings else None
         if close:
             message = f"unknown key; did you mean {close}?" if len(error["loc"]) > 1 else \
                 f"unknown key; did you mean {NAMESPACE}:{close}?"
@@ -330,44 +291,6 @@ def _problem(error: dict[str, Any]) -> str:
     return message
 
 
-def known_keys() -> list[str]:
-    """The ``gpufleet:*`` keys a stack may set (as written in YAML)."""
-    return [field.alias or name for name, field in StackConfig.model_fields.items()]
-
-
-def _suggestion(word: str, options: Collection[str]) -> Optional[str]:
-    found = difflib.get_close_matches(word.lower(), {o.lower(): o for o in options}, n=1, cutoff=0.75)
-    if not found:
-        return None
-    return next(o for o in options if o.lower() == found[0])
-
-
-def namespace_problems(keys: Collection[str]) -> list[str]:
-    """Keys of the config map that gpufleet would silently drop: an empty namespace or key name, a
-    namespace close to ``gpufleet`` or a key of another namespace that is a gpufleet key (refused
-    with "did you mean"), or a namespace neither gpufleet's nor in :data:`PULUMI_NAMESPACES`."""
-    problems: list[str] = []
-    gpufleet_keys = known_keys()
-    for key in keys:
-        namespace, colon, name = key.partition(":")
-        shown = json.dumps(key)[1:-1]
-        if not colon or not namespace or not name:
-            problems.append(f"{shown}: a config key is <namespace>:<name>, with neither part empty")
-            continue
-        if namespace == NAMESPACE or namespace in PULUMI_NAMESPACES:
-            continue
-        close_namespace = _suggestion(namespace.replace("-", "").replace("_", ""), [NAMESPACE])
-        close_key = _suggestion(name, gpufleet_keys)
-        if close_namespace or close_key:
-            target = f"{NAMESPACE}:{close_key or name}"
-            problems.append(f"{shown}: unknown config namespace {namespace!r}; did you mean {target}? (keys outside "
-                            f"{NAMESPACE}: are not read by gpufleet)")
-        else:
-            problems.append(f"{shown}: unknown config namespace {namespace!r}: gpufleet reads {NAMESPACE}:*, and only "
-                            f"Pulumi's and its providers' namespaces may appear besides ({', '.join(PULUMI_NAMESPACES)})")
-    return problems
-
-
 def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]] = None) -> StackConfig:
     """Validate the ``gpufleet:*`` keys of an engine config map; keys of other namespaces must belong
     to Pulumi or a provider (:func:`namespace_problems`) and are not read.
@@ -375,7 +298,7 @@ def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[
     ``secret_keys``: the keys the engine marks secret; when given, a :data:`SECRET_KEYS` value that
     is not one of them is refused.
     """
-    problems = namespace_problems([str(key) for key in raw])
+    problems = namespace_problems([str(key) for key in raw], model_keys(StackConfig))
     if problems:
         raise ConfigError(problems)
     if secret_keys is not None:
@@ -491,7 +414,7 @@ def config_map_from_stack_file(document: Mapping[str, Any]) -> dict[str, str]:
     problems = []
     for key in document:
         if key not in STACK_FILE_KEYS:
-            close = _suggestion(str(key), STACK_FILE_KEYS)
+            close = suggestion(str(key), STACK_FILE_KEYS)
             hint = f"; did you mean {close}?" if close else f" (a stack file holds {', '.join(STACK_FILE_KEYS)})"
             problems.append(f"{json.dumps(str(key))[1:-1]}: unknown top-level key of a stack file{hint}")
     if problems:
