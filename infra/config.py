@@ -3,7 +3,10 @@
 Pulumi hands a program its configuration as a flat map of ``"namespace:key" -> string`` (objects
 JSON-encoded). :func:`parse_stack_config` turns the ``gpufleet`` part of that map into a frozen
 :class:`StackConfig`, or raises :class:`ConfigError` listing *every* problem, each naming the field
-path the way it is written in ``Pulumi.<stack>.yaml`` (e.g. ``gpufleet:network.azCount``).
+path the way it is written in ``Pulumi.<stack>.yaml`` (e.g. ``gpufleet:network.azCount``). Keys of
+other namespaces must be Pulumi's or a provider's (:mod:`gpufleet.infra.config_keys`); values are taken
+without surprise coercions (:class:`~gpufleet.infra.areas.base.ConfigModel`). Stack files are read by
+:mod:`gpufleet.infra.yaml_input` before they get here.
 """
 
 from __future__ import annotations
