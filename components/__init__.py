@@ -14,7 +14,14 @@ from gpufleet.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
 from gpufleet.components.gpu_operator import GpuOperator, GpuOperatorArgs
 from gpufleet.components.gpu_scheduling import GpuPlacement
 from gpufleet.components.hf_token import HuggingFaceToken, HuggingFaceTokenArgs
-from gpufleet.components.inference_service import AutoscalingArgs, CanaryArgs, InferenceService, InferenceServiceArgs
+from gpufleet.components.inference_service import (
+    AutoscalingArgs,
+    CanaryArgs,
+    DisruptionBudgetArgs,
+    InferenceService,
+    InferenceServiceArgs,
+    RouteArgs,
+)
 from gpufleet.components.karpenter import Karpenter, KarpenterArgs
 from gpufleet.components.kserve import KServe, KServeArgs
 from gpufleet.components.kuberay import KubeRayOperator, KubeRayOperatorArgs
@@ -34,6 +41,7 @@ __all__ = [
     "AlertThresholds",
     "AutoscalingArgs",
     "CanaryArgs",
+    "DisruptionBudgetArgs",
     "Cluster",
     "ClusterArgs",
     "ClusterQueueSpec",
@@ -77,6 +85,7 @@ __all__ = [
     "RayPodArgs",
     "RayService",
     "RayServiceArgs",
+    "RouteArgs",
     "ServeApplication",
     "ServeDeployment",
     "StandaloneDcgmExporter",

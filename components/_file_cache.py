@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
@@ -42,6 +43,34 @@ def check_namespaces(value: Sequence[str], *, name: str) -> list[str]:
     if len(set(namespaces)) != len(namespaces):
         raise ValueError(f"{name}: namespaces repeats a namespace: {namespaces}")
     return namespaces
+
+
+def pinned_addon_version(
+    addon_version: Any,
+    kubernetes_version: Any,
+    table: Mapping[str, str],
+    *,
+    addon_name: str,
+    name: str,
+) -> str:
+    """The add-on version to install: ``addon_version`` when given (a user's pin), else the one
+    ``table`` pins for ``kubernetes_version``. Never EKS's moving default: an add-on upgrade must be
+    a reviewed change of this table or of the stack, not a side effect of a new EKS release."""
+    if addon_version is not None:
+        if not isinstance(addon_version, str) or not ADDON_VERSION.match(addon_version):
+            raise ValueError(f"{name}: addon_version must be an EKS add-on version like 'v2.1.4-eksbuild.1', got {addon_version!r}")
+        return addon_version
+    if kubernetes_version is None:
+        raise ValueError(f"{name}: kubernetes_version is required to pick the pinned {addon_name} add-on version "
+                         "(or set addon_version)")
+    if kubernetes_version not in table:
+        raise ValueError(f"{name}: kubernetes_version {kubernetes_version!r} has no pinned {addon_name} add-on version "
+                         f"(pinned for {', '.join(table)}); set addon_version")
+    return table[kubernetes_version]
+
+
+ADDON_VERSION = re.compile(r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
+"""An EKS add-on version: the driver release and EKS's build number."""
 
 
 def csi_driver_addon(

@@ -19,7 +19,7 @@ import pulumi
 from typing_extensions import NotRequired
 
 from gpufleet.components._k8s import controller_chart, require_dns_label
-from gpufleet.components._validate import require_int_range
+from gpufleet.components._validate import check_arg_keys, require_int_range
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 
 TYPE = "gpufleet:autoscaling:Keda"
@@ -71,6 +71,7 @@ class Keda(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
 
     def __init__(self, name: str, args: Optional[KedaArgs] = None, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, KedaArgs, name=TYPE)
         args = args or {}
         namespace_name = args.get("namespace", DEFAULT_NAMESPACE)
         require_dns_label(namespace_name, "namespace", name=TYPE)

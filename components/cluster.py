@@ -12,7 +12,8 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from gpufleet.components._iam import eks_node_role
-from gpufleet.components._validate import require, require_int_range, require_one_of
+from gpufleet.components._validate import check_arg_keys, require, require_int_range, require_one_of
+from gpufleet.components.eks_versions import unsupported_version_problem
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 from gpufleet.policies.cidr import MAX_OPEN_PREFIX, coverage
 
@@ -62,7 +63,7 @@ class ClusterArgs(TypedDict):
     cluster_name: str
     """EKS cluster name (also the Karpenter discovery tag value). Required."""
     kubernetes_version: str
-    """EKS Kubernetes minor version, e.g. ``"1.35"``. Required."""
+    """EKS Kubernetes minor version, one of ``EKS_SUPPORTED_VERSIONS`` (``"1.32"`` to ``"1.36"``). Required."""
     vpc_id: pulumi.Input[str]
     """VPC of the cluster. Required."""
     private_subnet_ids: pulumi.Input[Sequence[pulumi.Input[str]]]
@@ -120,10 +121,12 @@ class Cluster(pulumi.ComponentResource):
     provider: k8s.Provider
 
     def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, ClusterArgs, name=TYPE)
         cluster_name = require(args, "cluster_name", str, name=TYPE)
         version = require(args, "kubernetes_version", str, name=TYPE)
-        if not re.fullmatch(r"1\.\d{2}", version):
-            raise ValueError(f"{TYPE}: kubernetes_version must be a minor version like '1.35', got {version!r}")
+        version_problem = unsupported_version_problem(version)
+        if version_problem:
+            raise ValueError(f"{TYPE}: kubernetes_version: {version_problem}")
         for key in ("vpc_id", "private_subnet_ids"):
             if args.get(key) is None:
                 raise ValueError(f"{TYPE}: {key} is required")

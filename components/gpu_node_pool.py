@@ -54,6 +54,7 @@ from typing_extensions import NotRequired
 from gpufleet.components import _pool_args as checks
 from gpufleet.components._pool_args import TYPE, PoolArgumentError
 from gpufleet.components.gpu_scheduling import GPU_RESOURCE, POOL_LABEL, GpuPlacement
+from gpufleet.components._validate import check_arg_keys
 from gpufleet.components.karpenter import DISCOVERY_TAG, Karpenter
 
 DEFAULT_TERMINATION_GRACE_PERIOD = "24h"
@@ -194,6 +195,7 @@ class GpuNodePool(pulumi.ComponentResource):
     node_pool_name: pulumi.Output[str]
 
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, GpuNodePoolArgs, name=TYPE)
         karpenter = args.get("karpenter")
         if not isinstance(karpenter, Karpenter):
             raise ValueError(f"{TYPE}: karpenter is required (the Karpenter component that provisions the pool)")

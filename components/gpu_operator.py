@@ -22,7 +22,7 @@ import yaml
 from typing_extensions import NotRequired
 
 from gpufleet.components._k8s import deep_merge
-from gpufleet.components._validate import require_one_of
+from gpufleet.components._validate import check_arg_keys, require_one_of
 from gpufleet.components.gpu_monitoring import GPU_TOLERATION, dcgm_service_monitor
 from gpufleet.components.gpu_scheduling import (
     GPU_RESOURCE,
@@ -137,6 +137,7 @@ class GpuOperator(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: GpuOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, GpuOperatorArgs, name=TYPE)
         placements = _check_placements(args.get("placements"))
         mig_strategy = require_one_of(args.get("mig_strategy", "mixed"), "mig_strategy", ("single", "mixed"), name=TYPE)
         for index, placement in enumerate(placements):

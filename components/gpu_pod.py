@@ -9,7 +9,9 @@ other workload component generate the production checklist instead of asking use
 - a memory-backed ``/dev/shm`` (:func:`shm_volume`): NCCL and PyTorch dataloaders outgrow the 64 MiB
   container default;
 - restricted security contexts (:func:`pod_security_context`, :func:`container_security_context`);
-- hostname anti-affinity between replicas (:func:`hostname_anti_affinity`);
+- spreading replicas over nodes where that costs no extra node (:func:`replica_spread`:
+  hostname anti-affinity on whole-GPU pools, none on pools that share GPUs);
+- a PodDisruptionBudget that keeps nodes drainable (:func:`disruption_budget`);
 - a startup/readiness/liveness probe budget from the expected model load time (:func:`probes`);
 - the priority class of the workload's role (:func:`priority_class_name`).
 
@@ -152,6 +154,74 @@ def hostname_anti_affinity(match_labels: Mapping[str, str], *, required: bool = 
         return {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}}
     return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
         {"weight": 100, "podAffinityTerm": term}]}}
+
+
+def replica_spread(placement: GpuPlacement, match_labels: Mapping[str, str], mode: Optional[str], *,
+                   name: str, field: str = "anti_affinity") -> dict[str, Any]:
+    """Pod-spec fragment spreading the replicas selected by ``match_labels`` over the nodes of
+    ``placement`` (``{}`` when nothing is added).
+
+    - Whole-GPU pools: hostname anti-affinity (:func:`hostname_anti_affinity`), ``preferred`` unless
+      ``mode`` is ``required``; a replica takes whole GPUs, so a second one usually needs a second
+      node anyway.
+    - Pools that share GPUs (MIG slices, time-slicing): nothing. One node there offers many units
+      (a p4de/p5 cut into ``1g.10gb`` slices: 56), and Karpenter treats every preference (preferred
+      anti-affinity, and ``ScheduleAnyway`` topology spread constraints too: its default
+      ``preferencePolicy: Respect``, karpenter-provider-aws v1.14.1 ``charts/karpenter/values.yaml``
+      ``settings.preferencePolicy``) as required while it can still add a node: two small replicas
+      would each get their own 8-GPU node. ``mode`` set explicitly on such a pool is refused with
+      that explanation; replicas there share nodes, and their PodDisruptionBudget keeps one serving
+      while a node drains.
+    """
+    shared = placement.sharing != "none"
+    if mode is not None and mode not in ("preferred", "required"):
+        raise ValueError(f"{name}: {field} must be one of 'preferred', 'required', got {mode!r}")
+    if shared:
+        if mode is not None:
+            per_node = placement.max_resources_per_node
+            raise ValueError(
+                f"{name}: {field} ({mode!r}) is refused on {placement.sharing} pool {placement.pool!r}: one node "
+                f"offers up to {per_node} {placement.gpu_resource} units, and Karpenter treats preferred "
+                f"anti-affinity (and ScheduleAnyway topology spread) as required while it can launch nodes, so "
+                f"every replica would get its own {placement.max_gpus_per_node}-GPU node; leave {field} unset "
+                f"(replicas share the pool's nodes, their PodDisruptionBudget keeps one serving during drains) or "
+                f"use a whole-GPU pool to spread replicas over nodes")
+        return {}
+    return {"affinity": hostname_anti_affinity(match_labels, required=mode == "required")}
+
+
+def disruption_budget(replicas: int, selector: Mapping[str, str], budget: Optional[Mapping[str, Any]] = None, *,
+                      name: str, field: str = "disruption_budget",
+                      replicas_field: str = "min_replicas") -> dict[str, Any]:
+    """PodDisruptionBudget ``spec`` for pods selected by ``selector`` that run at least ``replicas``.
+
+    Default ``maxUnavailable: 1``: a drain, consolidation, expiry or drift evicts one pod at a time
+    and waits for its replacement, also with a single replica (which then restarts elsewhere). A
+    ``budget`` (``min_available`` or ``max_unavailable``, whole pods) that allows no disruption at
+    ``replicas`` is refused: such a PDB blocks every node drain, and Karpenter can neither
+    consolidate, expire nor replace drifted nodes running these pods (until the NodePool's
+    ``terminationGracePeriod`` forces them out). Unready pods may always be evicted
+    (``unhealthyPodEvictionPolicy: AlwaysAllow``), so a crash-looping pod never blocks a drain."""
+    chosen: dict[str, Any] = {"maxUnavailable": 1}
+    if budget is not None:
+        if not isinstance(budget, Mapping):
+            raise TypeError(f"{name}: {field} must be a mapping")
+        unknown = set(budget) - {"min_available", "max_unavailable"}
+        given = {key: value for key, value in budget.items() if value is not None}
+        if unknown or len(given) != 1:
+            raise ValueError(f"{name}: {field} must set exactly one of min_available, max_unavailable, "
+                             f"got {dict(budget)!r}")
+        (key, value), = given.items()
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name}: {field}.{key} must be a whole number of pods, got {value!r}")
+        allowed = replicas - value if key == "min_available" else value
+        if allowed < 1:
+            raise ValueError(
+                f"{name}: {field}.{key} ({value}) allows no voluntary disruption at {replicas_field} ({replicas}): "
+                f"the PodDisruptionBudget would block every node drain, and Karpenter could not consolidate, "
+                f"expire or replace drifted nodes running these pods; use max_unavailable: 1 or more replicas")
+        chosen = {"minAvailable": value} if key == "min_available" else {"maxUnavailable": value}
+    return {**chosen, "selector": {"matchLabels": dict(selector)}, "unhealthyPodEvictionPolicy": "AlwaysAllow"}
 
 
 def probes(load_seconds: int, port: int, *, ready_path: str = "/health", live_path: Optional[str] = None,

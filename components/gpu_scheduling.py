@@ -44,6 +44,11 @@ ENVIRONMENT_LABEL = "gpufleet.io/environment"
 
 QUEUE_NAME_LABEL = "kueue.x-k8s.io/queue-name"
 """Label that submits a Job, RayJob or RayCluster to a Kueue LocalQueue."""
+WORKLOAD_PRIORITY_CLASS_LABEL = "kueue.x-k8s.io/priority-class"
+"""Label naming the Kueue WorkloadPriorityClass of a queued object. Kueue reads it before any pod
+PriorityClass (Kueue 0.19 ``jobframework.ExtractPriority``: the label's WorkloadPriorityClass, else
+the pods' ``priorityClassName``); gpufleet's WorkloadPriorityClasses carry the PriorityClasses' names
+and values (:data:`PRIORITY_CLASSES`)."""
 
 PRIORITY_CLASSES: Mapping[str, str] = {
     "inference": "gpufleet-inference",

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
+from gpufleet.components._validate import check_arg_keys
 from gpufleet.components._k8s import DNS_LABEL, MANAGED_BY
 
 TYPE = "gpufleet:serving:HuggingFaceToken"
@@ -38,6 +39,7 @@ class HuggingFaceToken(pulumi.ComponentResource):
     secret_ref: dict[str, str]
 
     def __init__(self, name: str, args: HuggingFaceTokenArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, HuggingFaceTokenArgs, name=TYPE)
         if args.get("token") is None:
             raise ValueError(f"{TYPE}: token is required")
         namespaces = list(args.get("namespaces") or [])

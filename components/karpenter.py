@@ -29,7 +29,7 @@ from typing_extensions import NotRequired
 
 from gpufleet.components._iam import eks_node_role, irsa_role
 from gpufleet.components._k8s import deep_merge
-from gpufleet.components._validate import require_int_range, require_one_of
+from gpufleet.components._validate import check_arg_keys, require_int_range, require_one_of
 from gpufleet.components.cluster import partition_of
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 from gpufleet.components.karpenter_policy import (
@@ -126,6 +126,7 @@ class Karpenter(pulumi.ComponentResource):
     ``node_overlays`` or ``extra_values``)."""
 
     def __init__(self, name: str, args: KarpenterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, KarpenterArgs, name=TYPE)
         for key in ("cluster_name", "oidc_provider_arn", "oidc_provider_url", "cluster_security_group_id"):
             if args.get(key) is None:
                 raise ValueError(f"{TYPE}: {key} is required")

@@ -10,10 +10,16 @@ The ``kserve-runtime-configs`` chart (ClusterServingRuntimes) is not installed: 
 container, so every GPU and pod-hygiene setting is generated rather than inherited from a runtime.
 
 Traffic: by default KServe creates no Ingress (services are reached in-cluster at
-``<name>-predictor.<namespace>``). ``ingress_class_name`` makes it create Ingresses; ``gateway_api``
-makes it create Gateway API HTTPRoutes instead, which is what Standard-mode canaries need (KServe
-splits canary traffic with weighted HTTPRoute backends; the Gateway API CRDs and an implementation
-such as Envoy Gateway must be installed).
+``<name>-predictor.<namespace>``). ``ingress_class_name`` makes it create Ingresses. ``gateway_api``
+routes through the Gateway API instead (the Gateway API CRDs and an implementation such as Envoy
+Gateway must be installed): this component creates the ``Gateway`` (``gateway.networking.k8s.io/v1``)
+with the configured GatewayClass, and points KServe's ``ingressGateway.kserveGateway`` at it with the
+chart's ``createGateway: false``. The v0.20.0 chart's own Gateway
+(``charts/kserve-resources/files/kserve/ingress_gateway-patch.yaml``) hard-codes
+``gatewayClassName: envoy``, so with any other class (Envoy Gateway's ``eg``) no route would attach.
+gpufleet's :class:`~gpufleet.components.inference_service.InferenceService` attaches its own weighted
+HTTPRoutes to that Gateway (``KServe.gateway``): KServe v0.20.0's routes send everything to the
+stable predictor, so they cannot split traffic for a canary.
 
 cert-manager values: no upstream ``values.yaml`` of cert-manager is vendored with gpufleet, so only
 keys of the chart's ``values.schema.json`` (which refuses unknown keys) are set: ``crds.enabled``
@@ -25,13 +31,16 @@ schema's ``global`` section has no ``nodeSelector``.
 from __future__ import annotations
 
 import re
-from typing import Any, Optional, TypedDict
+from typing import Any, Mapping, Optional, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from gpufleet.components._k8s import DNS_LABEL, atomic_release, managed_namespace, require_dns_label
+from gpufleet.components._validate import check_arg_keys
+from gpufleet.components.gateway_api import API_VERSION as GATEWAY_API_VERSION
+from gpufleet.components.gateway_api import gateway_spec, parse_gateway_ref
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 
 TYPE = "gpufleet:kserve:KServe"
@@ -51,17 +60,27 @@ CERT_MANAGER_COMPONENTS = ("webhook", "cainjector", "startupapicheck")
 _DOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
 
 
+DEFAULT_GATEWAY = "inference-gateway"
+"""Name of the Gateway this component creates (in the KServe namespace). Not the chart's
+``kserve-ingress-gateway``: Helm deletes that one when ``createGateway`` turns false, which must not
+race with creating gpufleet's."""
+
+
 class GatewayApiArgs(TypedDict):
-    """KServe's Gateway API ingress (HTTPRoutes attached to one Gateway)."""
+    """Gateway API routing (HTTPRoutes attached to one Gateway)."""
 
     gateway: NotRequired[str]
     """``<namespace>/<name>`` of the Gateway routes attach to. Default
-    ``<KServe namespace>/kserve-ingress-gateway``."""
+    ``<KServe namespace>/inference-gateway``."""
     create_gateway: NotRequired[bool]
-    """Let the chart create that Gateway. Default true."""
+    """Create that Gateway here (the chart's own never: its class is hard-coded ``envoy``). Default
+    true; false for an existing Gateway."""
     class_name: NotRequired[str]
-    """GatewayClass of a created Gateway (an installed Gateway API implementation). Required when
-    ``create_gateway``."""
+    """GatewayClass of the created Gateway (an installed Gateway API implementation, e.g. Envoy
+    Gateway's ``eg``). Required when ``create_gateway``."""
+    route_namespaces: NotRequired[Mapping[str, Any]]
+    """Label selector of the namespaces whose HTTPRoutes may attach to the created Gateway. Default
+    all namespaces."""
 
 
 class KServeArgs(TypedDict):
@@ -76,7 +95,7 @@ class KServeArgs(TypedDict):
     ingress_class_name: NotRequired[str]
     """Create an Ingress of this class per InferenceService. Default none (in-cluster only)."""
     gateway_api: NotRequired[GatewayApiArgs]
-    """Create Gateway API HTTPRoutes instead (needed for canary traffic splits). Default none."""
+    """Route through a Gateway API Gateway instead (needed for canary traffic splits). Default none."""
 
 
 def kserve_values(args: KServeArgs, namespace: str = DEFAULT_NAMESPACE) -> dict[str, Any]:
@@ -95,16 +114,10 @@ def kserve_values(args: KServeArgs, namespace: str = DEFAULT_NAMESPACE) -> dict[
             raise ValueError(f"{TYPE}: ingress_class_name must be an IngressClass name, got {ingress_class!r}")
         gateway["ingressGateway"] = {"className": ingress_class}
     if gateway_api is not None:
-        name = gateway_api.get("gateway", f"{namespace}/kserve-ingress-gateway")
-        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9-]+/[a-z0-9-]+", name):
-            raise ValueError(f"{TYPE}: gateway_api.gateway must be '<namespace>/<name>', got {name!r}")
-        create = gateway_api.get("create_gateway", True)
-        class_name = gateway_api.get("class_name")
-        if create and not (isinstance(class_name, str) and DNS_LABEL.match(class_name)):
-            raise ValueError(f"{TYPE}: gateway_api.class_name is required when gateway_api.create_gateway is true")
-        gateway["ingressGateway"] = {"enableGatewayApi": True, "kserveGateway": name, "createGateway": bool(create)}
-        if class_name:
-            gateway["ingressGateway"]["className"] = class_name
+        name = "/".join(gateway_ref(gateway_api, namespace))
+        # The chart never creates the Gateway (its template hard-codes gatewayClassName: envoy); KServe
+        # is only told which Gateway routes attach to.
+        gateway["ingressGateway"] = {"enableGatewayApi": True, "kserveGateway": name, "createGateway": False}
     return {
         "kserve": {
             "controller": {
@@ -114,6 +127,22 @@ def kserve_values(args: KServeArgs, namespace: str = DEFAULT_NAMESPACE) -> dict[
             },
         },
     }
+
+
+def gateway_ref(gateway_api: GatewayApiArgs, namespace: str = DEFAULT_NAMESPACE) -> tuple[str, str]:
+    """``(namespace, name)`` of the Gateway that ``gateway_api`` routes through (checked)."""
+    ref = parse_gateway_ref(gateway_api.get("gateway", f"{namespace}/{DEFAULT_GATEWAY}"), "gateway_api.gateway",
+                            name=TYPE)
+    create = gateway_api.get("create_gateway", True)
+    if not isinstance(create, bool):
+        raise TypeError(f"{TYPE}: gateway_api.create_gateway must be bool")
+    class_name = gateway_api.get("class_name")
+    if create and not (isinstance(class_name, str) and DNS_LABEL.match(class_name)):
+        raise ValueError(f"{TYPE}: gateway_api.class_name is required when gateway_api.create_gateway is true")
+    if create and ref[0] != namespace:
+        raise ValueError(f"{TYPE}: gateway_api.gateway ({'/'.join(ref)}) must be in the KServe namespace "
+                         f"{namespace!r} when gateway_api.create_gateway is true")
+    return ref
 
 
 def cert_manager_values() -> dict[str, Any]:
@@ -131,9 +160,12 @@ class KServe(pulumi.ComponentResource):
 
     namespace: pulumi.Output[str]
     gateway_api: bool
-    """Whether KServe routes with Gateway API HTTPRoutes (Standard-mode canaries need it)."""
+    """Whether services route through a Gateway API Gateway (canaries need it)."""
+    gateway: Optional[str]
+    """``<namespace>/<name>`` of that Gateway (``None`` without ``gateway_api``)."""
 
     def __init__(self, name: str, args: Optional[KServeArgs] = None, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, KServeArgs, name=TYPE)
         args = args or {}
         namespace_name = args.get("namespace", DEFAULT_NAMESPACE)
         require_dns_label(namespace_name, "namespace", name=TYPE)
@@ -145,6 +177,7 @@ class KServe(pulumi.ComponentResource):
         super().__init__(TYPE, name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         self.gateway_api = "gateway_api" in args
+        self.gateway = "/".join(gateway_ref(args["gateway_api"], namespace_name)) if self.gateway_api else None
 
         before_kserve: list[pulumi.Resource] = []
         if install_cert_manager:
@@ -179,5 +212,19 @@ class KServe(pulumi.ComponentResource):
             parent=self,
             depends_on=[crds, *before_kserve],
         )
+        gateway_api = args.get("gateway_api")
+        if gateway_api is not None and gateway_api.get("create_gateway", True):
+            gateway_namespace, gateway_name = gateway_ref(gateway_api, namespace_name)
+            domain = args.get("domain", "example.com")
+            k8s.apiextensions.CustomResource(
+                f"{name}-gateway",
+                api_version=GATEWAY_API_VERSION,
+                kind="Gateway",
+                metadata={"name": gateway_name, "namespace": namespace.metadata.name,
+                          "labels": {"app.kubernetes.io/managed-by": "gpufleet"}},
+                spec=gateway_spec(gateway_api["class_name"], hostname=f"*.{domain}",
+                                  route_namespaces=gateway_api.get("route_namespaces")),
+                opts=child,
+            )
         self.namespace = resources.status.apply(lambda _: namespace_name)
         self.register_outputs({"namespace": self.namespace})

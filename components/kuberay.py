@@ -16,7 +16,7 @@ import pulumi
 from typing_extensions import NotRequired
 
 from gpufleet.components._k8s import controller_chart, deep_merge, require_dns_label
-from gpufleet.components._validate import require_int_range
+from gpufleet.components._validate import check_arg_keys, require_int_range
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 
 TYPE = "gpufleet:kuberay:KubeRayOperator"
@@ -77,6 +77,7 @@ class KubeRayOperator(pulumi.ComponentResource):
     namespace: pulumi.Output[str]
 
     def __init__(self, name: str, args: Optional[KubeRayOperatorArgs] = None, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, KubeRayOperatorArgs, name=TYPE)
         args = args or {}
         namespace_name = args.get("namespace", DEFAULT_NAMESPACE)
         require_dns_label(namespace_name, "namespace", name=TYPE)

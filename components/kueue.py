@@ -36,7 +36,7 @@ from pulumi_kubernetes._utilities import get_version as k8s_version
 from typing_extensions import NotRequired
 
 from gpufleet.components._k8s import DNS_LABEL, controller_chart
-from gpufleet.components._validate import require, require_int_range
+from gpufleet.components._validate import check_arg_keys, require, require_int_range
 from gpufleet.components.gpu_scheduling import POOL_LABEL, PRIORITY_CLASSES, SYSTEM_NODE_SELECTOR, GpuPlacement
 from gpufleet.components.priority_classes import DESCRIPTIONS, PRIORITY_VALUES
 from gpufleet.components.team import TEAM_LABEL
@@ -176,6 +176,7 @@ class Kueue(pulumi.ComponentResource):
     for (and is deleted before) the ClusterQueue."""
 
     def __init__(self, name: str, args: KueueArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, KueueArgs, name=TYPE)
         placements = _placements(args.get("placements"))
         queues = [_queue(q, i, placements) for i, q in enumerate(args.get("cluster_queues", []))]
         names = [q["name"] for q in queues]

@@ -18,9 +18,15 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from gpufleet.components._file_cache import check_client_cidrs, check_namespaces, csi_driver_addon, model_weights_claim
+from gpufleet.components._file_cache import (
+    check_client_cidrs,
+    check_namespaces,
+    csi_driver_addon,
+    model_weights_claim,
+    pinned_addon_version,
+)
 from gpufleet.components._k8s import MANAGED_BY, require_dns_label
-from gpufleet.components._validate import require_one_of
+from gpufleet.components._validate import check_arg_keys, require_one_of
 
 TYPE = "gpufleet:model_cache:LustreModelCache"
 
@@ -30,6 +36,21 @@ LUSTRE_PORTS = ((988, 988), (1018, 1023))
 """Lustre traffic between clients and file servers (and among the servers)."""
 THROUGHPUTS_PER_TIB = (125, 250, 500, 1000)
 """``PERSISTENT_2`` throughput tiers, MB/s per TiB of storage."""
+
+FSX_CSI_ADDON_VERSIONS: Mapping[str, str] = {
+    "1.32": "v1.4.0-eksbuild.1",
+    "1.33": "v1.4.0-eksbuild.1",
+    "1.34": "v1.4.0-eksbuild.1",
+    "1.35": "v1.4.0-eksbuild.1",
+    "1.36": "v1.4.0-eksbuild.1",
+}
+"""The ``aws-fsx-csi-driver`` add-on version gpufleet installs per EKS Kubernetes minor version.
+
+Source: the driver's release notes (kubernetes-sigs/aws-fsx-csi-driver ``CHANGELOG-0.x.md``, which
+lists the 1.x releases too: v1.4.0, the newest) and its chart (Kubernetes 1.17 and later since chart
+1.0), as the first EKS build of that release. Check a row with ``aws eks describe-addon-versions
+--addon-name aws-fsx-csi-driver --kubernetes-version <minor>``; a stack overrides it with
+``gpufleet:modelCache.addonVersion``."""
 
 
 class LustreModelCacheArgs(TypedDict):
@@ -58,8 +79,12 @@ class LustreModelCacheArgs(TypedDict):
     imported automatically. Default none."""
     kms_key_arn: NotRequired[pulumi.Input[str]]
     """Customer managed KMS key for encryption at rest. Default the AWS managed FSx key."""
+    kubernetes_version: NotRequired[str]
+    """The cluster's Kubernetes minor version (e.g. ``"1.35"``): picks the add-on version from
+    :data:`FSX_CSI_ADDON_VERSIONS`. Required unless ``addon_version`` is given."""
     addon_version: NotRequired[str]
-    """FSx CSI add-on version. Default EKS's default for the cluster version."""
+    """FSx CSI add-on version, e.g. ``v1.4.0-eksbuild.1``, instead of the pinned one. Default: the
+    :data:`FSX_CSI_ADDON_VERSIONS` row of ``kubernetes_version``."""
     tags: NotRequired[Mapping[str, str]]
     """Extra tags for every AWS resource. Default none."""
 
@@ -75,6 +100,7 @@ class LustreModelCache(pulumi.ComponentResource):
     claim_name: str
 
     def __init__(self, name: str, args: LustreModelCacheArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, LustreModelCacheArgs, name=TYPE)
         for key in ("cluster_name", "vpc_id", "subnet_id"):
             if args.get(key) is None:
                 raise ValueError(f"{TYPE}: {key} is required")
@@ -88,6 +114,8 @@ class LustreModelCache(pulumi.ComponentResource):
         s3_path = args.get("s3_import_path")
         if s3_path is not None and (not isinstance(s3_path, str) or not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?", s3_path)):
             raise ValueError(f"{TYPE}: s3_import_path must look like 's3://bucket/prefix', got {s3_path!r}")
+        addon_version = pinned_addon_version(args.get("addon_version"), args.get("kubernetes_version"),
+                                             FSX_CSI_ADDON_VERSIONS, addon_name=FSX_CSI_ADDON, name=TYPE)
         tags = dict(args.get("tags", {}))
         wait_for = list(args.get("wait_for", []))
 
@@ -135,7 +163,7 @@ class LustreModelCache(pulumi.ComponentResource):
             f"{name}-fsx-csi",
             cluster_name=args["cluster_name"],
             addon_name=FSX_CSI_ADDON,
-            addon_version=args.get("addon_version"),
+            addon_version=addon_version,
             # Static volumes only: the controller calls no AWS API, so it needs no IAM role.
             tags=tags,
             parent=self,

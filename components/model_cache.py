@@ -18,10 +18,16 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from gpufleet.components._file_cache import check_client_cidrs, check_namespaces, csi_driver_addon, model_weights_claim
+from gpufleet.components._file_cache import (
+    check_client_cidrs,
+    check_namespaces,
+    csi_driver_addon,
+    model_weights_claim,
+    pinned_addon_version,
+)
 from gpufleet.components._iam import irsa_role
 from gpufleet.components._k8s import MANAGED_BY, require_dns_label
-from gpufleet.components._validate import require_one_of
+from gpufleet.components._validate import check_arg_keys, require_one_of
 
 TYPE = "gpufleet:model_cache:ModelCache"
 
@@ -34,6 +40,22 @@ EFS_CSI_SERVICE_ACCOUNT = "efs-csi-controller-sa"
 EFS_CSI_CONTROLLER_SA = f"system:serviceaccount:{EFS_CSI_NAMESPACE}:{EFS_CSI_SERVICE_ACCOUNT}"
 """The service account the add-on's controller runs as: the only identity the role trusts."""
 NFS_PORT = 2049
+
+EFS_CSI_ADDON_VERSIONS: Mapping[str, str] = {
+    "1.32": "v3.5.0-eksbuild.1",
+    "1.33": "v3.5.0-eksbuild.1",
+    "1.34": "v3.5.0-eksbuild.1",
+    "1.35": "v3.5.0-eksbuild.1",
+    "1.36": "v3.5.0-eksbuild.1",
+}
+"""The ``aws-efs-csi-driver`` add-on version gpufleet installs per EKS Kubernetes minor version.
+
+Source: the driver's release notes (kubernetes-sigs/aws-efs-csi-driver ``CHANGELOG-3.x.md``: v3.5.0,
+the newest release) and its compatibility matrix (``docs/compatibility.md``: every release since
+v1.2 supports Kubernetes 1.17 and later), as the first EKS build of that release. Check a row, or
+pick a newer build, with ``aws eks describe-addon-versions --addon-name aws-efs-csi-driver
+--kubernetes-version <minor> --query 'addons[].addonVersions[].addonVersion'``; a stack overrides
+it with ``gpufleet:modelCache.addonVersion``."""
 
 _QUANTITY = re.compile(r"^[1-9]\d*(Mi|Gi|Ti)$")
 
@@ -70,8 +92,12 @@ class ModelCacheArgs(TypedDict):
     once without a provisioned baseline. Default ``elastic``."""
     kms_key_arn: NotRequired[pulumi.Input[str]]
     """Customer managed KMS key for encryption at rest. Default: the AWS managed EFS key."""
+    kubernetes_version: NotRequired[str]
+    """The cluster's Kubernetes minor version (e.g. ``"1.35"``): picks the add-on version from
+    :data:`EFS_CSI_ADDON_VERSIONS`. Required unless ``addon_version`` is given."""
     addon_version: NotRequired[str]
-    """EFS CSI add-on version, e.g. ``v2.1.4-eksbuild.1``. Default: EKS's default for the cluster version."""
+    """EFS CSI add-on version, e.g. ``v3.5.0-eksbuild.1``, instead of the pinned one. Default: the
+    :data:`EFS_CSI_ADDON_VERSIONS` row of ``kubernetes_version``."""
     tags: NotRequired[Mapping[str, str]]
     """Extra tags for every AWS resource. Default none."""
 
@@ -89,6 +115,7 @@ class ModelCache(pulumi.ComponentResource):
     claim_name: str
 
     def __init__(self, name: str, args: ModelCacheArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, ModelCacheArgs, name=TYPE)
         for key in ("cluster_name", "oidc_provider_arn", "oidc_provider_url", "vpc_id"):
             if args.get(key) is None:
                 raise ValueError(f"{TYPE}: {key} is required")
@@ -104,6 +131,8 @@ class ModelCache(pulumi.ComponentResource):
         class_name = require_dns_label(
             args.get("storage_class_name", "gpufleet-model-cache"), "storage_class_name", name=TYPE, what="valid object name")
         throughput = require_one_of(args.get("throughput_mode", "elastic"), "throughput_mode", ("elastic", "bursting"), name=TYPE)
+        addon_version = pinned_addon_version(args.get("addon_version"), args.get("kubernetes_version"),
+                                             EFS_CSI_ADDON_VERSIONS, addon_name=EFS_CSI_ADDON, name=TYPE)
         tags = dict(args.get("tags", {}))
         wait_for = list(args.get("wait_for", []))
 
@@ -174,7 +203,7 @@ class ModelCache(pulumi.ComponentResource):
             f"{name}-efs-csi",
             cluster_name=args["cluster_name"],
             addon_name=EFS_CSI_ADDON,
-            addon_version=args.get("addon_version"),
+            addon_version=addon_version,
             service_account_role_arn=role.arn,
             tags=tags,
             parent=self,

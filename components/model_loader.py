@@ -58,7 +58,7 @@ from typing_extensions import NotRequired
 
 from gpufleet.components import gpu_pod
 from gpufleet.components._k8s import MANAGED_BY, require_dns_label
-from gpufleet.components._validate import require, require_int_range
+from gpufleet.components._validate import check_arg_keys, require, require_int_range
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 
 TYPE = "gpufleet:model_loader:ModelWeightsLoader"
@@ -286,6 +286,7 @@ class ModelWeightsLoader(pulumi.ComponentResource):
     job_name: str
 
     def __init__(self, name: str, args: ModelWeightsLoaderArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, ModelWeightsLoaderArgs, name=TYPE)
         namespace = require_dns_label(require(args, "namespace", str, name=TYPE), "namespace", name=TYPE)
         job_name = require_dns_label(args.get("job_name", name), "job_name", name=TYPE, what="Job name")
         spec = loader_job_spec(args)

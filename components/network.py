@@ -10,7 +10,7 @@ import pulumi
 import pulumi_aws as aws
 from typing_extensions import NotRequired
 
-from gpufleet.components._validate import require, require_int_range, require_one_of
+from gpufleet.components._validate import check_arg_keys, require, require_int_range, require_one_of
 
 TYPE = "gpufleet:network:Network"
 
@@ -57,6 +57,7 @@ class Network(pulumi.ComponentResource):
     public_subnet_ids: pulumi.Output[list[str]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, NetworkArgs, name=TYPE)
         cluster_name = require(args, "cluster_name", str, name=TYPE)
         cidr_block = args.get("cidr_block", "10.0.0.0/16")
         az_count = args.get("az_count", 3)

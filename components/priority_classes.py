@@ -21,6 +21,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
+from gpufleet.components._validate import check_arg_keys
 from gpufleet.components.gpu_scheduling import PRIORITY_CLASSES
 
 TYPE = "gpufleet:scheduling:PriorityClasses"
@@ -64,6 +65,7 @@ class PriorityClasses(pulumi.ComponentResource):
     """Role → the PriorityClass resource (to depend on)."""
 
     def __init__(self, name: str, args: Optional[PriorityClassesArgs] = None, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, PriorityClassesArgs, name=TYPE)
         args = args or {}
         labels = dict(args.get("labels", {}))
         for key, value in labels.items():

@@ -29,13 +29,14 @@ from typing_extensions import NotRequired
 
 from gpufleet.components import gpu_pod
 from gpufleet.components._k8s import DNS_LABEL, MANAGED_BY
-from gpufleet.components._validate import require_int_range, require_one_of
+from gpufleet.components._validate import check_arg_keys, require_int_range, require_one_of
 from gpufleet.components.ray_serve_config import ServeApplication, serve_config
 from gpufleet.components.gpu_scheduling import (
     ACCELERATOR_LABEL,
     POOL_LABEL,
     QUEUE_NAME_LABEL,
     SYSTEM_NODE_SELECTOR,
+    WORKLOAD_PRIORITY_CLASS_LABEL,
     GpuPlacement,
 )
 
@@ -414,12 +415,17 @@ def plan_cluster(args: Mapping[str, Any], default_name: str, *, name: str, role_
 
 
 def object_metadata(plan: _Plan, args: Mapping[str, Any]) -> dict[str, Any]:
-    """Name, namespace, labels; the Kueue queue label (and elastic-job annotation when autoscaling)."""
+    """Name, namespace, labels; the Kueue queue label, the WorkloadPriorityClass of the role (and the
+    elastic-job annotation when autoscaling)."""
     labels = dict(args.get("labels", {}))
     labels.update(MANAGED_BY)
     metadata: dict[str, Any] = {"name": plan.object_name, "namespace": args["namespace"], "labels": labels}
     if args.get("queue_name"):
         labels[QUEUE_NAME_LABEL] = args["queue_name"]
+        # Kueue orders and preempts queued workloads by this class (same name and value as the
+        # pods' PriorityClass, which the kube-scheduler uses); changing the label re-prioritises a
+        # pending workload without touching its pods.
+        labels[WORKLOAD_PRIORITY_CLASS_LABEL] = plan.spec["headGroupSpec"]["template"]["spec"]["priorityClassName"]
         if plan.spec["enableInTreeAutoscaling"]:
             metadata["annotations"] = {ELASTIC_JOB_ANNOTATION: "true"}
     return metadata
@@ -448,15 +454,17 @@ def ray_object(owner: pulumi.Resource, name: str, kind: str, plan: _Plan, args: 
 
 def _disruption_budgets(owner: pulumi.Resource, name: str, plan: _Plan, namespace: pulumi.Input[str],
                         depends_on: list[pulumi.Resource]) -> None:
-    """One PDB per worker group: voluntary disruptions (node drains, consolidation) take at most one
-    worker of a group at a time. The Ray autoscaler deletes idle workers directly, unaffected."""
+    """One PDB per worker group, ``maxUnavailable: 1`` (:func:`gpu_pod.disruption_budget`): voluntary
+    disruptions (node drains, consolidation, expiry, drift) take at most one worker of a group at a
+    time, and always one, also from a group of a single worker, so no group can block a node drain.
+    The Ray autoscaler deletes idle workers directly, unaffected."""
     for group in plan.groups:
         labels = group["template"]["metadata"]["labels"]
         k8s.policy.v1.PodDisruptionBudget(
             f"{name}-{group['groupName']}-pdb",
             metadata={"name": f"{plan.object_name}-{group['groupName']}", "namespace": namespace,
                       "labels": dict(MANAGED_BY)},
-            spec={"maxUnavailable": 1, "selector": {"matchLabels": dict(labels)}},
+            spec=gpu_pod.disruption_budget(max(group["minReplicas"], 1), labels, name=CLUSTER_TYPE),
             opts=pulumi.ResourceOptions(parent=owner, depends_on=depends_on),
         )
 
@@ -470,6 +478,7 @@ class RayCluster(pulumi.ComponentResource):
     """Service of the head (``<name>-head-svc``): dashboard 8265, client 10001, GCS 6379."""
 
     def __init__(self, name: str, args: RayClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, RayClusterArgs, name=CLUSTER_TYPE)
         plan = plan_cluster(args, name, name=CLUSTER_TYPE, role_default="batch", serve=False, idle_default=300)
 
         super().__init__(CLUSTER_TYPE, name, {}, opts)
@@ -489,6 +498,7 @@ class RayService(pulumi.ComponentResource):
     """Service of the Serve HTTP proxies (``<name>-serve-svc``, port 8000)."""
 
     def __init__(self, name: str, args: RayServiceArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, RayServiceArgs, name=SERVICE_TYPE)
         plan = plan_cluster(args, name, name=SERVICE_TYPE, role_default="inference", serve=True, idle_default=600)
         config = serve_config(args.get("applications", []), worker_capacity(plan), name=SERVICE_TYPE)
 

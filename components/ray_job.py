@@ -34,7 +34,7 @@ import yaml
 from typing_extensions import NotRequired
 
 from gpufleet.components import gpu_pod
-from gpufleet.components._validate import require_int_range
+from gpufleet.components._validate import check_arg_keys, require_int_range
 from gpufleet.components.ray_cluster import (
     GROUP_LABEL,
     WORKLOAD_LABEL,
@@ -160,6 +160,7 @@ class RayJob(pulumi.ComponentResource):
     job_name: str
 
     def __init__(self, name: str, args: RayJobArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, RayJobArgs, name=JOB_TYPE)
         plan, spec = plan_job(args, name, name=JOB_TYPE)
 
         super().__init__(JOB_TYPE, name, {}, opts)

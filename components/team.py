@@ -26,7 +26,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from gpufleet.components._validate import require, require_int_range, require_one_of
+from gpufleet.components._validate import check_arg_keys, require, require_int_range, require_one_of
 from gpufleet.components.gpu_scheduling import ENVIRONMENT_LABEL, GPU_RESOURCE, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE
 
 TYPE = "gpufleet:tenancy:Team"
@@ -119,6 +119,7 @@ class Team(pulumi.ComponentResource):
     """Name of the LocalQueue (jobs set ``kueue.x-k8s.io/queue-name`` to it), or None."""
 
     def __init__(self, name: str, args: TeamArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        check_arg_keys(args, TeamArgs, name=TYPE)
         team = require(args, "team", str, name=TYPE)
         if not _DNS_LABEL.match(team) or team in _RESERVED or team.startswith("kube-"):
             raise ValueError(f"{TYPE}: team must be a DNS label that is not a system namespace, got {team!r}")

@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from dataclasses import replace
 from collections import Counter
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, ContextManager, Optional, Sequence
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from rich.tree import Tree
 
+from gpufleet.infra.cli_check import check, rules_app
+from gpufleet.infra.cli_tables import print_table
 from gpufleet.infra.offline.engine import Recording
+from gpufleet.infra.offline.graph import GraphDetail, GraphFormatError, graph_format, plan_graph
 from gpufleet.infra.offline.plan import Plan, PlanInputError, Project, plan_stack
 
 if TYPE_CHECKING:
@@ -27,7 +30,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Markdown: help paragraphs are re-wrapped to the terminal (single newlines in docstrings are not
+    # line breaks) and `code` renders as code.
+    rich_markup_mode="markdown",
 )
+from gpufleet.infra.cli_docs import docs_app, schema_app  # noqa: E402 - registered right below the app
+
+app.add_typer(schema_app, name="schema")
+app.add_typer(docs_app, name="docs")
 out_console = Console()
 err_console = Console(stderr=True)
 
@@ -39,9 +49,26 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from gpufleet import __version__
+
+        print(f"gpufleet {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+) -> None:
     """gpufleet command line."""
+
+
+def _register_command_groups() -> None:
+    from gpufleet.infra import policy_pack_cli, schemas_cli
+
+    app.add_typer(schemas_cli.app, name="schemas")
+    app.add_typer(policy_pack_cli.app, name="policy-pack")
 
 
 @app.command()
@@ -53,22 +80,40 @@ def plan(
     policy_config: Optional[Path] = typer.Option(
         None, "--policy-config", help="Policy pack config JSON (as for `pulumi preview --policy-pack-config`)."
     ),
+    graph: Optional[Path] = typer.Option(
+        None, "--graph", metavar="FILE",
+        help="Write the component and dependency graph: Mermaid for FILE.mmd, Graphviz DOT for FILE.dot.",
+    ),
+    graph_detail: GraphDetail = typer.Option(
+        GraphDetail.components, "--graph-detail",
+        help="components: one node per component (a readable picture); resources: every resource, in its component.",
+    ),
 ) -> None:
-    """Show what `pulumi up` would create for STACK, offline: the same program runs against an
-    in-process engine with fake AWS answers; no cloud, cluster or Pulumi service is contacted.
-    The gpu-production policy pack then judges the plan as `pulumi preview --policy-pack` would;
-    any mandatory violation fails the command (exit 1)."""
+    """Show what `pulumi up` would create for STACK, offline.
+
+    The same program runs against an in-process engine with fake AWS answers; no cloud, cluster or
+    Pulumi service is contacted. The gpu-production policy pack then judges the plan as `pulumi
+    preview --policy-pack` would; any mandatory violation fails the command (exit 1). Bad input
+    (unknown stack, invalid stack file or configuration) exits 2, naming the field."""
     pack_config = _read_policy_config(policy_config) if policy_config is not None else None
     try:
+        graph_fmt = graph_format(graph) if graph is not None else None
+    except GraphFormatError as error:
+        _fail([str(error)], EXIT_BAD_INPUT)
+    try:
         project = Project.find(project_dir)
-        result = plan_stack(project, stack)
+        with _status(f"Planning {stack} offline…"):
+            result = plan_stack(project, stack)
         stack_config = project.stack_config(stack)
     except PlanInputError as error:
         _fail(error.problems, EXIT_BAD_INPUT)
     except Exception as error:  # noqa: BLE001 - the user sees one line, not a traceback
         _fail([f"the program failed: {error}"], EXIT_FAILED)
 
-    report = _judge_plan(result, stack_config, pack_config)
+    with _status("Running the policy pack…"):
+        report = _judge_plan(result, stack_config, pack_config)
+    if graph is not None and graph_fmt is not None:
+        graph.write_text(plan_graph(result.recording, graph_detail).render(graph_fmt))
     if out is not None:
         result.write(out)
         (out / "policy.json").write_text(json.dumps(report.document(), indent=2) + "\n")
@@ -83,10 +128,19 @@ def plan(
     problems: list[str] = []
     if result.schema_errors:
         problems += ["rendered Kubernetes objects fail their schemas:", *result.schema_errors]
+    problems += result.admission_errors
     if report.mandatory:
         problems.append(f"{len(report.mandatory)} mandatory policy violation(s): `pulumi preview --policy-pack` would refuse this stack")
     if problems:
         _fail(problems, EXIT_FAILED)
+
+
+def _status(message: str) -> ContextManager[Any]:
+    """A transient spinner while the plan runs, on a terminal only: piped or redirected output
+    (CI logs, `--format json > plan.json`) never sees it."""
+    if out_console.is_terminal:
+        return out_console.status(message, spinner="dots")
+    return nullcontext()
 
 
 def _judge_plan(result: Plan, stack_config: dict[str, str], pack_config: Optional[dict[str, Any]]) -> "PolicyReport":
@@ -104,71 +158,6 @@ def _judge_plan(result: Plan, stack_config: dict[str, str], pack_config: Optiona
     raise AssertionError("unreachable: _fail exits")
 
 
-@app.command()
-def check(
-    paths: list[str] = typer.Argument(..., help="Manifest files or directories (*.yaml, *.yml, recursively); - reads stdin."),
-    output_format: OutputFormat = typer.Option(OutputFormat.text, "--format", help="text (a table) or json."),
-    production: bool = typer.Option(
-        False, "--production", help="Judge as a production stack (production defaults: stricter levels and rules)."
-    ),
-    config: Optional[Path] = typer.Option(
-        None, "--config", help="Policy config JSON, the shape of `pulumi preview --policy-pack-config` (plus \"production\")."
-    ),
-) -> None:
-    """Check plain Kubernetes manifests against gpufleet's policies (resource and cross-resource
-    rules), e.g. in CI. Exit 0: no mandatory violation; 1: some; 2: unreadable input or config."""
-    from gpufleet.infra.manifests import ManifestError, load
-    from gpufleet.policies import rules as rule_registry
-    from gpufleet.policies.core import PolicyConfig, Subject, evaluate
-    from gpufleet.policies.pack import settings_problems, without_exempt
-
-    rules = rule_registry.RULES
-    data = _read_policy_config(config) if config is not None else {}
-    if production:
-        data = {**data, "production": True}
-    try:
-        policy_config = PolicyConfig.from_mapping(data)
-    except ValueError as error:
-        _fail([str(error)], EXIT_BAD_INPUT)
-    problems = settings_problems(data, rules)
-    if problems:
-        _fail([f"{config}: {p}" for p in problems], EXIT_BAD_INPUT)
-    try:
-        manifests = load(paths)
-    except ManifestError as error:
-        _fail(error.problems, EXIT_BAD_INPUT)
-    # Input problems beside checked objects are reported with the findings and fail the gate (exit 1).
-    for line in manifests.skipped:
-        err_console.print(line, highlight=False, soft_wrap=True, markup=False)
-    for problem in manifests.problems:
-        err_console.print(f"[red]input error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
-
-    subjects = [Subject.from_manifest(m.object) for m in manifests]
-    violations = without_exempt(evaluate(subjects, policy_config, rules), rules, policy_config)
-    mandatory = [v for v in violations if v.enforcement == "mandatory"]
-    if output_format is OutputFormat.json:
-        from gpufleet.policies.analyzer import violation_document
-
-        document: dict[str, Any] = {"checked": len(manifests), "violations": [violation_document(v) for v in violations]}
-        if manifests.problems:
-            document["inputErrors"] = manifests.problems
-        if manifests.skipped:
-            document["skipped"] = manifests.skipped
-        print(json.dumps(document, indent=2))
-    else:
-        where = _locations(subjects, manifests)
-        _print_violations(violations, out_console, title="Policy violations", where=where)
-        out_console.print(
-            f"{len(manifests)} objects checked: {len(mandatory)} mandatory, "
-            f"{len(violations) - len(mandatory)} other violation(s)"
-            + (f", {len(manifests.problems)} input error(s)" if manifests.problems else "")
-            + (f"; {len(manifests.skipped)} file(s) skipped" if manifests.skipped else "") + ".",
-            highlight=False,
-        )
-    if mandatory or manifests.problems:
-        raise typer.Exit(EXIT_FAILED)
-
-
 def _read_policy_config(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8"))
@@ -179,14 +168,6 @@ def _read_policy_config(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         _fail([f"{path}: expected a JSON object (policy name → level or settings)"], EXIT_BAD_INPUT)
     return data
-
-
-def _locations(subjects: Sequence[Any], manifests: Sequence[Any]) -> dict[tuple[str, str, str], str]:
-    """(kind, namespace, name) → file:line of the first manifest of that identity."""
-    where: dict[tuple[str, str, str], str] = {}
-    for subject, manifest in zip(subjects, manifests):
-        where.setdefault((subject.kind, subject.namespace, subject.object_name), manifest.location)
-    return where
 
 
 def _print_violations(
@@ -200,10 +181,7 @@ def _print_violations(
     if not violations:
         console.print("Policies: no violations.", highlight=False)
         return
-    table = Table(title=title, title_justify="left", show_lines=True, expand=True)
-    table.add_column("Level", no_wrap=True)
-    table.add_column("Policy / resource", ratio=1, overflow="fold")
-    table.add_column("Message", ratio=1, overflow="fold")
+    rows: list[list[str]] = []
     order = {"mandatory": 0, "advisory": 1}
     for violation in sorted(violations, key=lambda v: (order.get(v.enforcement, 2), v.policy, v.namespace, v.name)):
         level = "[red]mandatory[/red]" if violation.enforcement == "mandatory" else f"[yellow]{violation.enforcement}[/yellow]"
@@ -212,8 +190,9 @@ def _print_violations(
         location = (where or {}).get((violation.kind, violation.namespace, violation.name))
         if location:
             cell += f"\n[dim]{escape(location)}[/dim]"
-        table.add_row(level, cell, escape(violation.message))
-    console.print(table)
+        rows.append([level, cell, escape(violation.message)])
+    print_table(console, title=title, headers=["Level", "Policy / resource", "Message"], rows=rows,
+                ratios=[None, 1, 1], no_wrap=["Level"], show_lines=True)
 
 
 def _fail(problems: list[str], code: int) -> None:
@@ -268,9 +247,7 @@ def _print_gpu_pools(recording: Recording) -> None:
     replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}
     strategy = next((as_str(as_mapping(as_mapping(r.props.get("values")).get("mig")).get("strategy"))
                      for r in helm_releases(subjects, "gpu-operator")), None) or "mixed"
-    table = Table(title="GPU pools", title_justify="left")
-    for column in ("pool", "instances (GPUs each)", "capacity", "GPU limit", "sharing", "pods request (per node)"):
-        table.add_column(column, overflow="fold")
+    rows: list[list[str]] = []
     for pool in sorted(pools, key=lambda p: p.name):
         placement = replace(pool.placement(replicas), mig_strategy=strategy)
         capacity = next((r.values for r in pool.requirements if r.key == "karpenter.sh/capacity-type"), ("on-demand",))
@@ -280,15 +257,16 @@ def _print_gpu_pools(recording: Recording) -> None:
             "mig": f"MIG {placement.mig_profile}",
         }[placement.sharing]
         limit = pool.limits.get("nvidia.com/gpu")
-        table.add_row(
+        rows.append([escape(cell) for cell in (
             pool.name,
             _families(placement.instance_types),
             ", ".join(capacity),
             "none" if limit is None else str(limit),
             sharing,
             f"{placement.gpu_resource} (≤ {placement.max_resources_per_node})",
-        )
-    out_console.print(table)
+        )])
+    headers = ["pool", "instances (GPUs each)", "capacity", "GPU limit", "sharing", "pods request (per node)"]
+    print_table(out_console, title="GPU pools", headers=headers, rows=rows)
 
 
 def _families(instance_types: Sequence[Any]) -> str:
@@ -331,6 +309,11 @@ def _add_children(node: Tree, recording: Recording, parent_urn: str) -> None:
         lock = f" [yellow]({protected[type_token]} protected)[/yellow]" if protected[type_token] else ""
         node.add(f"{type_token} ×{count}{lock}")
 
+
+
+app.command("check")(check)
+app.add_typer(rules_app, name="rules")
+_register_command_groups()
 
 
 def main() -> None:

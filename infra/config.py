@@ -19,6 +19,8 @@ from typing import Any, Collection, Literal, Mapping, Optional
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
 from gpufleet.components.cluster import cpu_architecture, partition_of
+# One EKS version list for the stack config and the Cluster component (re-exported from here too).
+from gpufleet.components.eks_versions import EKS_SUPPORTED_VERSIONS, unsupported_version_problem
 from gpufleet.infra.areas.base import AWS_REGIONS, AwsTags, ConfigModel, FieldProblem, IamPrincipalArn, image_is_latest
 from gpufleet.infra.areas.gpu_operator import GpuOperatorSection, MonitoringSection
 from gpufleet.infra.areas.gpu_pools import GpuPoolSection, KarpenterSection
@@ -31,10 +33,6 @@ from gpufleet.infra.config_keys import (  # noqa: F401 - PULUMI_NAMESPACES, STAC
 )
 from gpufleet.policies.cidr import MAX_OPEN_PREFIX, coverage
 
-
-# Amazon EKS Kubernetes versions in standard or extended support in November 2026
-# (source: "Understand the Kubernetes version lifecycle on EKS", Amazon EKS User Guide).
-EKS_SUPPORTED_VERSIONS: tuple[str, ...] = ("1.32", "1.33", "1.34", "1.35", "1.36")
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
@@ -210,8 +208,9 @@ class StackConfig(ConfigModel):
     """What the stack is for; ``prod`` turns advisory production checks into mandatory ones."""
     region: str
     """AWS region, e.g. ``us-west-2`` (one of ``AWS_REGIONS`` in ``infra/areas/base.py``)."""
-    kubernetes_version: str
-    """EKS Kubernetes minor version, one of :data:`EKS_SUPPORTED_VERSIONS`."""
+    kubernetes_version: str = Field(json_schema_extra={"enum": list(EKS_SUPPORTED_VERSIONS)})
+    """EKS Kubernetes minor version, a string (quote it in YAML: ``"1.35"``), one of the versions in EKS
+    standard or extended support."""
     network: NetworkConfig = NetworkConfig()
     """The VPC."""
     cluster: ClusterConfig = ClusterConfig()
@@ -254,10 +253,9 @@ class StackConfig(ConfigModel):
     @field_validator("kubernetes_version")
     @classmethod
     def _version(cls, value: str) -> str:
-        if value not in EKS_SUPPORTED_VERSIONS:
-            raise ValueError(
-                f"Kubernetes {value} is not supported by EKS; use one of {', '.join(EKS_SUPPORTED_VERSIONS)}"
-            )
+        problem = unsupported_version_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     def cluster_name(self, stack: str) -> str:
@@ -294,14 +292,16 @@ def _problem(error: dict[str, Any]) -> str:
     return message
 
 
-def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]] = None) -> StackConfig:
+def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]] = None,
+                       project: Optional[str] = None) -> StackConfig:
     """Validate the ``gpufleet:*`` keys of an engine config map; keys of other namespaces must belong
-    to Pulumi or a provider (:func:`namespace_problems`) and are not read.
+    to Pulumi, a provider or the project itself (:func:`namespace_problems`) and are not read.
 
     ``secret_keys``: the keys the engine marks secret; when given, a :data:`SECRET_KEYS` value that
-    is not one of them is refused.
+    is not one of them is refused. ``project``: the Pulumi project's name (a user's program reads its
+    own ``<project>:*`` keys).
     """
-    problems = namespace_problems([str(key) for key in raw], model_keys(StackConfig))
+    problems = namespace_problems([str(key) for key in raw], model_keys(StackConfig), project)
     if problems:
         raise ConfigError(problems)
     if secret_keys is not None:
@@ -465,5 +465,8 @@ def load_from_pulumi() -> StackConfig:
     """The running program's stack configuration (raises :class:`ConfigError`)."""
     from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
+    import pulumi
+
     raw = {**get_config_env(), **CONFIG.get()}
-    return parse_stack_config(raw, secret_keys={key for key in raw if is_config_secret(key)})
+    return parse_stack_config(raw, secret_keys={key for key in raw if is_config_secret(key)},
+                              project=pulumi.get_project())

@@ -25,14 +25,13 @@ from pulumi.runtime.proto import analyzer_pb2
 from pulumi_policy import Policy
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
+from gpufleet import __version__ as PACK_VERSION  # PulumiPolicy.yaml's ``version`` wins under the real CLI
 from gpufleet.policies.core import Rule, Subject, Violation
 from gpufleet.policies.pack import PACK_NAME, build_policies, default_enforcement, plain_props
 
 if TYPE_CHECKING:  # the engine imports the Pulumi runtime; only type hints need it here
     from gpufleet.infra.offline.engine import Recording, RegisteredResource
 
-PACK_VERSION = "0.1.0"
-"""The pack's version (PulumiPolicy.yaml's ``version`` wins under the real CLI)."""
 
 _LEVEL_NAMES = {
     analyzer_pb2.ADVISORY: "advisory",

@@ -18,6 +18,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence, get_args
 
+from gpufleet.policies.assumptions import (  # noqa: F401 - re-exported for rules and callers
+    ASSUMPTION_TOKENS, ASSUMPTIONS, Assumption, UnknownNameError, nearest_name, parse_assumptions,
+)
+
 Enforcement = Literal["mandatory", "advisory", "disabled"]
 ENFORCEMENT_LEVELS: tuple[str, ...] = get_args(Enforcement)
 
@@ -47,12 +51,14 @@ def is_unknown(value: Any) -> bool:
     scalar nor a container (an SDK's unknown object)."""
     if isinstance(value, str):
         return value in UNKNOWN_SENTINELS
-    return not (value is None or isinstance(value, (int, float, bool, list, tuple, dict, Mapping)))
+    if value is None or type(value) in (dict, list, int, float, bool, tuple):
+        return False
+    return not isinstance(value, (int, float, bool, list, tuple, dict, Mapping))
 
 
 def contains_unknown(value: Any) -> bool:
     """``value`` or anything nested in it is unknown."""
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         return any(contains_unknown(v) for v in value.values())
     if isinstance(value, (list, tuple)):
         return any(contains_unknown(v) for v in value)
@@ -81,6 +87,8 @@ def as_str(value: Any) -> Optional[str]:
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """The mapping itself, or an empty one (absent or unknown)."""
+    if type(value) is dict:  # the common case, without typing.Mapping's slow isinstance check
+        return value
     return value if isinstance(value, Mapping) else {}
 
 
@@ -158,7 +166,8 @@ class Subject:
         """A subject for a plain Kubernetes manifest (type derived from ``apiVersion``/``kind``)."""
         api_version = as_str(manifest.get("apiVersion")) or ""
         kind = as_str(manifest.get("kind")) or ""
-        name = as_str(as_mapping(manifest.get("metadata")).get("name")) or ""
+        metadata = as_mapping(manifest.get("metadata"))
+        name = as_str(metadata.get("name")) or as_str(metadata.get("generateName")) or ""
         return cls(kubernetes_type(api_version, kind), name, manifest, urn)
 
     @property
@@ -206,8 +215,9 @@ class Subject:
 
     @property
     def object_name(self) -> str:
-        """``metadata.name`` when known, else the logical name (Pulumi auto-naming)."""
-        return as_str(self.metadata.get("name")) or self.name
+        """``metadata.name`` when known, else the logical name (Pulumi auto-naming; a manifest with only
+        ``generateName``: that prefix)."""
+        return as_str(self.metadata.get("name")) or self.name or as_str(self.metadata.get("generateName")) or ""
 
     @property
     def namespace(self) -> str:
@@ -262,6 +272,8 @@ CLUSTER_SCOPED: frozenset[tuple[str, str]] = frozenset({
     ("kueue.x-k8s.io", "WorkloadPriorityClass"), ("nvidia.com", "ClusterPolicy"),
     ("nvidia.com", "NVIDIADriver"), ("serving.kserve.io", "ClusterServingRuntime"),
     ("serving.kserve.io", "ClusterStorageContainer"), ("keda.sh", "ClusterTriggerAuthentication"),
+    ("eksctl.io", "ClusterConfig"), ("resource.k8s.io", "DeviceClass"),
+    ("trainer.kubeflow.org", "ClusterTrainingRuntime"),
 })
 """Cluster-scoped kinds among those the rules look at (they have no namespace)."""
 
@@ -290,10 +302,17 @@ class Violation:
 @dataclass(frozen=True)
 class RuleContext:
     """What a rule's check sees besides the subjects: its settings (defaults merged with the pack
-    config) and whether the stack is production."""
+    config), whether the stack is production, and what the cluster is assumed to provide beyond the
+    checked resources (:data:`ASSUMPTIONS`)."""
 
     settings: Mapping[str, Any] = field(default_factory=dict)
     production: bool = False
+    assume: frozenset[str] = frozenset()
+    """Assumption tokens in force (``dcgm-exporter``, ``node-pools=external``, ...)."""
+
+    def assumes(self, token: str) -> bool:
+        """Is ``token`` (an entry of :data:`ASSUMPTION_TOKENS`) assumed?"""
+        return token in self.assume
 
     def __getitem__(self, key: str) -> Any:
         return self.settings[key]
@@ -324,6 +343,15 @@ class Rule:
     """Resource rule: messages about one subject."""
     check_stack: Optional[StackCheck] = None
     """Cross-resource rule: (subject, message) pairs over every subject of the stack."""
+    summary: str = ""
+    """What it guards, in a line (``gpufleet rules``, SARIF short description)."""
+    why: str = ""
+    """Why it matters in production (the production checklist's reason), for ``gpufleet rules explain``."""
+    fix: str = ""
+    """How to fix a violation."""
+    example: str = ""
+    """A passing example: YAML documents, Kubernetes manifests or, for cloud resources, a Pulumi resource
+    as ``{pulumiType: <type token>, name: <name>, props: {<inputs>}}`` (see :func:`example_subjects`)."""
 
     def default_enforcement(self, production: bool) -> Enforcement:
         if production and self.production_enforcement is not None:
@@ -351,6 +379,8 @@ class PolicyConfig:
     """Rule name → level."""
     settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     """Rule name → settings overriding the rule's defaults."""
+    assume: frozenset[str] = frozenset()
+    """Assumptions for every rule (top-level ``assume``); a rule's own ``assume`` setting adds to them."""
 
     @classmethod
     def from_mapping(cls, data: Optional[Mapping[str, Any]]) -> "PolicyConfig":
@@ -358,9 +388,11 @@ class PolicyConfig:
 
             {"all": "mandatory" | {"enforcementLevel": ...},
              "<rule>": "advisory" | {"enforcementLevel": ..., "<setting>": ...},
-             "production": true}
+             "production": true,
+             "assume": ["dcgm-exporter", "node-pools=external"]}
 
-        as ``pulumi preview --policy-pack-config`` takes it. Raises ValueError naming the key for
+        as ``pulumi preview --policy-pack-config`` takes it (``production`` and ``assume`` only here: the
+        Pulumi CLI takes a level or an object per key). Raises ValueError naming the key for
         an unknown level or a malformed entry.
         """
         data = data or {}
@@ -370,8 +402,12 @@ class PolicyConfig:
         all_level: Optional[Enforcement] = None
         enforcement: dict[str, Enforcement] = {}
         settings: dict[str, dict[str, Any]] = {}
+        assume = data.get(ASSUME_KEY, [])
+        if not isinstance(assume, (list, tuple)):
+            raise ValueError(f"policy config: {ASSUME_KEY} must be a list of assumptions, not {assume!r}")
+        assumed = parse_assumptions(assume, f"policy config: {ASSUME_KEY}")
         for key, value in data.items():
-            if key == "production":
+            if key in ("production", ASSUME_KEY):
                 continue
             if isinstance(value, str):
                 level, extra = _level(key, value), {}
@@ -387,8 +423,14 @@ class PolicyConfig:
             if level is not None:
                 enforcement[key] = level
             if extra:
+                if ASSUME_KEY in extra:
+                    rule_assume = extra[ASSUME_KEY]
+                    if not isinstance(rule_assume, (list, tuple)):
+                        raise ValueError(f"policy config: {key}.{ASSUME_KEY} must be a list of assumptions, "
+                                         f"not {rule_assume!r}")
+                    parse_assumptions(rule_assume, f"policy config: {key}.{ASSUME_KEY}")
                 settings[key] = extra
-        return cls(production=production, all=all_level, enforcement=enforcement, settings=settings)
+        return cls(production=production, all=all_level, enforcement=enforcement, settings=settings, assume=assumed)
 
     def enforcement_for(self, rule: Rule) -> Enforcement:
         if rule.name in self.enforcement:
@@ -400,8 +442,46 @@ class PolicyConfig:
     def settings_for(self, rule: Rule) -> dict[str, Any]:
         return {**rule.defaults, **self.settings.get(rule.name, {})}
 
+    def assume_for(self, rule: Rule) -> frozenset[str]:
+        """The config-wide assumptions plus the rule's own ``assume`` setting."""
+        own = self.settings.get(rule.name, {}).get(ASSUME_KEY) or ()
+        return self.assume | parse_assumptions(own, f"{rule.name}.{ASSUME_KEY}")
+
     def context_for(self, rule: Rule) -> RuleContext:
-        return RuleContext(settings=self.settings_for(rule), production=self.production)
+        return RuleContext(settings=self.settings_for(rule), production=self.production, assume=self.assume_for(rule))
+
+
+ASSUME_KEY = "assume"
+"""Config key of the assumptions: top-level in ``gpufleet check --config``, and a setting every policy
+takes (the only form ``--policy-pack-config`` can carry)."""
+
+CONFIG_KEYWORDS: tuple[str, ...] = ("all", "production", ASSUME_KEY)
+"""Top-level config keys that are not rule names."""
+
+
+def unknown_config_keys(data: Mapping[str, Any], rule_names: Iterable[str]) -> list[UnknownNameError]:
+    """Keys of a check config that name no rule (nor ``all``/``production``/``assume``), each with the
+    nearest valid name."""
+    valid = [*rule_names]
+    return [UnknownNameError("rule", key, [*valid, *CONFIG_KEYWORDS], "policy config") for key in data
+            if key not in CONFIG_KEYWORDS and key not in valid]
+
+
+def example_subjects(rule: Rule) -> list[Subject]:
+    """The subjects of ``rule.example``: Kubernetes manifests, or Pulumi resources written as
+    ``{pulumiType, name, props}`` (the policy test fixtures' form)."""
+    import yaml
+
+    subjects = []
+    for document in yaml.safe_load_all(rule.example):
+        if not isinstance(document, Mapping):
+            continue
+        if "pulumiType" in document:
+            subjects.append(Subject(str(document["pulumiType"]), str(document.get("name", "example")),
+                                    as_mapping(document.get("props"))))
+        else:
+            subjects.append(Subject.from_manifest(document))
+    return subjects
 
 
 def _level(key: str, value: Any) -> Enforcement:

@@ -39,13 +39,21 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import _is_unknown as _is_unknown_sentinel
 
-from gpufleet.policies.core import PolicyConfig, Rule, RuleContext, Subject, Violation
+from gpufleet.policies.core import (
+    ASSUME_KEY, ASSUMPTION_TOKENS, PolicyConfig, Rule, RuleContext, Subject, Violation, parse_assumptions,
+)
 
 PACK_NAME = "gpufleet-gpu-production"
 """Name of the CrossGuard pack (``PolicyPack(PACK_NAME, ...)``)."""
 
 ENVIRONMENT_CONFIG_KEY = "gpufleet:environment"
 """Stack config key naming the environment; ``prod`` makes the pack apply its production defaults."""
+
+ASSUME_CONFIG_KEY = "gpufleet:policyAssume"
+"""Stack config key with pack-wide assumptions (comma-separated, as ``gpufleet check --assume``)."""
+
+ASSUME_ENV_VAR = "GPUFLEET_POLICY_ASSUME"
+"""Environment variable with pack-wide assumptions (comma-separated); wins over the stack config key."""
 
 PRODUCTION_ENV_VAR = "GPUFLEET_POLICY_PRODUCTION"
 """Environment variable forcing production defaults on (``true``) or off (``false``) for stacks
@@ -122,6 +130,20 @@ EXEMPT_SCHEMA: Mapping[str, Any] = {
 }
 
 
+ASSUME_SCHEMA: Mapping[str, Any] = {
+    "type": "array",
+    "items": {"type": "string", "enum": list(ASSUMPTION_TOKENS)},
+    "description": (
+        "What the cluster provides outside the resources under analysis (gpufleet.policies.assumptions), e.g. "
+        "dcgm-exporter, gpu-quota, disruption-budgets, node-pools=external: the policies that read an "
+        "assumption stop judging what it covers."
+    ),
+    "default": [],
+}
+"""Setting every policy takes: the same ``assume`` key as ``gpufleet check`` (per policy here, since
+``--policy-pack-config`` only takes a level or an object per key)."""
+
+
 def resource_path(kind: str, namespace: str, name: str) -> str:
     """What exemption patterns match: ``Kind/namespace/name`` or ``Kind/name``."""
     return f"{kind}/{namespace}/{name}" if namespace else f"{kind}/{name}"
@@ -171,6 +193,7 @@ def config_schema(rule: Rule) -> PolicyConfigSchema:
             entry["default"] = _jsonable(rule.defaults[key])
         properties[key] = entry
     properties.setdefault(EXEMPT_SETTING, dict(EXEMPT_SCHEMA))
+    properties.setdefault(ASSUME_KEY, dict(ASSUME_SCHEMA))
     return PolicyConfigSchema(properties=properties)
 
 
@@ -184,23 +207,27 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _context(rule: Rule, config: Mapping[str, Any], production: bool) -> RuleContext:
-    """Rule defaults overlaid with the config the engine sent for this policy."""
+def _context(rule: Rule, config: Mapping[str, Any], production: bool, assume: frozenset[str] = frozenset()) -> RuleContext:
+    """Rule defaults overlaid with the config the engine sent for this policy; the pack-wide
+    assumptions plus the policy's own ``assume`` setting."""
     settings = {**rule.defaults, **{k: plain_props(v) for k, v in config.items() if k != "enforcementLevel"}}
-    return RuleContext(settings=settings, production=production)
+    own = settings.get(ASSUME_KEY)
+    own_tokens = [t for t in own if isinstance(t, str)] if isinstance(own, (list, tuple)) else []
+    return RuleContext(settings=settings, production=production,
+                       assume=assume | parse_assumptions(own_tokens, f"{rule.name}.{ASSUME_KEY}"))
 
 
 def _exempt(subject: Subject, context: RuleContext) -> bool:
     return is_exempt(subject.kind, subject.namespace, subject.object_name, context.get(EXEMPT_SETTING))
 
 
-def _resource_validation(rule: Rule, production: bool) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+def _resource_validation(rule: Rule, production: bool, assume: frozenset[str]) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     check = rule.check_resource
     assert check is not None
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         subject = Subject(args.resource_type, args.name, plain_props(args.props), args.urn)
-        context = _context(rule, args.get_config(), production)
+        context = _context(rule, args.get_config(), production, assume)
         if _exempt(subject, context):
             return
         for message in check(subject, context):
@@ -209,13 +236,13 @@ def _resource_validation(rule: Rule, production: bool) -> Callable[[ResourceVali
     return validate
 
 
-def _stack_validation(rule: Rule, production: bool) -> Callable[[StackValidationArgs, ReportViolation], None]:
+def _stack_validation(rule: Rule, production: bool, assume: frozenset[str]) -> Callable[[StackValidationArgs, ReportViolation], None]:
     check = rule.check_stack
     assert check is not None
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         subjects = [Subject(r.resource_type, r.name, plain_props(r.props), r.urn) for r in args.resources]
-        context = _context(rule, args.get_config(), production)
+        context = _context(rule, args.get_config(), production, assume)
         for subject, message in check(subjects, context):
             if not _exempt(subject, context):
                 report_violation(message, subject.urn or None)
@@ -223,8 +250,11 @@ def _stack_validation(rule: Rule, production: bool) -> Callable[[StackValidation
     return validate
 
 
-def build_policies(rules: Optional[Sequence[Rule]] = None, *, production: bool = False) -> list[Policy]:
-    """One CrossGuard policy per rule check (default: all of gpufleet's rules).
+def build_policies(
+    rules: Optional[Sequence[Rule]] = None, *, production: bool = False, assume: frozenset[str] = frozenset()
+) -> list[Policy]:
+    """One CrossGuard policy per rule check (default: all of gpufleet's rules), with the pack-wide
+    ``assume`` tokens (:func:`assume_from_environ`) in every policy's context.
 
     A rule with both a resource and a stack check yields two policies, the stack one named
     ``<rule>-stack`` (policy names are unique within a pack). Default enforcement levels are the
@@ -242,7 +272,7 @@ def build_policies(rules: Optional[Sequence[Rule]] = None, *, production: bool =
             policies.append(ResourceValidationPolicy(
                 name=rule.name,
                 description=rule.description,
-                validate=_resource_validation(rule, production),
+                validate=_resource_validation(rule, production, assume),
                 enforcement_level=level,
                 config_schema=schema,
             ))
@@ -250,7 +280,7 @@ def build_policies(rules: Optional[Sequence[Rule]] = None, *, production: bool =
             policies.append(StackValidationPolicy(
                 name=stack_policy_name(rule),
                 description=rule.description,
-                validate=_stack_validation(rule, production),
+                validate=_stack_validation(rule, production, assume),
                 enforcement_level=level,
                 config_schema=schema,
             ))
@@ -289,6 +319,24 @@ def production_from_environ(environ: Optional[Mapping[str, str]] = None) -> bool
     except json.JSONDecodeError:
         return False
     return isinstance(config, dict) and config.get(ENVIRONMENT_CONFIG_KEY) == "prod"
+
+
+def assume_from_environ(environ: Optional[Mapping[str, str]] = None) -> frozenset[str]:
+    """Pack-wide assumptions, as the pack process learns them: ``GPUFLEET_POLICY_ASSUME``, else the
+    stack config key ``gpufleet:policyAssume`` (from ``PULUMI_CONFIG``); comma-separated, as
+    ``gpufleet check --assume``. An unknown assumption raises ValueError naming the nearest valid one:
+    the pack refuses to start rather than judge with an assumption nobody meant."""
+    environ = os.environ if environ is None else environ
+    raw = environ.get(ASSUME_ENV_VAR)
+    where = ASSUME_ENV_VAR
+    if raw is None:
+        try:
+            config = json.loads(environ.get("PULUMI_CONFIG") or "{}")
+        except json.JSONDecodeError:
+            config = {}
+        raw = config.get(ASSUME_CONFIG_KEY, "") if isinstance(config, dict) else ""
+        where = ASSUME_CONFIG_KEY
+    return parse_assumptions([raw] if isinstance(raw, str) else [], where)
 
 
 def default_enforcement(production: bool) -> EnforcementLevel:

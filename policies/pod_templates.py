@@ -1,19 +1,24 @@
 """Every place a pod template lives, found once for all workload rules.
 
 A GPU pod is rarely written as a Pod: it is the template of a Deployment, a Job, a KServe predictor,
-a Ray worker group... :func:`pod_templates` turns any such subject into :class:`PodTemplate` s (the pod
-spec, its containers, the labels its pods carry, how many replicas it runs), so a rule written against
-a pod spec applies to every workload kind, and a new kind is added here, not in each rule.
+a Ray worker group, a LeaderWorkerSet, a PyTorchJob... :func:`pod_templates` turns any such subject
+into :class:`PodTemplate` s (the pod spec, its containers, the labels its pods carry, how many replicas
+it runs) through the extraction table of :mod:`gpufleet.policies.workloads`, so a rule written against
+a pod spec applies to every workload kind, and a new kind is added there, not in each rule.
+
+What one subject cannot tell (whether a DRA claim is a GPU, whether a Service selects the pods) is
+resolved over all subjects by :func:`gpu_pod_templates`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import re
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from gpufleet.components.gpu_scheduling import GPU_RESOURCE, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE
-from gpufleet.policies.core import Malformed, Subject, as_list, as_mapping, as_number, as_str, parse_quantity
+from gpufleet.policies.core import Malformed, Subject, as_list, as_mapping, as_str, parse_quantity
 
 KSERVE_MODEL_FORMATS = (
     "model", "huggingface", "pytorch", "triton", "tensorflow", "onnx", "sklearn", "xgboost",
@@ -22,19 +27,39 @@ KSERVE_MODEL_FORMATS = (
 """Container-like fields of a KServe predictor: the model (or a framework shortcut) becomes the
 ``kserve-container`` of the predictor pod."""
 
-RAY_GROUP_FIELDS = {"RayCluster": (), "RayService": ("rayClusterConfig",), "RayJob": ("rayClusterSpec",)}
-"""Where a KubeRay kind keeps its RayCluster spec (``spec.<field>``)."""
-
-_POD_SPEC_KINDS = {("", "ReplicationController"), ("apps", "Deployment"), ("apps", "StatefulSet"),
-                   ("apps", "DaemonSet"), ("apps", "ReplicaSet"), ("batch", "Job")}
-_SERVING_KINDS = {"Deployment", "StatefulSet", "ReplicaSet", "ReplicationController", "InferenceService", "RayService"}
-"""Long-running kinds that answer requests: the serving rules (probes, PDB, spread) apply to them."""
-_RAY_DEFAULT_MAX_REPLICAS = 2147483647
+MODEL_SERVER_IMAGES = re.compile(
+    r"vllm|text-generation-inference|tritonserver|sglang|tensorrt-llm|trtllm|kserve|nvcr\.io/nim/|"
+    r"torchserve|jetstream|llama\.cpp|llama-cpp|ollama|lmdeploy|dynamo", re.IGNORECASE)
+"""Images of known model servers (vLLM, TGI, Triton, SGLang, TensorRT-LLM, KServe, NIM, ...)."""
+MODEL_SERVER_COMMANDS = re.compile(
+    r"\bvllm\s+serve\b|vllm\.entrypoints|text-generation-launcher|\btritonserver\b|sglang\.launch_server|"
+    r"llama-server|\btorchserve\b|trtllm-serve|lmdeploy\s+serve|ray\s+serve|serve\.run", re.IGNORECASE)
+"""Commands and arguments that start a known model server."""
+DISTRIBUTED_HINTS = re.compile(
+    r"torchrun|torch\.distributed|deepspeed|accelerate\s+launch|mpirun|horovodrun|\bnccl|megatron|"
+    r"--tensor[-_]parallel[-_]size[=\s]+([2-9]|\d\d)|--num[-_]shard[=\s]+([2-9]|\d\d)|--tp[=\s]+([2-9]|\d\d)",
+    re.IGNORECASE)
+"""PyTorch distributed / NCCL / multi-process evidence in a command or argument."""
+SMOKE_TEST = re.compile(
+    r"^\s*(?:(?:/bin/)?(?:ba)?sh\s+-c\s+)?(?:nvidia-smi|sleep|echo|true|cat|python3?\s+-c|/cuda-samples/|vectorAdd|"
+    r"nbody|while\s+true)", re.IGNORECASE)
+"""Commands of a smoke test or placeholder: ``nvidia-smi``, ``sleep infinity``, ``python -c '...'``, CUDA
+samples. Not evidence of a multi-process workload, whatever the image."""
+SMOKE_TEST_IMAGES = re.compile(r"/pause:|cuda-sample|/busybox|^busybox|/cuda:.*-base", re.IGNORECASE)
+PASSTHROUGH_GPU_RESOURCE = "nvidia.com/pgpu"
+"""A whole GPU passed through to a Kata sandbox (GPU Operator sandbox device plugin)."""
+_DISTRIBUTED_IMAGES = re.compile(r"pytorch|torch|nemo|megatron|deepspeed|nccl|vllm|sglang|text-generation-inference",
+                                 re.IGNORECASE)
+"""Images of PyTorch itself or of servers built on it that share tensors between processes (vLLM, SGLang,
+TGI: their docs ask for a larger /dev/shm)."""
+_PYTORCH_MODEL_FORMATS = ("huggingface", "pytorch")
+"""KServe model formats served by PyTorch-based runtimes (the Hugging Face server runs vLLM)."""
 
 
 def is_gpu_resource(name: str) -> bool:
-    """``nvidia.com/gpu``, ``nvidia.com/gpu.shared`` or a MIG slice ``nvidia.com/mig-<profile>``."""
-    return name in (GPU_RESOURCE, SHARED_GPU_RESOURCE) or name.startswith(MIG_RESOURCE_PREFIX)
+    """``nvidia.com/gpu``, ``nvidia.com/gpu.shared``, a MIG slice ``nvidia.com/mig-<profile>`` or a
+    passed-through GPU of a Kata sandbox (``nvidia.com/pgpu``)."""
+    return name in (GPU_RESOURCE, SHARED_GPU_RESOURCE, PASSTHROUGH_GPU_RESOURCE) or name.startswith(MIG_RESOURCE_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -55,13 +80,24 @@ class PodTemplate:
     min_replicas: Optional[int]
     """Fewest pods running without an external autoscaler (None: unknown)."""
     max_replicas: Optional[int]
-    """Most pods running without an external autoscaler (None: unknown)."""
+    """Most pods running without an external autoscaler (None: unknown or unbounded)."""
     serving: bool
-    """A long-running workload answering requests (Deployment, StatefulSet, InferenceService, ...)."""
+    """Evidence says the pods answer requests: a model-server kind (KServe, LWS, NIM, RayService), a
+    model-server image or command, or (resolved by :func:`gpu_pod_templates`) a Service selecting them."""
     scale_targets: tuple[tuple[str, str], ...] = ()
     """(kind, name) an HPA or ScaledObject would name to scale these pods."""
     kuberay: bool = False
     """A Ray pod: KubeRay adds readiness/liveness probes and a memory-backed /dev/shm itself."""
+    long_running: bool = False
+    """Pods run until deleted (Deployment, StatefulSet, ...): a Service selecting them makes them serving."""
+    distributed: bool = False
+    """Pods of a workload whose pods work together (PyTorchJob, MPIJob, JobSet, LWS, ...)."""
+    operator_adds: frozenset[str] = frozenset()
+    """What the kind's operator adds to each pod: ``probes``, ``shm``."""
+    unbounded: bool = False
+    """The workload's own autoscaler has no upper bound (Knative without maxReplicas)."""
+    dra_gpus: Mapping[str, Decimal] = field(default_factory=dict)
+    """DRA device class → GPUs one pod claims (resolved by :func:`gpu_pod_templates`)."""
 
     @property
     def kind(self) -> str:
@@ -73,7 +109,7 @@ class PodTemplate:
 
     @property
     def where(self) -> str:
-        """For messages: ``Deployment llm spec.template.spec``."""
+        """For messages: where the pod spec sits in the owner."""
         return self.path
 
     def all_containers(self) -> Iterator[Mapping[str, Any]]:
@@ -92,10 +128,23 @@ class PodTemplate:
                 total[name] = max(total.get(name, Decimal(0)), amount)
         return total
 
+    def gpu_count(self) -> Decimal:
+        """GPUs (device-plugin units and DRA devices) one pod takes."""
+        return sum(self.gpu_resources().values(), Decimal(0)) + sum(self.dra_gpus.values(), Decimal(0))
+
     @property
     def uses_gpu(self) -> bool:
-        """Some container names a GPU resource in its requests or limits."""
-        return any(gpu_resource_names(c) for c in self.all_containers())
+        """Some container names a GPU resource in its requests or limits, or the pod claims a GPU
+        through DRA (known once resolved)."""
+        return bool(self.dra_gpus) or any(gpu_resource_names(c) for c in self.all_containers())
+
+    @property
+    def manages_probes(self) -> bool:
+        return self.kuberay or "probes" in self.operator_adds
+
+    @property
+    def manages_shm(self) -> bool:
+        return self.kuberay or "shm" in self.operator_adds
 
     @property
     def volumes(self) -> list[Mapping[str, Any]]:
@@ -104,6 +153,26 @@ class PodTemplate:
     @property
     def tolerations(self) -> list[Mapping[str, Any]]:
         return [as_mapping(t) for t in as_list(self.spec.get("tolerations"))]
+
+    def multi_process(self) -> bool:
+        """Evidence that the pod needs more shared memory than 64 MiB: more than one GPU, pods of a
+        distributed workload, or PyTorch distributed / NCCL / multi-process commands, images or env."""
+        if self.gpu_count() > 1 or self.distributed:
+            return True
+        for container in self.all_containers():
+            text = " ".join(str(part) for key in ("command", "args") for part in as_list(container.get(key)))
+            if DISTRIBUTED_HINTS.search(text):
+                return True
+            if SMOKE_TEST.search(text) or SMOKE_TEST_IMAGES.search(as_str(container.get("image")) or ""):
+                continue  # a one-liner check, whatever the image
+            if _DISTRIBUTED_IMAGES.search(as_str(container.get("image")) or ""):
+                return True
+            if as_str(as_mapping(container.get("modelFormat")).get("name")) in _PYTORCH_MODEL_FORMATS:
+                return True
+            names = [as_str(as_mapping(e).get("name")) or "" for e in as_list(container.get("env"))]
+            if any(n.startswith(("NCCL_", "TORCH_", "PYTORCH_")) for n in names):
+                return True
+        return False
 
 
 def gpu_resource_names(container: Mapping[str, Any]) -> set[str]:
@@ -132,153 +201,117 @@ def container_gpus(container: Mapping[str, Any]) -> dict[str, Decimal]:
     return found
 
 
-def pod_templates(subject: Subject) -> list[PodTemplate]:
-    """Every pod template of ``subject`` (empty for kinds without pods)."""
-    return subject.derived("pod_templates", _pod_templates)
 
 
-def _pod_templates(subject: Subject) -> list[PodTemplate]:
-    if not subject.is_kubernetes or not isinstance(subject.props.get("spec"), Mapping):
-        return []
-    kind, group = subject.kind, subject.group
-    if (group, kind) == ("", "Pod"):
-        return [_template(subject, "spec", subject.spec, subject.labels, 1, 1)]
-    if (group, kind) in _POD_SPEC_KINDS:
-        template = as_mapping(subject.spec.get("template"))
-        return [_from_pod_template(subject, "spec.template", template, *_replicas(subject))]
-    if (group, kind) == ("batch", "CronJob"):
-        job = as_mapping(as_mapping(subject.spec.get("jobTemplate")).get("spec"))
-        return [_from_pod_template(subject, "spec.jobTemplate.spec.template", as_mapping(job.get("template")), 1, 1)]
-    if (group, kind) == ("serving.kserve.io", "InferenceService"):
-        return _inference_service(subject)
-    if group == "ray.io" and kind in RAY_GROUP_FIELDS:
-        cluster, path = subject.spec, "spec"
-        for part in RAY_GROUP_FIELDS[kind]:
-            cluster, path = as_mapping(cluster.get(part)), f"{path}.{part}"
-        return _ray_cluster(subject, cluster, path)
-    if (group, kind) == ("ray.io", "RayCronJob"):
-        job = as_mapping(subject.spec.get("jobTemplate"))
-        return _ray_cluster(subject, as_mapping(job.get("rayClusterSpec")), "spec.jobTemplate.rayClusterSpec")
-    return []
+def model_server(containers: Iterable[Mapping[str, Any]]) -> bool:
+    """Some container runs a known model server (by image, command or arguments)."""
+    for container in containers:
+        if MODEL_SERVER_IMAGES.search(as_str(container.get("image")) or ""):
+            return True
+        text = " ".join(str(part) for key in ("command", "args") for part in as_list(container.get(key)))
+        if MODEL_SERVER_COMMANDS.search(text):
+            return True
+    return False
 
 
-def gpu_pod_templates(subjects: Iterable[Subject]) -> Iterator[PodTemplate]:
-    """Pod templates that use a GPU resource, over many subjects."""
-    for subject in subjects:
-        for template in pod_templates(subject):
-            if template.uses_gpu:
-                yield template
-
-
-def _template(
+def make_template(
     owner: Subject, path: str, spec: Mapping[str, Any], labels: Mapping[str, Any],
     min_replicas: Optional[int], max_replicas: Optional[int], *, extra_containers: Sequence[Mapping[str, Any]] = (),
     serving: Optional[bool] = None, scale_targets: tuple[tuple[str, str], ...] = (), kuberay: bool = False,
+    long_running: bool = False, distributed: bool = False, operator_adds: frozenset[str] = frozenset(),
+    unbounded: bool = False,
 ) -> PodTemplate:
+    """A :class:`PodTemplate` of ``owner``; ``serving`` None: decided by the containers' images and
+    commands (a known model server)."""
     containers = tuple(as_mapping(c) for c in as_list(spec.get("containers"))) + tuple(extra_containers)
+    if serving is None:
+        serving = model_server(containers)
     return PodTemplate(
         owner=owner, path=path, spec=spec, containers=containers,
         init_containers=tuple(as_mapping(c) for c in as_list(spec.get("initContainers"))),
         labels={k: v for k, v in labels.items() if as_str(v) is not None},
-        min_replicas=min_replicas, max_replicas=max_replicas,
-        serving=owner.kind in _SERVING_KINDS if serving is None else serving,
+        min_replicas=min_replicas, max_replicas=max_replicas, serving=serving,
         scale_targets=scale_targets or ((owner.kind, owner.object_name),), kuberay=kuberay,
+        long_running=long_running, distributed=distributed,
+        operator_adds=operator_adds, unbounded=unbounded,
     )
 
 
-def _from_pod_template(
-    owner: Subject, path: str, template: Mapping[str, Any], low: Optional[int], high: Optional[int], **kwargs: Any
+def template_from_pod_template(
+    owner: Subject, path: str, template: Mapping[str, Any], low: Optional[int], high: Optional[int], *,
+    extra_labels: Optional[Mapping[str, str]] = None, **kwargs: Any,
 ) -> PodTemplate:
-    labels = as_mapping(as_mapping(template.get("metadata")).get("labels"))
-    return _template(owner, f"{path}.spec", as_mapping(template.get("spec")), labels, low, high, **kwargs)
+    """A :class:`PodTemplate` from a PodTemplateSpec (``metadata.labels`` + ``spec``) at ``path``."""
+    labels = {**as_mapping(as_mapping(template.get("metadata")).get("labels")), **(extra_labels or {})}
+    return make_template(owner, f"{path}.spec", as_mapping(template.get("spec")), labels, low, high, **kwargs)
 
 
-def _int(value: Any, default: Optional[int]) -> Optional[int]:
-    """An integer field: its default when absent, None when unknown."""
-    if value is None:
-        return default
-    number = as_number(value) if not isinstance(value, str) else None
-    return int(number) if number is not None else None
+def pod_templates(subject: Subject) -> list[PodTemplate]:
+    """Every pod template of ``subject`` (empty for kinds without pods), as one subject tells it:
+    DRA claims unresolved, serving by kind, image or command only."""
+    return subject.derived("pod_templates", _pod_templates)
 
 
-def _replicas(subject: Subject) -> tuple[Optional[int], Optional[int]]:
-    kind = subject.kind
-    if kind == "DaemonSet":
-        return None, None  # one a node: not a replica count
-    if kind == "Job":
-        return 1, 1  # pods run to completion; availability rules do not apply
-    count = _int(subject.spec.get("replicas"), 1)
-    return count, count
+def _pod_templates(subject: Subject) -> list[PodTemplate]:
+    from gpufleet.policies.workloads import extract
+
+    return extract(subject)
 
 
-def _inference_service(isvc: Subject) -> list[PodTemplate]:
-    name = isvc.object_name
-    metadata_labels = {k: v for k, v in isvc.labels.items() if as_str(v) is not None}
-    templates: list[PodTemplate] = []
-
-    def add(predictor: Mapping[str, Any], path: str, component: str) -> None:
-        low = _int(predictor.get("minReplicas"), 1)
-        high = _int(predictor.get("maxReplicas"), 0)
-        if low is not None and high is not None:
-            high = max(low, high)
-        labels = {
-            **metadata_labels, **{k: v for k, v in as_mapping(predictor.get("labels")).items()},
-            "serving.kserve.io/inferenceservice": name, "component": component, "app": f"isvc.{name}-{component}",
-        }
-        model = [
-            {"name": "kserve-container", **as_mapping(predictor.get(field))}
-            for field in KSERVE_MODEL_FORMATS if isinstance(predictor.get(field), Mapping)
-        ]
-        targets = (("InferenceService", name), ("Deployment", f"{name}-{component}"))
-        templates.append(_template(isvc, path, predictor, labels, low, high, extra_containers=model,
-                                   serving=True, scale_targets=targets))
-        worker = predictor.get("workerSpec")
-        if isinstance(worker, Mapping):
-            worker_labels = {**labels, "app": f"isvc.{name}-{component}-worker"}
-            templates.append(_template(isvc, f"{path}.workerSpec", worker, worker_labels, low, high, serving=True,
-                                       scale_targets=targets))
-
-    add(as_mapping(isvc.spec.get("predictor")), "spec.predictor", "predictor")
-    for component in ("transformer", "explainer"):
-        if isinstance(isvc.spec.get(component), Mapping):
-            add(as_mapping(isvc.spec.get(component)), f"spec.{component}", component)
-    for index, canary in enumerate(as_list(isvc.spec.get("canary"))):
-        predictor = as_mapping(as_mapping(canary).get("predictor"))
-        if predictor:
-            add(predictor, f"spec.canary[{index}].predictor", "predictor")
-    return templates
+def resolved_pod_templates(subjects: Sequence[Subject]) -> list[PodTemplate]:
+    """Every pod template of ``subjects``, with what other subjects tell: the GPUs its DRA claims
+    take (ResourceClaimTemplates, ResourceClaims, DeviceClasses) and whether a Service selects its
+    pods (a long-running workload a Service selects is serving). The last resolution is kept: every
+    cross-resource rule of one evaluation asks for the same subjects."""
+    key = tuple(subjects)
+    if _LAST[0] is not None and len(_LAST[0]) == len(key) and all(a is b for a, b in zip(_LAST[0], key)):
+        return _LAST[1]
+    resolved = _resolve(key)
+    _LAST[:] = [key, resolved]
+    return resolved
 
 
-def _ray_cluster(owner: Subject, cluster: Mapping[str, Any], path: str) -> list[PodTemplate]:
-    serving = owner.kind == "RayService"
-    cluster_label = {"ray.io/cluster": owner.object_name} if owner.kind == "RayCluster" else {}
-    autoscaling = cluster.get("enableInTreeAutoscaling") is True
-    head = as_mapping(cluster.get("headGroupSpec"))
-    templates = [_from_pod_template(
-        owner, f"{path}.headGroupSpec.template", as_mapping(head.get("template")), 1, 1, serving=serving,
-        kuberay=True,
-    )]
-    templates[0] = _with_labels(templates[0], {**cluster_label, "ray.io/node-type": "head", "ray.io/group": "headgroup"})
-    for index, group in enumerate(as_list(cluster.get("workerGroupSpecs"))):
-        group = as_mapping(group)
-        hosts = _int(group.get("numOfHosts"), 1)
-        replicas = _int(group.get("replicas"), 0)
-        if autoscaling:
-            low = _int(group.get("minReplicas"), 0)
-            high = _int(group.get("maxReplicas"), _RAY_DEFAULT_MAX_REPLICAS)
-        else:
-            low = high = replicas
-        if hosts is not None:
-            low = None if low is None else low * hosts
-            high = None if high is None else high * hosts
-        template = _from_pod_template(
-            owner, f"{path}.workerGroupSpecs[{index}].template", as_mapping(group.get("template")), low, high,
-            serving=serving, kuberay=True,
-        )
-        group_name = as_str(group.get("groupName")) or ""
-        templates.append(_with_labels(template, {**cluster_label, "ray.io/node-type": "worker", "ray.io/group": group_name}))
-    return templates
+_LAST: list[Any] = [None, []]
+"""(subjects, their resolved templates) of the last call; holding the subjects keeps them alive, so
+the identity comparison cannot mistake a new list for an old one."""
 
 
-def _with_labels(template: PodTemplate, labels: Mapping[str, str]) -> PodTemplate:
-    return replace(template, labels={**template.labels, **labels})
+def _resolve(subjects: Sequence[Subject]) -> list[PodTemplate]:
+    from gpufleet.policies.dra import DraIndex
+
+    dra = DraIndex(subjects)
+    services = _service_selectors(subjects)
+    resolved: list[PodTemplate] = []
+    for subject in subjects:
+        for template in pod_templates(subject):
+            changes: dict[str, Any] = {}
+            claims = dra.gpus(template)
+            if claims:
+                changes["dra_gpus"] = claims
+            if not template.serving and template.long_running and _selected(template, services):
+                changes["serving"] = True
+            resolved.append(replace(template, **changes) if changes else template)
+    return resolved
+
+
+def gpu_pod_templates(subjects: Iterable[Subject]) -> Iterator[PodTemplate]:
+    """Pod templates that use a GPU (a device-plugin resource or a DRA claim of a GPU device class),
+    over many subjects, resolved as :func:`resolved_pod_templates` does."""
+    for template in resolved_pod_templates(list(subjects)):
+        if template.uses_gpu:
+            yield template
+
+
+def _service_selectors(subjects: Sequence[Subject]) -> dict[str, list[Mapping[str, Any]]]:
+    found: dict[str, list[Mapping[str, Any]]] = {}
+    for subject in subjects:
+        if subject.is_a("", "Service"):
+            selector = subject.spec.get("selector")
+            if isinstance(selector, Mapping) and selector and all(as_str(v) is not None for v in selector.values()):
+                found.setdefault(subject.namespace, []).append(selector)
+    return found
+
+
+def _selected(template: PodTemplate, services: Mapping[str, list[Mapping[str, Any]]]) -> bool:
+    return any(all(template.labels.get(k) == v for k, v in selector.items())
+               for selector in services.get(template.namespace, ()))

@@ -2,6 +2,9 @@
 mock monitor), and every Kubernetes object any test renders is validated strictly as it is
 registered: built-in kinds against the Kubernetes OpenAPI schemas of the stack's version, custom
 resources against the upstream CRDs (unknown fields are errors). A kind neither knows fails the test.
+An object that passes its schema is then put to the pinned controllers' admission webhooks
+(:mod:`gpufleet.infra.validation.admission`): a rejection fails the test as
+``the API server would reject <Kind>/<name>: <reason>``.
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import pytest
 
-from gpufleet.infra.kube_schema import ManifestValidator, upstream_dir
+from gpufleet.infra.validation.admission import admission_problems, rejection_message
+from gpufleet.infra.validation.schema import ManifestValidator, upstream_dir
 from gpufleet.infra.offline import FakeCloud, Recording, RegisteredResource, run_program
 from tests.harness import BASE_CONFIG, KUBERNETES_VERSION
 
 UPSTREAM_MISSING = (
     "upstream CRDs and chart values not found: set GPUFLEET_UPSTREAM_DIR to a directory laid out like "
-    "shared/upstream (crds/, charts/ at the tags in its SOURCES.md), or place it at ../shared/upstream"
+    "shared/upstream (crds/, charts/ at the tags in its SOURCES.md), place it at ../shared/upstream, or "
+    "run `gpufleet schemas pull`"
 )
 
 
@@ -44,7 +49,7 @@ def _validator(cache: dict[str, ManifestValidator], version: str) -> ManifestVal
 
 
 class StrictObjects:
-    """Validates each Kubernetes object as the mock engine receives it."""
+    """Validates each Kubernetes object as the mock engine receives it: schema, then admission."""
 
     def __init__(self, validator: ManifestValidator, have_crds: bool):
         self.validator = validator
@@ -60,8 +65,11 @@ class StrictObjects:
         if not self.have_crds and not self.validator.knows(api_version, kind):
             self.needs_upstream.append(f"{api_version} {kind}")
             return
-        for error in self.validator.validate(manifest):
+        schema_errors = self.validator.validate(manifest)
+        for error in schema_errors:
             self.errors.append(f"{kind} {resource.name}: {error}")
+        if not schema_errors:
+            self.errors += [rejection_message(manifest, reason) for reason in admission_problems(manifest)]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from gpufleet.components.autoscaling import (
     scaled_object_spec,
 )
 from gpufleet.infra.helm_values import unknown_keys
-from gpufleet.infra.kube_schema import ManifestValidator
+from gpufleet.infra.validation.schema import ManifestValidator
 from tests.harness import KUBERNETES_VERSION, child_types
 
 COMPONENT = "gpufleet:autoscaling:Keda"

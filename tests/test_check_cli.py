@@ -71,16 +71,20 @@ def write(path: Path, *documents: dict) -> Path:
 def test_clean_manifests_exit_0(small_rules, cli, tmp_path):
     result = cli(str(write(tmp_path / "ok.yaml", deployment("web", 2))), "--format", "json")
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"checked": 1, "violations": []}
+    assert json.loads(result.stdout) == {"checked": 1, "assume": [], "violations": [], "suppressed": []}
 
 
 def test_a_mandatory_violation_exits_1_with_the_json_shape(small_rules, cli, tmp_path):
-    result = cli(str(write(tmp_path / "big.yaml", deployment("web", 5))), "--format", "json")
+    path = write(tmp_path / "big.yaml", configmap("a"), deployment("web", 5))
+    result = cli(str(path), "--format", "json")
     assert result.exit_code == 1
     assert json.loads(result.stdout) == {
-        "checked": 1,
+        "checked": 2,
+        "assume": [],
         "violations": [{"policy": "max-replicas", "enforcement": "mandatory", "kind": "Deployment",
-                        "namespace": "ml", "name": "web", "message": "5 replicas exceed 3"}],
+                        "namespace": "ml", "name": "web", "message": "5 replicas exceed 3",
+                        "file": str(path), "line": 8}],
+        "suppressed": [],
     }
 
 

@@ -158,3 +158,31 @@ def test_console_script_runs_without_traceback_on_bad_input():
     assert result.returncode == 2
     assert "unknown stack 'nope'" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+
+
+REJECTED_PROGRAM = '''
+import pulumi_kubernetes as k8s
+
+k8s.apiextensions.CustomResource(
+    "cq", api_version="kueue.x-k8s.io/v1beta2", kind="ClusterQueue", metadata={"name": "generous"},
+    spec={"cohortName": "gpufleet", "resourceGroups": [{"coveredResources": ["nvidia.com/gpu"], "flavors": [
+        {"name": "gpu", "resources": [{"name": "nvidia.com/gpu", "nominalQuota": "4", "lendingLimit": "6"}]}]}]},
+)
+'''
+
+
+def test_plan_exits_1_when_a_webhook_would_reject_an_object(tmp_path):
+    """An object that passes its schema but that a controller's admission webhook refuses fails the plan."""
+    shutil.copy(REPO / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    shutil.copytree(REPO / "stacks", tmp_path / "stacks")
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "__main__.py").write_text(REJECTED_PROGRAM)
+    result = CliRunner().invoke(app, ["plan", "dev", "--project-dir", str(tmp_path)], env={"COLUMNS": "400"})
+    assert result.exit_code == 1, result.output
+    assert (
+        'error: the API server would reject ClusterQueue/generous: Kueue admission webhook: '
+        'spec.resourceGroups[0].flavors[0].resources[0].lendingLimit: Invalid value: "6": must be less than or equal '
+        "to the nominalQuota"
+    ) in " ".join(result.output.split())
+    assert "fail their schemas" not in result.output
+    assert "Traceback" not in result.output

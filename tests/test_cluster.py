@@ -191,7 +191,9 @@ def test_deletion_protection_is_passed_through(run):
     ("overrides", "message"),
     [
         ({"cluster_name": None}, "cluster_name is required"),
-        ({"kubernetes_version": "1.35.2"}, "kubernetes_version must be a minor version"),
+        ({"kubernetes_version": "1.35.2"}, "kubernetes_version: Kubernetes 1.35.2 is not supported by EKS; use one of 1.32, "),
+        ({"kubernetes_version": "1.29"}, "kubernetes_version: Kubernetes 1.29 is not supported by EKS"),
+        ({"kubernetes_versoin": "1.35"}, "unknown argument 'kubernetes_versoin' \\(did you mean 'kubernetes_version'\\?\\)"),
         ({"vpc_id": None}, "vpc_id is required"),
         ({"endpoint_private_access": False}, "both false"),
         ({"endpoint_public_access": True}, "needs public_access_cidrs"),

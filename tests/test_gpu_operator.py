@@ -181,7 +181,11 @@ def test_dcgm_exporter_is_on_and_scraped_by_gpufleets_service_monitor(run):
     assert (endpoint["port"], endpoint["path"], endpoint["interval"]) == ("gpu-metrics", "/metrics", "30s")
     # The workload's pod/namespace labels (set by the exporter) must survive the scrape.
     assert endpoint["honorLabels"] is True
-    assert endpoint["relabelings"] == [{"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}]
+    assert endpoint["relabelings"] == [
+        {"action": "replace", "sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"},
+        # Idle GPUs carry no pod of their own: the exporter pod's target labels must not fill it in.
+        {"action": "labeldrop", "regex": "pod|namespace|container"},
+    ]
 
 
 def test_without_service_monitor_nothing_is_rendered(run):

@@ -134,6 +134,10 @@ def test_sections_parse_camel_case_and_refuse_unknown_keys():
     assert "gpufleet:gpuOperator.dcgmExporters: unknown key" in problems
     with pytest.raises(ConfigError, match=r"gpufleet:monitoring\.thresholds\.temperatureCelsius"):
         parse_stack_config(with_config(BASE_CONFIG, "monitoring", {"thresholds": {"temperatureCelsius": 200}}))
+    kv = parse_stack_config(with_config(BASE_CONFIG, "monitoring", {"thresholds": {"kvCacheUsagePercent": 95}}))
+    assert (kv.monitoring.thresholds.kv_cache_usage_percent, parsed.monitoring.thresholds.kv_cache_usage_percent) == (95, 90)
+    with pytest.raises(ConfigError, match=r"gpufleet:monitoring\.thresholds\.kvCacheUsagePercent"):
+        parse_stack_config(with_config(BASE_CONFIG, "monitoring", {"thresholds": {"kvCacheUsagePercent": 0}}))
 
 
 SHARED_POOLS = [

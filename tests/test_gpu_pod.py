@@ -8,7 +8,7 @@ import pytest
 from gpufleet.components import gpu_pod
 from gpufleet.components.gpu_instances import instance_types_of
 from gpufleet.components.gpu_scheduling import POOL_LABEL, GpuPlacement
-from gpufleet.infra.kube_schema import ManifestValidator
+from gpufleet.infra.validation.schema import ManifestValidator
 from tests.harness import KUBERNETES_VERSION
 
 NAME = "gpufleet:test:Thing"
@@ -151,3 +151,40 @@ def test_a_pod_of_all_pieces_is_valid_kubernetes(placement):
         },
     }
     assert ManifestValidator(KUBERNETES_VERSION).validate(pod) == []
+
+
+@pytest.mark.parametrize("placement, expected", [
+    (WHOLE, {"affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 100, "podAffinityTerm": {"labelSelector": {"matchLabels": {"app": "x"}},
+                                            "topologyKey": "kubernetes.io/hostname"}}]}}}),
+    (SLICED, {}), (MIG, {}),
+])
+def test_replicas_spread_over_nodes_only_on_whole_gpu_pools(placement, expected):
+    mode = "preferred" if placement.sharing == "none" else None
+    assert gpu_pod.replica_spread(placement, {"app": "x"}, mode, name=NAME) == expected
+
+
+def test_spreading_replicas_of_a_shared_pool_is_refused_with_the_reason():
+    with pytest.raises(ValueError, match=rf"^{NAME}: anti_affinity \('required'\) is refused on mig pool "
+                                         r"'serving-mig': one node offers up to 56 nvidia.com/mig-1g.10gb units"):
+        gpu_pod.replica_spread(MIG, {"app": "x"}, "required", name=NAME)
+
+
+@pytest.mark.parametrize("replicas, budget, expected", [
+    (1, None, {"maxUnavailable": 1}), (3, None, {"maxUnavailable": 1}),
+    (3, {"min_available": 2}, {"minAvailable": 2}), (4, {"max_unavailable": 2}, {"maxUnavailable": 2}),
+])
+def test_disruption_budgets_always_allow_a_disruption(replicas, budget, expected):
+    spec = gpu_pod.disruption_budget(replicas, {"app": "x"}, budget, name=NAME)
+    assert spec == {**expected, "selector": {"matchLabels": {"app": "x"}}, "unhealthyPodEvictionPolicy": "AlwaysAllow"}
+
+
+@pytest.mark.parametrize("budget, message", [
+    ({"min_available": 1}, r"disruption_budget.min_available \(1\) allows no voluntary disruption at min_replicas \(1\)"),
+    ({"max_unavailable": 0}, r"disruption_budget.max_unavailable \(0\) allows no voluntary disruption"),
+    ({"min_available": 0, "max_unavailable": 1}, r"disruption_budget must set exactly one of"),
+    ({"max_unavailable": "50%"}, r"disruption_budget.max_unavailable must be a whole number of pods"),
+])
+def test_a_disruption_budget_that_blocks_drains_is_refused(budget, message):
+    with pytest.raises(ValueError, match=rf"^{NAME}: {message}"):
+        gpu_pod.disruption_budget(1, {"app": "x"}, budget, name=NAME)

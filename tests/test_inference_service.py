@@ -20,6 +20,7 @@ SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 POD_MONITOR = "kubernetes:monitoring.coreos.com/v1:PodMonitor"
 LOADER = "gpufleet:model_loader:ModelWeightsLoader"
 JOB = "kubernetes:batch/v1:Job"
+ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 
 WHOLE = GpuPlacement("serving", tuple(instance_types_of(families=["g6e"])))
 SLICED = GpuPlacement("gpu-dev", tuple(instance_types_of(families=["g5", "g6"])),
@@ -30,6 +31,8 @@ PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"
 BASE = {"namespace": "serving", "placement": WHOLE, "model_name": "llama-3-8b",
         "storage_uri": "pvc://model-weights/meta-llama/Llama-3.1-8B-Instruct"}
 SCALING = {"min_replicas": 2, "max_replicas": 6, "autoscaling": {"prometheus_url": PROMETHEUS}}
+ROUTED = {"route": {"gateway": "kserve-system/inference-gateway", "hostname": "llm-serving.ml.example.com"}}
+CANARY = {**ROUTED, "canary": {"storage_uri": "pvc://model-weights/v2", "traffic_percent": 10}}
 
 
 def service(**overrides):
@@ -38,8 +41,13 @@ def service(**overrides):
     return program
 
 
-def predictor(recording):
-    return recording.one(ISVC).inputs["spec"]["predictor"]
+def predictor(recording, isvc="llm"):
+    return isvcs(recording)[isvc]["spec"]["predictor"]
+
+
+def isvcs(recording):
+    """InferenceService name → its inputs."""
+    return {i.inputs["metadata"]["name"]: i.inputs for i in recording.of_type(ISVC)}
 
 
 def container(recording):
@@ -50,11 +58,13 @@ def container(recording):
 @pytest.mark.parametrize("extra, expected", [
     ({}, {ISVC: 1, PDB: 1}),
     (SCALING, {ISVC: 1, PDB: 1, SCALED_OBJECT: 1, POD_MONITOR: 1}),
-    ({"canary": {"storage_uri": "pvc://model-weights/v2", "traffic_percent": 10}}, {ISVC: 1, PDB: 2}),
+    (ROUTED, {ISVC: 1, PDB: 1, ROUTE: 1}),
+    # a canary is an InferenceService of its own, routed by gpufleet's HTTPRoute
+    (CANARY, {ISVC: 2, PDB: 2, ROUTE: 1}),
     ({"weights_source": "hf://meta-llama/Llama-3.1-8B-Instruct"}, {ISVC: 1, PDB: 1, LOADER: 1}),
-    ({"weights_source": "hf://meta-llama/Llama-3.1-8B-Instruct",
+    ({**ROUTED, "weights_source": "hf://meta-llama/Llama-3.1-8B-Instruct",
       "canary": {"storage_uri": "pvc://model-weights/v2", "traffic_percent": 10, "weights_source": "hf://org/v2"}},
-     {ISVC: 1, PDB: 2, LOADER: 2}),
+     {ISVC: 2, PDB: 2, LOADER: 2, ROUTE: 1}),
 ])
 def test_children_are_exact(run, extra, expected):
     recording = run(service(**extra))
@@ -138,25 +148,74 @@ def test_tensor_parallelism_follows_gpus(run):
     assert container(recording)["resources"]["limits"]["nvidia.com/gpu"] == 4
 
 
-@pytest.mark.parametrize("anti, key", [("preferred", "preferredDuringSchedulingIgnoredDuringExecution"),
+@pytest.mark.parametrize("anti, key", [(None, "preferredDuringSchedulingIgnoredDuringExecution"),
+                                       ("preferred", "preferredDuringSchedulingIgnoredDuringExecution"),
                                        ("required", "requiredDuringSchedulingIgnoredDuringExecution")])
-def test_hostname_anti_affinity_when_more_than_one_replica(run, anti, key):
-    recording = run(service(**SCALING, anti_affinity=anti))
-    affinity = predictor(recording)["affinity"]["podAntiAffinity"]
+def test_whole_gpu_replicas_keep_hostname_anti_affinity(run, anti, key):
+    recording = run(service(**SCALING, **({"anti_affinity": anti} if anti else {})))
+    p = predictor(recording)
+    affinity = p["affinity"]["podAntiAffinity"]
     assert list(affinity) == [key]
     text = json.dumps(affinity)
     assert '"topologyKey": "kubernetes.io/hostname"' in text
     assert '"gpufleet.io/inference-service": "llm"' in text
+    assert "topologySpreadConstraints" not in p
 
 
-@pytest.mark.parametrize("replicas, budget", [(1, {"minAvailable": 1}), (3, {"maxUnavailable": 1})])
-def test_pdb_never_lets_all_replicas_go(run, replicas, budget):
+@pytest.mark.parametrize("placement", [MIG, SLICED])
+def test_replicas_on_shared_gpus_share_nodes(run, placement):
+    """Karpenter treats preferred anti-affinity as required while it can add nodes: two 1g.10gb
+    replicas would get two 8-GPU p4de/p5 nodes. On MIG and time-sliced pools they share nodes."""
+    recording = run(service(placement=placement, **SCALING))
+    p = predictor(recording)
+    assert "affinity" not in p and "topologySpreadConstraints" not in p
+    assert recording.one(PDB).inputs["spec"]["maxUnavailable"] == 1
+
+
+@pytest.mark.parametrize("placement, units", [(MIG, 56), (SLICED, 32)])
+@pytest.mark.parametrize("anti", ["preferred", "required"])
+def test_hostname_anti_affinity_on_shared_gpus_is_refused_with_the_reason(placement, units, anti):
+    with pytest.raises(ValueError, match=(
+            rf"^{COMPONENT}: anti_affinity \('{anti}'\) is refused on {placement.sharing} pool "
+            rf"'{placement.pool}': one node offers up to {units} .* Karpenter treats preferred anti-affinity .* "
+            rf"as required while it can launch nodes, so every replica would get its own \d-GPU node")):
+        InferenceService("llm", {**BASE, **SCALING, "placement": placement, "anti_affinity": anti})
+
+
+@pytest.mark.parametrize("replicas", [1, 3])
+def test_pdb_keeps_nodes_drainable_at_any_replica_count(run, replicas):
+    """``minAvailable: 1`` on a single replica allows zero disruptions: every drain, consolidation,
+    expiry and drift of its node would wait for the NodePool's terminationGracePeriod."""
     recording = run(service(min_replicas=replicas))
     pdb = recording.one(PDB).inputs
     assert pdb["metadata"]["name"] == "llm-stable"
-    assert pdb["spec"] == {**budget, "unhealthyPodEvictionPolicy": "AlwaysAllow", "selector": {"matchLabels": {
-        "gpufleet.io/inference-service": "llm", "gpufleet.io/variant": "stable"}}}
+    assert pdb["spec"] == {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow", "selector": {
+        "matchLabels": {"gpufleet.io/inference-service": "llm", "gpufleet.io/variant": "stable"}}}
     assert predictor(recording)["labels"] == {"gpufleet.io/inference-service": "llm", "gpufleet.io/variant": "stable"}
+
+
+@pytest.mark.parametrize("budget, expected", [({"min_available": 2}, {"minAvailable": 2}),
+                                              ({"max_unavailable": 2}, {"maxUnavailable": 2})])
+def test_a_drainable_disruption_budget_can_be_chosen(run, budget, expected):
+    recording = run(service(min_replicas=3, disruption_budget=budget))
+    spec = recording.one(PDB).inputs["spec"]
+    assert {k: v for k, v in spec.items() if k in ("minAvailable", "maxUnavailable")} == expected
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"disruption_budget": {"min_available": 1}},
+     r"disruption_budget.min_available \(1\) allows no voluntary disruption at min_replicas \(1\)"),
+    ({"min_replicas": 3, "disruption_budget": {"min_available": 3}},
+     r"disruption_budget.min_available \(3\) allows no voluntary disruption at min_replicas \(3\)"),
+    ({"min_replicas": 3, "disruption_budget": {"max_unavailable": 0}},
+     r"disruption_budget.max_unavailable \(0\) allows no voluntary disruption at min_replicas \(3\)"),
+    ({**CANARY, "min_replicas": 3, "disruption_budget": {"min_available": 1}},
+     r"disruption_budget.min_available \(1\) allows no voluntary disruption at canary.min_replicas \(1\)"),
+])
+def test_a_budget_that_blocks_node_drains_is_refused(overrides, message):
+    with pytest.raises(ValueError, match=rf"^{COMPONENT}: {message}: the PodDisruptionBudget would block every node "
+                                         rf"drain, and Karpenter could not consolidate, expire or replace drifted nodes"):
+        InferenceService("llm", {**BASE, **overrides})
 
 
 def test_hf_token_comes_from_a_secret_reference(run):
@@ -177,29 +236,83 @@ def test_object_store_weights_use_kserves_storage_initializer(run):
     assert [v["name"] for v in p["volumes"]] == ["dshm", "home"]
 
 
-def test_canary_uses_standard_mode_spec_canary(run):
-    recording = run(service(**SCALING, canary={"storage_uri": "pvc://model-weights/v2", "traffic_percent": 10,
-                                               "name": "v2", "min_replicas": 2}))
-    spec = recording.one(ISVC).inputs["spec"]
-    (canary,) = spec["canary"]
-    assert canary["trafficPercent"] == 10
-    cp = canary["predictor"]
-    assert cp["name"] == "v2"
-    assert cp["minReplicas"] == 2 and "maxReplicas" not in cp  # KServe refuses autoscaling on canaries
+def test_canary_is_its_own_inference_service_without_spec_canary(run):
+    """KServe v0.20.0's webhook refuses ``spec.canary`` on a custom predictor without STORAGE_URI, and
+    its Standard-mode route never sends the canary traffic: each variant is an InferenceService."""
+    recording = run(service(**SCALING, **ROUTED, canary={"storage_uri": "pvc://model-weights/v2",
+                                                          "traffic_percent": 10, "name": "v2", "min_replicas": 2}))
+    found = isvcs(recording)
+    assert set(found) == {"llm", "llm-v2"}
+    for isvc in found.values():
+        assert set(isvc["spec"]) == {"predictor"}  # no spec.canary, no canaryTrafficPercent
+        assert "canaryTrafficPercent" not in json.dumps(isvc)
+        assert isvc["metadata"]["labels"]["networking.kserve.io/visibility"] == "cluster-local"
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
+    cp = found["llm-v2"]["spec"]["predictor"]
+    assert cp["minReplicas"] == 2 and "maxReplicas" not in cp
+    assert found["llm-v2"]["metadata"]["annotations"]["serving.kserve.io/autoscalerClass"] == "none"
     assert cp["labels"] == {"gpufleet.io/inference-service": "llm", "gpufleet.io/variant": "v2"}
     assert cp["containers"][0]["args"][0] == "/mnt/models/v2"
-    assert "canaryTrafficPercent" not in json.dumps(spec)  # Knative-only, ignored in Standard mode
+    # one served model name across variants
+    served = {name: isvc["spec"]["predictor"]["containers"][0]["args"] for name, isvc in found.items()}
+    assert {a[a.index("--served-model-name") + 1] for a in served.values()} == {"llama-3-8b"}
     pdbs = {p.inputs["metadata"]["name"]: p.inputs["spec"] for p in recording.of_type(PDB)}
     assert pdbs["llm-v2"]["maxUnavailable"] == 1
     assert pdbs["llm-v2"]["selector"]["matchLabels"]["gpufleet.io/variant"] == "v2"
-
-
-def test_a_canary_beside_a_scaled_predictor_is_spread_too(run):
-    recording = run(service(**SCALING, canary={"storage_uri": "pvc://model-weights/v2", "traffic_percent": 5}))
-    (canary,) = recording.one(ISVC).inputs["spec"]["canary"]
-    terms = canary["predictor"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    # the canary keeps the stable predictor's hostname spreading
+    terms = cp["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
     assert terms[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == {
-        "gpufleet.io/inference-service": "llm", "gpufleet.io/variant": "canary"}
+        "gpufleet.io/inference-service": "llm", "gpufleet.io/variant": "v2"}
+    # KEDA scales the stable Deployment only
+    assert recording.one(SCALED_OBJECT).inputs["spec"]["scaleTargetRef"]["name"] == "llm-predictor"
+
+
+@pytest.mark.parametrize("percent, weights", [(10, [90, 10]), (100, [0, 100])])
+def test_the_route_splits_traffic_between_the_predictor_services(run, percent, weights):
+    recording = run(service(**SCALING, **ROUTED, canary={"storage_uri": "pvc://model-weights/v2",
+                                                          "traffic_percent": percent, "name": "v2"}))
+    route = recording.one(ROUTE)
+    assert route.inputs["metadata"]["name"] == "llm-route"
+    assert route.inputs["metadata"]["namespace"] == "serving"
+    spec = route.inputs["spec"]
+    assert spec["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                   "namespace": "kserve-system", "name": "inference-gateway"}]
+    assert spec["hostnames"] == ["llm-serving.ml.example.com"]
+    (rule,) = spec["rules"]
+    # KServe v0.20.0 Standard mode: Service <isvc>-predictor, port 80 → the container's 8080
+    assert rule["backendRefs"] == [
+        {"group": "", "kind": "Service", "name": "llm-predictor", "port": 80, "weight": weights[0]},
+        {"group": "", "kind": "Service", "name": "llm-v2-predictor", "port": 80, "weight": weights[1]}]
+    assert rule["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
+    assert rule["timeouts"] == {"request": "300s"}
+    # created once both InferenceServices exist
+    assert {i.urn for i in recording.of_type(ISVC)} <= set(route.dependencies)
+
+
+def test_a_routed_service_without_canary_has_one_backend(run):
+    built = {}
+
+    def program():
+        built["service"] = InferenceService("llm", {**BASE, **ROUTED})
+
+    recording = run(program)
+    (rule,) = recording.one(ROUTE).inputs["spec"]["rules"]
+    assert rule["backendRefs"] == [{"group": "", "kind": "Service", "name": "llm-predictor", "port": 80, "weight": 100}]
+    assert built["service"].url == "http://llm-serving.ml.example.com"
+    assert built["service"].predictor_url == "http://llm-predictor.serving.svc.cluster.local"
+
+
+def test_without_a_route_kserve_keeps_its_own_ingress(run):
+    recording = run(service())
+    assert recording.of_type(ROUTE) == []
+    assert "networking.kserve.io/visibility" not in isvcs(recording)["llm"]["metadata"]["labels"]
+
+
+def test_the_stable_variant_keeps_its_child_name(run):
+    """Renaming ``<name>-isvc`` would replace the live InferenceService: the canary gets a new child."""
+    recording = run(service(**CANARY))
+    names = {i.inputs["metadata"]["name"]: i.name for i in recording.of_type(ISVC)}
+    assert names == {"llm": "llm-isvc", "llm-canary": "llm-isvc-canary"}
 
 
 def test_gpu_autoscaling_is_one_keda_scaled_object_with_the_seeds_behaviour(run):
@@ -276,15 +389,23 @@ def test_do_not_disrupt_is_opt_in(run):
      r"autoscaling.queue.query is required"),
     ({"min_replicas": 3, "max_replicas": 2}, r"max_replicas must be an integer from 3 to 100"),
     ({"storage_uri": "/models/llama"}, r"storage_uri must start with one of pvc://"),
-    ({"canary": {"storage_uri": "pvc://w/v2", "traffic_percent": 100}}, r"canary.traffic_percent must be .* 1 to 99"),
-    ({"canary": {"storage_uri": "ftp://x", "traffic_percent": 10}}, r"canary.storage_uri must start with"),
+    ({**ROUTED, "canary": {"storage_uri": "pvc://w/v2", "traffic_percent": 0}},
+     r"canary.traffic_percent must be .* 1 to 100"),
+    ({**ROUTED, "canary": {"storage_uri": "ftp://x", "traffic_percent": 10}}, r"canary.storage_uri must start with"),
+    ({"canary": {"storage_uri": "pvc://w/v2", "traffic_percent": 10}}, r"canary needs route: KServe v0.20.0 routes"),
+    ({**ROUTED, "canary": {"storage_uri": "pvc://w/v2", "traffic_percent": 10, "name": "stable"}},
+     r"canary.name must be a short DNS label other than 'stable'"),
+    ({**ROUTED, "service_name": "a" * 40, "canary": {"storage_uri": "pvc://w/v2", "traffic_percent": 10}},
+     r"canary.name makes the canary InferenceService a{40}-canary longer than 45 characters"),
+    ({"route": {"gateway": "inference-gateway", "hostname": "llm.example.com"}}, r"route.gateway must be '<namespace>/<name>'"),
+    ({"route": {"gateway": "kserve-system/gw", "hostname": "llm"}}, r"route.hostname must be a DNS name"),
     ({"hf_token_secret": {"key": "token"}}, r"hf_token_secret.name is required"),
     ({"shm_size": "32Gi"}, r"shm_size \(32Gi\) must be below memory \(32Gi\)"),
     ({"load_seconds": 0}, r"load_seconds must be a positive integer"),
     ({"termination_grace_seconds": 10}, r"termination_grace_seconds must be an integer from 16"),
     ({"namespace": "Serving"}, r"namespace must be a lowercase DNS label"),
     ({"image": "vllm openai"}, r"image must be an image reference"),
-    ({"canary": {"storage_uri": "pvc://w/v2", "traffic_percent": 10, "image": ""}}, r"canary.image must be"),
+    ({**ROUTED, "canary": {"storage_uri": "pvc://w/v2", "traffic_percent": 10, "image": ""}}, r"canary.image must be"),
     ({"autoscaling": {"prometheus_url": "prometheus:9090"}, "max_replicas": 2},
      r"autoscaling.prometheus_url must be an http\(s\) URL"),
     ({"storage_uri": "hf://meta-llama/Llama-3.1-8B-Instruct", "weights_source": "hf://meta-llama/Llama-3.1-8B-Instruct"},
@@ -292,7 +413,7 @@ def test_do_not_disrupt_is_opt_in(run):
     ({"weights_source": "s3://bucket/llama"}, r"weights_source must be hf://<org>/<model>"),
     ({"storage_uri": "pvc://model-weights/", "weights_source": "hf://org/model"},
      r"storage_uri must be a relative directory inside the claim"),
-    ({"canary": {"storage_uri": "pvc://w/v2", "traffic_percent": 10, "weights_source": "hf://v2"}},
+    ({**ROUTED, "canary": {"storage_uri": "pvc://w/v2", "traffic_percent": 10, "weights_source": "hf://v2"}},
      r"canary.weights_source must name a Hugging Face repository"),
     ({"monitor_labels": {"release": "kube prometheus"}}, r"monitor_labels has an invalid Kubernetes label"),
     ({"monitor_labels": ["release"]}, r"monitor_labels must be a mapping"),
@@ -304,14 +425,16 @@ def test_impossible_arguments_are_field_named_errors(overrides, message):
 
 def test_weights_are_downloaded_before_the_inference_service_exists(run):
     recording = run(service(weights_source="hf://meta-llama/Llama-3.1-8B-Instruct@main",
-                            hf_token_secret={"name": "hf-token"},
+                            hf_token_secret={"name": "hf-token"}, **ROUTED,
                             canary={"storage_uri": "pvc://model-weights/meta-llama/Llama-3.2-3B",
                                     "traffic_percent": 10, "name": "v2",
                                     "weights_source": "hf://meta-llama/Llama-3.2-3B-Instruct"}))
     jobs = {j.inputs["metadata"]["name"]: j for j in recording.of_type(JOB)}
     assert set(jobs) == {"llm-weights", "llm-v2-weights"}
-    isvc = recording.one(ISVC)
-    assert all(j.urn in isvc.dependencies for j in jobs.values())
+    # each variant's InferenceService waits for its own weights
+    by_name = {i.inputs["metadata"]["name"]: i for i in recording.of_type(ISVC)}
+    assert jobs["llm-weights"].urn in by_name["llm"].dependencies
+    assert jobs["llm-v2-weights"].urn in by_name["llm-v2"].dependencies
     component = recording.one(COMPONENT)
     assert {l.name for l in recording.of_type(LOADER)} == {"llm-weights", "llm-weights-v2"}
     assert all(l.parent == component.urn for l in recording.of_type(LOADER))

@@ -89,13 +89,44 @@ def test_ingress_class_creates_ingresses():
                        "ingressGateway": {"className": "alb"}}
 
 
-def test_gateway_api_for_canary_traffic_splits(run):
-    recording = run(platform({"gateway_api": {"class_name": "eg"}}))
-    assert recording.one(COMPONENT)  # built
-    gateway = releases(recording)["kserve"].inputs["values"]["kserve"]["controller"]["gateway"]
-    assert gateway["disableIngressCreation"] is False
-    assert gateway["ingressGateway"] == {"enableGatewayApi": True, "createGateway": True, "className": "eg",
-                                         "kserveGateway": "kserve-system/kserve-ingress-gateway"}
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+
+
+def test_gateway_api_creates_the_gateway_with_the_configured_class(run):
+    """The v0.20.0 chart's Gateway hard-codes ``gatewayClassName: envoy`` (ingressGateway.className only
+    names the Ingress class): with class ``eg`` no route would attach. gpufleet creates the Gateway."""
+    built = {}
+
+    def program():
+        built["kserve"] = KServe("kserve", {"domain": "ml.example.com", "gateway_api": {
+            "class_name": "eg", "route_namespaces": {"matchExpressions": [{"key": "gpufleet.io/team",
+                                                                            "operator": "Exists"}]}}})
+
+    recording = run(program)
+    assert child_types(recording, COMPONENT, name_prefix="kserve-") == {NAMESPACE: 2, RELEASE: 3, GATEWAY: 1}
+    gateway = recording.one(GATEWAY)
+    assert gateway.inputs["metadata"]["name"] == "inference-gateway"
+    assert gateway.inputs["metadata"]["namespace"] == "kserve-system"
+    spec = gateway.inputs["spec"]
+    assert spec["gatewayClassName"] == "eg"
+    (listener,) = spec["listeners"]
+    assert (listener["protocol"], listener["port"], listener["hostname"]) == ("HTTP", 80, "*.ml.example.com")
+    assert listener["allowedRoutes"]["namespaces"] == {
+        "from": "Selector", "selector": {"matchExpressions": [{"key": "gpufleet.io/team", "operator": "Exists"}]}}
+    assert built["kserve"].gateway == "kserve-system/inference-gateway"
+    # the chart creates no Gateway and KServe is pointed at gpufleet's
+    values = releases(recording)["kserve"].inputs["values"]["kserve"]["controller"]["gateway"]
+    assert values["disableIngressCreation"] is False
+    assert values["ingressGateway"] == {"enableGatewayApi": True, "createGateway": False,
+                                        "kserveGateway": "kserve-system/inference-gateway"}
+    assert "className" not in values["ingressGateway"]
+
+
+def test_an_existing_gateway_is_only_referenced(run):
+    recording = run(platform({"gateway_api": {"gateway": "gateways/shared", "create_gateway": False}}))
+    assert recording.of_type(GATEWAY) == []
+    ingress = releases(recording)["kserve"].inputs["values"]["kserve"]["controller"]["gateway"]["ingressGateway"]
+    assert ingress == {"enableGatewayApi": True, "createGateway": False, "kserveGateway": "gateways/shared"}
 
 
 @pytest.mark.parametrize("args", [
@@ -128,6 +159,8 @@ def test_cert_manager_values_are_only_schema_keys():
     ({"ingress_class_name": "alb", "gateway_api": {"class_name": "eg"}}, r"set ingress_class_name or gateway_api"),
     ({"gateway_api": {}}, r"gateway_api.class_name is required when gateway_api.create_gateway is true"),
     ({"gateway_api": {"gateway": "no-namespace", "class_name": "eg"}}, r"gateway_api.gateway must be"),
+    ({"gateway_api": {"gateway": "gateways/shared", "class_name": "eg"}},
+     r"gateway_api.gateway \(gateways/shared\) must be in the KServe namespace 'kserve-system'"),
     ({"install_cert_manager": "yes"}, r"install_cert_manager must be bool"),
 ])
 def test_errors_name_the_field(args, message):

@@ -1,4 +1,4 @@
-"""Tests for gpufleet.infra.kube_schema: strict offline validation of Kubernetes manifests.
+"""Tests for gpufleet.infra.validation.schema: strict offline validation of Kubernetes manifests.
 
 Built-in kinds need only the kubernetes-validate package. The custom-resource tests need the upstream
 CRDs (shared/upstream) and are skipped without them.
@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpufleet.infra import kube_schema
-from gpufleet.infra.kube_schema import ManifestValidator, upstream_dir
+from gpufleet.infra.validation import cel as cel_eval
+from gpufleet.infra.validation import schema, structural
+from gpufleet.infra.validation.schema import ManifestValidator, upstream_dir
 
 K8S = "1.35"
 UPSTREAM_MISSING = (
@@ -281,7 +282,7 @@ def test_knows_is_exact(builtin: ManifestValidator) -> None:
 def test_versions() -> None:
     assert ManifestValidator("v1.35.2").schema_version == "1.35.0"
     newest = ManifestValidator("1.99")
-    assert newest.schema_version == kube_schema._shipped_schema_versions()[-1]
+    assert newest.schema_version == schema._shipped_schema_versions()[-1]
     with pytest.raises(ValueError):
         ManifestValidator("1.10")
     with pytest.raises(ValueError):
@@ -339,7 +340,10 @@ def test_builtin_validation_is_fast(builtin: ManifestValidator) -> None:
 def test_upstream_dir_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GPUFLEET_UPSTREAM_DIR", str(tmp_path))
     assert upstream_dir() == tmp_path.resolve()
+    # A missing directory falls back to the checkout's ../shared/upstream, then to the pulled cache.
     monkeypatch.setenv("GPUFLEET_UPSTREAM_DIR", str(tmp_path / "missing"))
+    monkeypatch.setenv("GPUFLEET_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(schema, "_repo_root_from", lambda start: None)
     assert upstream_dir() is None
 
 
@@ -348,7 +352,7 @@ def test_upstream_dir_from_repository_root() -> None:
 
     if os.environ.get("GPUFLEET_UPSTREAM_DIR"):
         pytest.skip("GPUFLEET_UPSTREAM_DIR overrides the repository-relative location")
-    root = kube_schema._repo_root_from(Path(kube_schema.__file__).resolve().parent)
+    root = schema._repo_root_from(Path(schema.__file__).resolve().parent)
     found = upstream_dir()
     if root is None or not (root.parent / "shared" / "upstream").is_dir():
         pytest.skip(UPSTREAM_MISSING)
@@ -382,14 +386,14 @@ def test_shallow_index_matches_full_parse(crds_dir: Path) -> None:
     files = sorted(crds_dir.rglob("*.yaml"))
     assert files
     for f in files:
-        full = kube_schema._full_crd_index(str(f), kube_schema._stamp(f))
+        full = schema._full_crd_index(str(f), schema._stamp(f))
         assert full, f
-        assert kube_schema._shallow_crd_index(f.read_text(encoding="utf-8")) == full, f
+        assert schema._shallow_crd_index(f.read_text(encoding="utf-8")) == full, f
 
 
 def test_nodepool_v1beta1_is_not_served(v: ManifestValidator, crds_dir: Path) -> None:
     with open(crds_dir / "karpenter" / "karpenter.sh_nodepools.yaml", encoding="utf-8") as fh:
-        crd = yaml.load(fh, Loader=kube_schema._YAML_LOADER)
+        crd = yaml.load(fh, Loader=schema._YAML_LOADER)
     served = {ver["name"] for ver in crd["spec"]["versions"] if ver["served"]}
     assert "v1beta1" not in served and "v1" in served
     m = nodepool()
@@ -614,9 +618,9 @@ def test_all_upstream_cel_rules_compile(crds_dir: Path, cel: None) -> None:
                 walk(val)
 
     for f in sorted((crds_dir / "karpenter").glob("*.yaml")) + sorted((crds_dir / "kueue").glob("*.yaml")):
-        walk(yaml.load(f.read_text(encoding="utf-8"), Loader=kube_schema._YAML_LOADER))
+        walk(yaml.load(f.read_text(encoding="utf-8"), Loader=schema._YAML_LOADER))
     assert rules
-    failed = {r: why for r in rules if (why := kube_schema._cel_program(r)[1]) is not None}
+    failed = {r: why for r in rules if (why := cel_eval._cel_program(r)[1]) is not None}
     assert failed == {}
 
 
@@ -631,11 +635,11 @@ def test_cel_rule_extension_functions(cel: None) -> None:
         "self.replace('-', '_') == 'a_b' && ['a', 'b'].join('-') == 'a-b'": "a-b",
     }
     for rule, value in cases.items():
-        assert kube_schema._run_rule(rule, kube_schema._cel_value(value, kube_schema._Node({"type": "string"}))) == (
+        assert cel_eval._run_rule(rule, cel_eval._cel_value(value, structural._Node({"type": "string"}))) == (
             True,
             None,
         ), rule
-    ok, why = kube_schema._run_rule("isQuantity(self)", kube_schema._cel_value("1Gi", kube_schema._Node({})))
+    ok, why = cel_eval._run_rule("isQuantity(self)", cel_eval._cel_value("1Gi", structural._Node({})))
     assert ok is None and why
 
 

@@ -16,6 +16,7 @@ BASE = {
     "subnet_id": "subnet-a",
     "client_cidrs": ["10.40.0.0/16"],
     "namespaces": ["serving", "research"],
+    "kubernetes_version": "1.35",
 }
 
 
@@ -89,8 +90,23 @@ def test_each_namespace_gets_a_volume_bound_to_its_claim(run):
         ({"throughput_per_tib": 200}, "throughput_per_tib must be one of"),
         ({"s3_import_path": "bucket/models"}, "s3_import_path must look like"),
         ({"namespaces": ["a", "a"]}, "namespaces repeats"),
+        ({"kubernetes_version": None}, "kubernetes_version is required to pick the pinned aws-fsx-csi-driver add-on version"),
+        ({"kubernetes_version": "1.20"}, "kubernetes_version '1.20' has no pinned aws-fsx-csi-driver add-on version"),
+        ({"addon_version": "latest"}, "addon_version must be an EKS add-on version"),
     ],
 )
 def test_argument_errors_name_the_field(overrides, message):
     with pytest.raises(ValueError, match=f"^{COMPONENT}: {message}"):
         LustreModelCache("lustre", {**BASE, **overrides})
+
+
+def test_csi_addon_version_is_pinned_per_kubernetes_version_and_overridable(run):
+    """EKS would otherwise install its default for the cluster version, which changes under the stack."""
+    from gpufleet.components.lustre_cache import FSX_CSI_ADDON_VERSIONS
+    from gpufleet.infra.config import EKS_SUPPORTED_VERSIONS
+
+    assert set(FSX_CSI_ADDON_VERSIONS) == set(EKS_SUPPORTED_VERSIONS)
+    addon = run(cache()).one("aws:eks/addon:Addon").inputs
+    assert (addon["addonName"], addon["addonVersion"]) == ("aws-fsx-csi-driver", FSX_CSI_ADDON_VERSIONS["1.35"])
+    pinned = run(cache(addon_version="v1.3.0-eksbuild.2", kubernetes_version=None)).one("aws:eks/addon:Addon")
+    assert pinned.inputs["addonVersion"] == "v1.3.0-eksbuild.2"

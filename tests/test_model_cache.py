@@ -20,6 +20,7 @@ BASE = {
     "subnet_ids": ["subnet-a", "subnet-b", "subnet-c"],
     "nfs_client_cidrs": ["10.40.0.0/16"],
     "namespaces": ["serving", "research"],
+    "kubernetes_version": "1.35",
 }
 
 
@@ -185,8 +186,52 @@ def test_without_namespaces_there_is_no_claim(run):
         ({"claim_name": "Weights"}, "claim_name is not a valid object name"),
         ({"claim_size": "lots"}, "claim_size must be a quantity"),
         ({"throughput_mode": "provisioned"}, "throughput_mode must be one of"),
+        ({"kubernetes_version": None}, "kubernetes_version is required to pick the pinned aws-efs-csi-driver add-on version"),
+        ({"kubernetes_version": "1.28"}, "kubernetes_version '1.28' has no pinned aws-efs-csi-driver add-on version"),
+        ({"addon_version": "2.1"}, "addon_version must be an EKS add-on version"),
     ],
 )
 def test_argument_errors_name_the_field(overrides, message):
     with pytest.raises(ValueError, match=f"^{COMPONENT}: {message}"):
         ModelCache("cache", {**BASE, **overrides})
+
+
+def test_csi_addon_version_is_pinned_per_kubernetes_version_and_overridable(run):
+    """EKS would otherwise install its default for the cluster version, which changes under the stack."""
+    from gpufleet.components.model_cache import EFS_CSI_ADDON_VERSIONS
+    from gpufleet.infra.config import EKS_SUPPORTED_VERSIONS
+
+    assert set(EFS_CSI_ADDON_VERSIONS) == set(EKS_SUPPORTED_VERSIONS)
+    for version in EKS_SUPPORTED_VERSIONS:
+        addon = run(cache(kubernetes_version=version)).one("aws:eks/addon:Addon").inputs
+        assert addon["addonVersion"] == EFS_CSI_ADDON_VERSIONS[version]
+        assert addon["addonVersion"].startswith("v") and "-eksbuild." in addon["addonVersion"]
+    override = run(cache(addon_version="v2.1.4-eksbuild.1", kubernetes_version=None)).one("aws:eks/addon:Addon")
+    assert override.inputs["addonVersion"] == "v2.1.4-eksbuild.1"
+
+
+def test_stack_config_pins_the_addon_for_its_kubernetes_version_and_checks_an_override():
+    from gpufleet.components.model_cache import EFS_CSI_ADDON_VERSIONS
+    from gpufleet.infra.config import ConfigError, parse_stack_config
+    from tests.harness import stack_config, with_config
+
+    prod = stack_config("prod")
+    parsed = parse_stack_config(prod)
+    assert parsed.model_cache.addon_version is None and parsed.kubernetes_version in EFS_CSI_ADDON_VERSIONS
+    section = json.loads(prod["gpufleet:modelCache"])
+    override = parse_stack_config(with_config(prod, "modelCache", {**section, "addonVersion": "v3.4.2-eksbuild.1"}))
+    assert override.model_cache.addon_version == "v3.4.2-eksbuild.1"
+    with pytest.raises(ConfigError, match=r"gpufleet:modelCache\.addonVersion: String should match pattern"):
+        parse_stack_config(with_config(prod, "modelCache", {**section, "addonVersion": "latest"}))
+
+
+def test_prod_plan_installs_the_pinned_efs_addon(run):
+    from gpufleet.components.model_cache import EFS_CSI_ADDON_VERSIONS
+    from gpufleet.infra.program import build
+    from gpufleet.infra.config import parse_stack_config
+    from tests.harness import stack_config
+
+    config = parse_stack_config(stack_config("prod"))
+    recording = run(lambda: build(config, "prod"))
+    (addon,) = recording.of_type("aws:eks/addon:Addon")
+    assert (addon.inputs["addonName"], addon.inputs["addonVersion"]) == ("aws-efs-csi-driver", EFS_CSI_ADDON_VERSIONS["1.35"])

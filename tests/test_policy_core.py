@@ -130,7 +130,7 @@ def manifest(api_version, kind, spec, name="w"):
     (manifest("apps/v1", "StatefulSet", {"template": TEMPLATE}), ["spec.template.spec"], [(1, 1)]),
     (manifest("apps/v1", "DaemonSet", {"template": TEMPLATE}), ["spec.template.spec"], [(None, None)]),
     (manifest("apps/v1", "ReplicaSet", {"replicas": 2.0, "template": TEMPLATE}), ["spec.template.spec"], [(2, 2)]),
-    (manifest("batch/v1", "Job", {"parallelism": 4, "template": TEMPLATE}), ["spec.template.spec"], [(1, 1)]),
+    (manifest("batch/v1", "Job", {"parallelism": 4, "template": TEMPLATE}), ["spec.template.spec"], [(4, 4)]),
     (manifest("batch/v1", "CronJob", {"jobTemplate": {"spec": {"template": TEMPLATE}}}),
      ["spec.jobTemplate.spec.template.spec"], [(1, 1)]),
 ])

@@ -12,6 +12,8 @@ from typing import Iterator
 
 import pytest
 import yaml
+
+import gpufleet
 from google.protobuf import json_format
 from pulumi.runtime import rpc
 from pulumi.runtime.proto import analyzer_pb2
@@ -114,7 +116,7 @@ def test_every_rule_becomes_a_policy_with_its_description_and_config_schema():
             assert isinstance(policy, StackValidationPolicy)
         assert policy.description == rule.description
         assert policy.enforcement_level == EnforcementLevel(rule.default_enforcement(False))
-        assert set(policy.config_schema.properties) == {*rule.settings_schema, "exempt"}
+        assert set(policy.config_schema.properties) == {*rule.settings_schema, "exempt", "assume"}
         for key, default in rule.defaults.items():
             assert policy.config_schema.properties[key]["default"] == json.loads(json.dumps(default, default=list))
         assert policy.config_schema.properties["exempt"]["default"] == []
@@ -146,7 +148,8 @@ def test_pack_main_only_serves_the_built_policies():
     source = (PACK_DIR / "__main__.py").read_text()
     tree = ast.parse(source)
     calls = {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
-    assert calls == {"PolicyPack", "build_policies", "production_from_environ", "default_enforcement"}
+    assert calls == {"PolicyPack", "build_policies", "production_from_environ", "assume_from_environ",
+                     "default_enforcement"}
     pack_call = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "PolicyPack")
     assert ast.unparse(pack_call.args[0]) == "PACK_NAME"
     assert {k.arg for k in pack_call.keywords} == {"policies", "enforcement_level"}
@@ -198,9 +201,13 @@ def test_pack_project_files():
     project = yaml.safe_load((PACK_DIR / "PulumiPolicy.yaml").read_text())
     assert project["runtime"]["name"] == "python"
     assert project["version"]
+    # The pack runs in the repository's venv, where gpufleet is installed from this checkout; pip
+    # resolves relative paths in a requirements file from its working directory, so none is named.
+    assert (PACK_DIR / project["runtime"]["options"]["virtualenv"]).resolve() == REPO / "venv"
     requirements = [line for line in (PACK_DIR / "requirements.txt").read_text().splitlines() if line and not line.startswith("#")]
-    assert requirements == ["-e ../../.."]
-    assert (PACK_DIR / "../../.." / "pyproject.toml").resolve() == REPO / "pyproject.toml"
+    assert requirements == []
+    assert (REPO / "requirements.txt").read_text().splitlines()[-1] == "-e .[cli]"
+    assert project["version"] == gpufleet.__version__
 
 
 def test_production_comes_from_the_stack_config_the_cli_hands_the_pack():

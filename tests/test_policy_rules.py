@@ -22,6 +22,7 @@ ISSUE_7_RULES = (
     "gpu-dcgm-exporter-present", "gpu-nodepool-taint-and-limits", "gpu-no-time-slicing-in-production",
     "gpu-workload-schedulable", "eks-endpoint-private", "eks-secrets-encrypted", "eks-control-plane-logging",
 )
+ALL_RULES = (*ISSUE_7_RULES, "gpufleet-ignore-reason")
 ISSUE_13_RULES = ("image-pinned",)
 
 
@@ -83,7 +84,7 @@ def mutation_id(mutation: dict[str, Any]) -> str:
 
 
 def test_rule_names_are_issue_7s_and_13s():
-    assert sorted(rule.name for rule in RULES) == sorted(ISSUE_7_RULES + ISSUE_13_RULES)
+    assert sorted(rule.name for rule in RULES) == sorted(ALL_RULES + ISSUE_13_RULES)
     assert len(RULES_BY_NAME) == len(RULES)
 
 
@@ -103,7 +104,7 @@ def test_good_platform_passes_every_rule():
 
 def test_every_rule_has_a_caught_mutation():
     caught = {m["rule"] for m in MUTATIONS if not m.get("expect_pass")}
-    assert caught == set(ISSUE_7_RULES + ISSUE_13_RULES)
+    assert caught == set(ALL_RULES + ISSUE_13_RULES)
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=mutation_id)
@@ -168,6 +169,41 @@ def test_disabled_rules_do_not_run():
     found = evaluate(subjects(docs), PolicyConfig.from_mapping({"all": "disabled",
                                                                 "gpu-replicas-anti-affinity": "mandatory"}))
     assert [(v.policy, v.enforcement) for v in found] == [("gpu-replicas-anti-affinity", "mandatory")]
+
+
+@pytest.mark.parametrize("resource, caught", [
+    ("nvidia.com/gpu", True), ("nvidia.com/mig-1g.10gb", False), ("nvidia.com/gpu.shared", False)])
+def test_replicas_on_shared_gpus_need_no_node_spreading(resource, caught):
+    """MIG slices and time-sliced GPUs are packed by design: spreading their replicas would make
+    Karpenter launch a large GPU node per small replica."""
+    docs = mutate({"rule": "", "target": ["Deployment", "llm"], "path": ["spec", "template", "spec", "affinity"],
+                   "delete": True})
+    (container,) = docs[find(docs, ["Deployment", "llm"])]["spec"]["template"]["spec"]["containers"]
+    for amounts in container["resources"].values():
+        amounts[resource] = amounts.pop("nvidia.com/gpu")
+    rule = [RULES_BY_NAME["gpu-replicas-anti-affinity"]]
+    assert bool(evaluate(subjects(docs), rules=rule)) is caught
+
+
+@pytest.mark.parametrize("path, value, caught", [
+    (None, None, False),
+    (["labelSelector", "matchLabels", "serving.kserve.io/inferenceservice"], "other", True),
+    (["topologyKey"], "topology.kubernetes.io/zone", True),
+])
+def test_a_topology_spread_constraint_must_select_the_replicas_on_hostname(path, value, caught):
+    """embed on whole GPUs (MIG slices are exempt): its hostname spread constraint counts only when it
+    selects its own pods on kubernetes.io/hostname."""
+    docs = copy.deepcopy(GOOD)
+    predictor = docs[find(docs, ["InferenceService", "embed"])]["spec"]["predictor"]
+    for amounts in predictor["model"]["resources"].values():
+        amounts["nvidia.com/gpu"] = amounts.pop("nvidia.com/mig-1g.10gb")
+    if path:
+        target = predictor["topologySpreadConstraints"][0]
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = value
+    rule = [RULES_BY_NAME["gpu-replicas-anti-affinity"]]
+    assert [v.name for v in evaluate(subjects(docs), rules=rule)] == (["embed"] if caught else [])
 
 
 class Unknown:

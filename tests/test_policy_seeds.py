@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpufleet.infra.kube_schema import ManifestValidator
+from gpufleet.infra.validation.schema import ManifestValidator
 from gpufleet.policies.core import PolicyConfig, Subject, evaluate
 
 SEEDS = Path(__file__).parent / "fixtures" / "seeds"
@@ -39,7 +39,10 @@ def test_seed_manifests_are_valid_at_current_api_versions(article, upstream):
 def test_ml_workloads_article_verdicts():
     assert verdicts("kubernetes-for-ml-workloads") == {
         # The plain GPU pod: right resources, tolerations, /dev/shm; but root, and no quota for `default`.
+        # It runs vLLM (a model server) yet declares no probes.
         ("container-non-root", "Pod", "gpu-inference-pod"),
+        ("gpu-probes-distinct", "Pod", "gpu-inference-pod"),
+        ("gpu-probes-generous", "Pod", "gpu-inference-pod"),
         ("gpu-namespace-quota", "Pod", "gpu-inference-pod"),
         # Nothing in the article installs the DCGM exporter, though its HPA scales on DCGM metrics.
         ("gpu-dcgm-exporter-present", "Pod", "gpu-inference-pod"),
@@ -95,8 +98,8 @@ def test_time_slicing_configs_are_refused_in_production():
 
 def test_gpu_guide_article_verdicts():
     assert verdicts("kubernetes-and-gpu-guide") == {
-        # Basic pod and training job: no /dev/shm, root, in `default` (the quota is for ml-team).
-        ("gpu-shm-volume", "Pod", "gpu-test"),
+        # Basic pod and training job: root, in `default` (the quota is for ml-team); the PyTorch job has no
+        # /dev/shm (the nvidia-smi pod needs none: one process on one GPU).
         ("gpu-shm-volume", "Job", "pytorch-training"),
         ("container-non-root", "Pod", "gpu-test"),
         ("container-non-root", "Job", "pytorch-training"),

@@ -28,7 +28,8 @@ def test_pulumi_yaml_points_at_infra_and_stacks():
     assert project.stacks() == ["dev", "prod"]
 
 
-@pytest.mark.parametrize(("stack", "azs", "nats"), [("dev", 2, 1), ("prod", 3, 3)])
+@pytest.mark.parametrize(("stack", "azs", "nats"), [
+    ("dev", 2, 1), ("prod", 3, 3)])
 def test_stack_declares_network_and_cluster(run, stack, azs, nats):
     recording = run(program, config=stack_config(stack), stack=stack)
     counts = Counter(r.type for r in recording.resources)
@@ -40,7 +41,7 @@ def test_stack_declares_network_and_cluster(run, stack, azs, nats):
     assert counts["pulumi:providers:aws"] == 1
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", ("prod")])
 def test_every_resource_has_a_component_parent_and_the_stack_provider(run, stack):
     recording = run(program, config=stack_config(stack), stack=stack)
     by_urn = recording.by_urn()

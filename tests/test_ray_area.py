@@ -40,7 +40,9 @@ RAY = {"enabled": True, "clusters": [CLUSTER], "jobs": [JOB], "services": [SERVI
 
 
 def config(ray=RAY, model_cache=None, teams=TEAMS, kueue=None):
-    raw = with_config(BASE_CONFIG, "gpuPools", POOLS)
+    # Two clusters' and a service's heads besides the controllers: system nodes that hold them.
+    raw = with_config(BASE_CONFIG, "cluster", {"systemNodes": {"instanceTypes": ["m7i.2xlarge"]}})
+    raw = with_config(raw, "gpuPools", POOLS)
     raw = with_config(raw, "teams", teams)
     raw = with_config(raw, "ray", ray)
     if model_cache is not None:
@@ -242,6 +244,12 @@ def test_prod_runs_a_queued_ray_job_for_research_on_batch(run):
     metadata, spec = job.inputs["metadata"], job.inputs["spec"]
     assert (metadata["name"], metadata["namespace"]) == ("gpu-smoke-test", "research")
     assert metadata["labels"]["kueue.x-k8s.io/queue-name"] == "research"
+    # Every queued Ray object names a WorkloadPriorityClass the stack declares.
+    declared = {c.inputs["metadata"]["name"] for c in recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:WorkloadPriorityClass")}
+    queued = [r for r in recording.of_type("kubernetes:ray.io/v1:RayJob") + recording.of_type("kubernetes:ray.io/v1:RayCluster")
+              if "kueue.x-k8s.io/queue-name" in r.inputs["metadata"]["labels"]]
+    assert len(queued) == 2
+    assert {r.inputs["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] for r in queued} == {"gpufleet-batch"} <= declared
     assert spec["shutdownAfterJobFinishes"] is True and "suspend" not in spec
     (worker,) = spec["rayClusterSpec"]["workerGroupSpecs"]
     pod = worker["template"]["spec"]

@@ -195,12 +195,24 @@ def test_queue_label_and_elastic_annotation(run):
     assert "kueue.x-k8s.io/queue-name" not in unqueued["labels"]
 
 
+def test_queued_cluster_names_the_workload_priority_class_of_its_role(run):
+    """Kueue 0.19 takes a queued object's priority from its kueue.x-k8s.io/priority-class label (a
+    WorkloadPriorityClass) before the pods' PriorityClass: gpufleet's classes share names and values."""
+    batch = run(ray_cluster(queue_name="research")).one(RAY_CLUSTER).inputs["metadata"]["labels"]
+    assert batch["kueue.x-k8s.io/priority-class"] == "gpufleet-batch"
+    training = run(ray_cluster(queue_name="research", role="training")).one(RAY_CLUSTER).inputs
+    assert training["metadata"]["labels"]["kueue.x-k8s.io/priority-class"] == "gpufleet-training"
+    assert training["spec"]["headGroupSpec"]["template"]["spec"]["priorityClassName"] == "gpufleet-training"
+    # Unqueued: Kueue never sees it, and the class may not exist.
+    assert "kueue.x-k8s.io/priority-class" not in run(ray_cluster()).one(RAY_CLUSTER).inputs["metadata"]["labels"]
+
+
 def test_a_pdb_per_worker_group_selects_its_workers(run):
     recording = run(ray_cluster())
     cluster = recording.one(RAY_CLUSTER)
     pdb = recording.one(PDB)
     assert pdb.inputs["metadata"] == {"name": "batch-ray-gpu", "namespace": "research", "labels": {"app.kubernetes.io/managed-by": "gpufleet"}}
-    assert pdb.inputs["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": {
+    assert pdb.inputs["spec"] == {"maxUnavailable": 1, "unhealthyPodEvictionPolicy": "AlwaysAllow", "selector": {"matchLabels": {
         "gpufleet.io/ray-workload": "batch-ray", "gpufleet.io/ray-group": "gpu"}}}
     assert spec_of(recording)["workerGroupSpecs"][0]["template"]["metadata"]["labels"] == pdb.inputs["spec"]["selector"]["matchLabels"]
     assert cluster.urn in pdb.dependencies
@@ -317,7 +329,8 @@ S = "gpufleet:ray:RayService: "
         ({"applications": [{**APP, "import_path": "serve_app"}]}, r"applications\[0\]\.import_path must look like"),
         ({"applications": [APP, {**APP, "name": "other"}]}, r"applications\[1\]\.route_prefix must be a unique path"),
         ({"applications": []}, "applications must define at least one Serve application"),
-        ({"role": "batch"}, "role must be one of 'inference'"),
+        # A RayService always serves (inference priority): role is not one of its arguments.
+        ({"role": "batch"}, r"unknown argument 'role' \(RayServiceArgs takes applications, "),
         ({"worker_groups": [{**SERVICE_GROUP, "gpus": 16}]}, r"worker_groups\[0\]\.gpus \(16\) exceeds .*placement.max_resources_per_node"),
     ],
 )

@@ -44,6 +44,8 @@ def test_queued_job_follows_kueue_rules(run):
     metadata, spec = job.inputs["metadata"], job.inputs["spec"]
     assert (metadata["name"], metadata["namespace"]) == ("embed", "research")
     assert metadata["labels"]["kueue.x-k8s.io/queue-name"] == "research"
+    # Kueue orders and preempts it by this WorkloadPriorityClass (the batch role's).
+    assert metadata["labels"]["kueue.x-k8s.io/priority-class"] == "gpufleet-batch"
     assert "annotations" not in metadata  # fixed size: not an elastic workload
     assert spec["shutdownAfterJobFinishes"] is True
     assert spec["ttlSecondsAfterFinished"] == 60
@@ -109,6 +111,7 @@ def test_options_runtime_env_deadline_training_and_elastic(run):
 def test_unqueued_job_has_no_queue_label(run):
     job = run(ray_job(queue_name=None)).one(RAY_JOB)
     assert "kueue.x-k8s.io/queue-name" not in job.inputs["metadata"]["labels"]
+    assert "kueue.x-k8s.io/priority-class" not in job.inputs["metadata"]["labels"]
 
 
 @pytest.mark.parametrize("overrides, message", [

@@ -61,8 +61,16 @@ def test_unknown_team_and_pool_name_the_fields():
                                     "placement.max_resources_per_node)"),
     ({**EMBED, "gpus": 2}, "gpus", "must be 1 on mig pool 'serving-mig'"),
     ({**EMBED, "pool": "gpu-dev", "gpuMemoryUtilization": 0.9}, "gpuMemoryUtilization", "(0.9) exceeds 1/4"),
-    ({**LLAMA, "canary": {"storage": "pvc://v2", "preloaded": True, "trafficPercent": 100}}, "canary.trafficPercent",
-     "must be an integer from 1 to 99"),
+    ({**LLAMA, "canary": {"storage": "pvc://v2", "preloaded": True, "trafficPercent": 0}}, "canary.trafficPercent",
+     "must be an integer from 1 to 100"),
+    ({**LLAMA, "disruptionBudget": {"minAvailable": 2}}, "disruptionBudget.minAvailable",
+     "(2) allows no voluntary disruption at minReplicas (2): the PodDisruptionBudget would block every node drain, "
+     "and Karpenter could not consolidate, expire or replace drifted nodes"),
+    ({**LLAMA, "canary": {"storage": "pvc://v2", "preloaded": True, "trafficPercent": 10},
+      "disruptionBudget": {"minAvailable": 1}}, "disruptionBudget.minAvailable",
+     "(1) allows no voluntary disruption at canary.minReplicas (1)"),
+    ({**EMBED, "antiAffinity": "preferred"}, "antiAffinity",
+     "('preferred') is refused on mig pool 'serving-mig': one node offers up to 56 nvidia.com/mig-1g.10gb units"),
     ({**LLAMA, "storage": "/models/llama", "weightsSource": None}, "storage", "must start with one of pvc://"),
     ({**LLAMA, "shmSize": "64Gi"}, "shmSize", "(64Gi) must be below memory (32Gi)"),
     ({**LLAMA, "name": "Llama"}, "name", "must be a lowercase DNS label"),
@@ -90,8 +98,9 @@ def test_canary_needs_gateway_api_routing():
     canary = {**LLAMA, "canary": {"storage": "pvc://meta-llama/Llama-3.1-8B-Instruct", "preloaded": True,
                                   "trafficPercent": 10}}
     (problem,) = area.cross_check(config([canary]))
-    assert problem == ("gpufleet:serving.inferenceServices[0].canary: KServe splits canary traffic with Gateway API "
-                       "HTTPRoutes; set gpufleet:serving.kserve.gatewayApi")
+    assert problem == ("gpufleet:serving.inferenceServices[0].canary: the canary's traffic share is split by "
+                       "gpufleet's Gateway API HTTPRoute (KServe v0.20.0's own routes reach the stable predictor "
+                       "only); set gpufleet:serving.kserve.gatewayApi")
     assert area.cross_check(config([canary], serving={"kserve": {"gatewayApi": {"className": "eg"}}})) == []
 
 
@@ -380,3 +389,85 @@ def test_without_hf_token_no_secret_is_made(run):
     recording = run(whole_program, config=stack_config("prod"), stack="prod")
     assert recording.of_type("gpufleet:serving:HuggingFaceToken") == []
     assert recording.of_type("kubernetes:core/v1:Secret") == []
+
+
+ISVC = "kubernetes:serving.kserve.io/v1beta1:InferenceService"
+HTTP_ROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
+GATEWAY = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+
+
+def by_name(recording, type_):
+    return {r.inputs["metadata"]["name"]: r for r in recording.of_type(type_)}
+
+
+def test_prod_canary_is_admitted_and_routed_through_gpufleets_gateway(run):
+    """Issue 11 on the prod stack: the chat-8b canary is an InferenceService of its own (KServe
+    v0.20.0's webhook refuses spec.canary on a custom predictor without STORAGE_URI; its HTTPRoute
+    would send the canary nothing), gpufleet's HTTPRoute splits 90/10 between the predictor Services on
+    gpufleet's Gateway of class eg (the chart's is hard-coded envoy), and the chart is told so."""
+    recording = run(whole_program, config=stack_config("prod"), stack="prod")
+    isvcs = by_name(recording, ISVC)
+    assert set(isvcs) == {"chat-8b", "chat-8b-qwen3", "bge-embeddings"}
+    for isvc in isvcs.values():
+        assert "canary" not in isvc.inputs["spec"]
+        assert isvc.inputs["metadata"]["labels"]["networking.kserve.io/visibility"] == "cluster-local"
+    served = {name: isvc.inputs["spec"]["predictor"]["containers"][0]["args"] for name, isvc in isvcs.items()}
+    assert served["chat-8b"][served["chat-8b"].index("--served-model-name") + 1] == "chat-8b"
+    assert served["chat-8b-qwen3"][served["chat-8b-qwen3"].index("--served-model-name") + 1] == "chat-8b"
+    assert served["chat-8b-qwen3"][0] == "/mnt/models/Qwen/Qwen3-8B"
+
+    routes = by_name(recording, HTTP_ROUTE)
+    assert set(routes) == {"chat-8b-route", "bge-embeddings-route"}
+    chat = routes["chat-8b-route"].inputs["spec"]
+    assert chat["hostnames"] == ["chat-8b-serving.ml.example.com"]
+    assert chat["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                   "namespace": "kserve-system", "name": "inference-gateway"}]
+    assert [(b["name"], b["port"], b["weight"]) for b in chat["rules"][0]["backendRefs"]] == [
+        ("chat-8b-predictor", 80, 90), ("chat-8b-qwen3-predictor", 80, 10)]
+    assert [(b["name"], b["weight"]) for b in routes["bge-embeddings-route"].inputs["spec"]["rules"][0]["backendRefs"]] \
+        == [("bge-embeddings-predictor", 100)]
+
+    (gateway,) = recording.of_type(GATEWAY)
+    assert (gateway.inputs["metadata"]["namespace"], gateway.inputs["metadata"]["name"]) == (
+        "kserve-system", "inference-gateway")
+    assert gateway.inputs["spec"]["gatewayClassName"] == "eg"
+    (listener,) = gateway.inputs["spec"]["listeners"]
+    assert listener["hostname"] == "*.ml.example.com"
+    assert listener["allowedRoutes"]["namespaces"]["selector"] == {
+        "matchExpressions": [{"key": "gpufleet.io/team", "operator": "Exists"}]}
+    (chart,) = [r for r in recording.of_type("kubernetes:helm.sh/v3:Release") if r.inputs["name"] == "kserve"]
+    ingress = chart.inputs["values"]["kserve"]["controller"]["gateway"]["ingressGateway"]
+    assert ingress == {"enableGatewayApi": True, "createGateway": False,
+                       "kserveGateway": "kserve-system/inference-gateway"}
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_pdbs_keep_every_node_drainable(run, stack):
+    """A PDB that allows no disruption at the fewest replicas (minAvailable: 1 on one replica: the dev
+    service, the prod canary) blocks every drain and Karpenter's consolidation, expiry and drift."""
+    recording = run(whole_program, config=stack_config(stack), stack=stack)
+    budgets = recording.of_type(PDB)
+    assert budgets
+    for budget in budgets:
+        spec = budget.inputs["spec"]
+        assert "minAvailable" not in spec and spec["maxUnavailable"] >= 1, budget.inputs["metadata"]["name"]
+
+
+def test_prod_mig_replicas_share_nodes_and_whole_gpu_replicas_spread(run):
+    """Preferred hostname anti-affinity on the MIG pool made Karpenter launch an 8-GPU p4de/p5 per
+    1g.10gb replica of bge-embeddings; the whole-GPU chat service keeps spreading over nodes."""
+    recording = run(whole_program, config=stack_config("prod"), stack="prod")
+    isvcs = {name: r.inputs["spec"]["predictor"] for name, r in by_name(recording, ISVC).items()}
+    assert "affinity" not in isvcs["bge-embeddings"] and "topologySpreadConstraints" not in isvcs["bge-embeddings"]
+    (term,) = isvcs["chat-8b"]["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+
+
+def test_a_canary_taking_another_services_name_is_reported():
+    llama_v2 = {**LLAMA, "name": "llama-v2", "weightsSource": None, "preloaded": True}
+    canary = {**LLAMA, "canary": {"storage": "pvc://meta-llama/v2", "preloaded": True, "trafficPercent": 10,
+                                  "name": "v2"}}
+    problems = area.cross_check(config([llama_v2, canary], serving={"kserve": {"gatewayApi": {"className": "eg"}}}))
+    assert problems == ["gpufleet:serving.inferenceServices[1].canary.name: InferenceService 'llama-v2' in namespace "
+                        "'serving' is already gpufleet:serving.inferenceServices[0]'s"]

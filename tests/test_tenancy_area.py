@@ -412,7 +412,7 @@ def outside_kueue_requests(recording) -> dict[str, Counter]:
     return held
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod"])
+@pytest.mark.parametrize("stack", ["dev", ("prod")])
 def test_stack_queue_and_pods_outside_kueue_fit_the_namespace_quota(run, stack):
     """Predictors and weights loaders run in the team namespace outside Kueue and pay from the same
     ResourceQuota: the ClusterQueue's cpu/memory plus their most must fit ``requests.<resource>``,

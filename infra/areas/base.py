@@ -327,6 +327,8 @@ class ConfigModel(BaseModel):
         frozen=True,
         alias_generator=to_camel,
         populate_by_name=True,
+        # The docstring under each field is its description (docs/configuration.md, the JSON Schema).
+        use_attribute_docstrings=True,
     )
 
     @field_validator("*", mode="before")

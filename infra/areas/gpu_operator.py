@@ -49,7 +49,10 @@ class AlertThresholdsSection(ConfigModel):
     """When the GPU alerts fire (the seeds' values by default)."""
 
     memory_usage_percent: int = Field(90, ge=1, le=100)
-    """``HighGPUMemoryUsage``: memory used above this for 5 minutes. Default 90."""
+    """``HighGPUMemoryUsage``: memory used above this for 5 minutes, on GPU pods that do not serve
+    with vLLM (vLLM reserves its memory up front). Default 90."""
+    kv_cache_usage_percent: int = Field(90, ge=1, le=100)
+    """``HighVLLMKVCacheUsage``: a vLLM server's KV cache fuller than this for 5 minutes. Default 90."""
     low_utilization_percent: int = Field(20, ge=1, le=100)
     """``LowGPUUtilization``: 1-hour average utilisation below this for 2 hours. Default 20."""
     temperature_celsius: int = Field(85, ge=40, le=120)
@@ -197,6 +200,7 @@ def compose(platform: Platform) -> None:
             "dashboard_labels": dict(monitoring.dashboard_labels),
             "thresholds": {
                 "memory_usage_percent": thresholds.memory_usage_percent,
+                "kv_cache_usage_percent": thresholds.kv_cache_usage_percent,
                 "low_utilization_percent": thresholds.low_utilization_percent,
                 "temperature_celsius": thresholds.temperature_celsius,
             },

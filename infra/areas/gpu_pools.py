@@ -89,22 +89,22 @@ class DisruptionConfig(ConfigModel):
     """When Karpenter may remove or replace a pool's nodes."""
 
     consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
-    """Default ``WhenEmptyOrUnderutilized``."""
+    """When Karpenter may consolidate nodes: ``WhenEmptyOrUnderutilized`` or ``WhenEmpty``. Default ``WhenEmptyOrUnderutilized``."""
     consolidate_after: str = "30m"
     """Quiet time before consolidation, or ``Never``. Default ``30m``."""
     budgets: tuple[BudgetConfig, ...] = Field((BudgetConfig(nodes="10%"),), max_length=50)
-    """Default one budget of 10%."""
+    """How many nodes Karpenter may disrupt at once, and when. Default one budget of 10%."""
 
 
 class RootVolumeConfig(ConfigModel):
     """Encrypted gp3 volume for images and ephemeral storage."""
 
     size_gib: int = Field(200, ge=20, le=16_384)
-    """Default 200 GiB (gp3: at most 16 TiB)."""
+    """Size of the encrypted gp3 root volume (images, ephemeral storage). Default 200 GiB (gp3: at most 16 TiB)."""
     iops: int = Field(6000, ge=3000, le=80_000)
-    """Default 6000 (gp3: 3000-80000)."""
+    """Provisioned gp3 IOPS. Default 6000 (gp3: 3000-80000)."""
     throughput_mibps: int = Field(500, ge=125, le=2000)
-    """Default 500 MiB/s (gp3: 125-2000)."""
+    """Provisioned gp3 throughput. Default 500 MiB/s (gp3: 125-2000)."""
 
 
 class TaintConfig(ConfigModel):
@@ -147,7 +147,7 @@ class GpuPoolSection(ConfigModel):
     instance_types: tuple[str, ...] = ()
     """GPU instance types, e.g. ``[p4de.24xlarge, p5.48xlarge]``."""
     capacity_types: tuple[Literal["on-demand", "spot", "reserved"], ...] = ("on-demand",)
-    """Default ``[on-demand]``."""
+    """Purchase options Karpenter may launch: ``on-demand``, ``spot``, ``reserved`` (capacity reservations). Default ``[on-demand]``."""
     capacity_reservation_ids: tuple[str, ...] = ()
     """Capacity reservations / capacity blocks (``cr-...``) for ``reserved``. Default none."""
     ami_family: Literal["al2023", "bottlerocket"] = "al2023"

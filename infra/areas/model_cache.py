@@ -12,8 +12,8 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator
 
-from gpufleet.components.lustre_cache import LustreModelCache
-from gpufleet.components.model_cache import ModelCache
+from gpufleet.components.lustre_cache import FSX_CSI_ADDON, FSX_CSI_ADDON_VERSIONS, LustreModelCache
+from gpufleet.components.model_cache import EFS_CSI_ADDON, EFS_CSI_ADDON_VERSIONS, ModelCache
 from gpufleet.infra.areas.base import ConfigModel, DnsLabel, Platform
 
 
@@ -58,7 +58,8 @@ class ModelCacheSection(ConfigModel):
     kms_key_arn: Optional[str] = None
     """Customer managed KMS key for encryption at rest. Default the AWS managed EFS key."""
     addon_version: Optional[str] = Field(None, pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+$")
-    """CSI add-on version (pin it in production), e.g. ``v2.1.4-eksbuild.1``. Default EKS's default."""
+    """CSI add-on version, e.g. ``v3.5.0-eksbuild.1``. Default: the version gpufleet pins for
+    ``gpufleet:kubernetesVersion`` (``EFS_CSI_ADDON_VERSIONS`` / ``FSX_CSI_ADDON_VERSIONS``)."""
 
     @field_validator("kms_key_arn")
     @classmethod
@@ -76,13 +77,23 @@ class ModelCacheSection(ConfigModel):
         return list(self.teams)
 
 
+def addon_versions(backend: str) -> tuple[str, Any]:
+    """The CSI add-on of a backend and gpufleet's pinned versions of it per Kubernetes version."""
+    return (FSX_CSI_ADDON, FSX_CSI_ADDON_VERSIONS) if backend == "fsxLustre" else (EFS_CSI_ADDON, EFS_CSI_ADDON_VERSIONS)
+
+
 def cross_check(config) -> list[str]:
-    """Every team named in ``modelCache.teams`` exists."""
+    """Every team named in ``modelCache.teams`` exists; the CSI add-on version is pinned for the
+    cluster's Kubernetes version (or set)."""
     section = config.model_cache
-    if section.teams is None:
-        return []
-    known = [team.name for team in config.teams]
     problems = []
+    addon, pinned = addon_versions(section.backend)
+    if section.enabled and section.addon_version is None and config.kubernetes_version not in pinned:
+        problems.append(f"gpufleet:modelCache.addonVersion: gpufleet pins no {addon} add-on version for Kubernetes "
+                        f"{config.kubernetes_version} (pinned for {', '.join(pinned)}); set one")
+    if section.teams is None:
+        return problems
+    known = [team.name for team in config.teams]
     for index, team in enumerate(section.teams):
         if team not in known:
             problems.append(
@@ -109,6 +120,7 @@ def compose(platform: Platform) -> None:
         "wait_for": [platform.namespaces[team] for team in teams if team in platform.namespaces],
         "claim_name": section.claim_name,
         **({"kms_key_arn": section.kms_key_arn} if section.kms_key_arn else {}),
+        "kubernetes_version": platform.config.kubernetes_version,
         **({"addon_version": section.addon_version} if section.addon_version else {}),
     }
     cache: ModelCache | LustreModelCache

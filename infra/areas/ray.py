@@ -150,13 +150,13 @@ class ServeDeploymentConfig(ConfigModel):
     gpus: float = Field(1, gt=0, le=64)
     """GPUs per replica. Default 1."""
     min_replicas: int = Field(1, ge=0)
-    """Default 1."""
+    """Fewest replicas Ray Serve autoscaling keeps. Default 1."""
     max_replicas: int = Field(1, ge=1)
-    """Default 1."""
+    """Most replicas Ray Serve autoscaling starts. Default 1."""
     target_ongoing_requests: int = Field(2, ge=1)
-    """Default 2."""
+    """Ongoing requests per replica Ray Serve autoscaling aims for. Default 2."""
     max_ongoing_requests: int = Field(8, ge=1)
-    """Default 8."""
+    """Requests a replica takes at once before callers queue. Default 8."""
 
 
 class ServeApplicationConfig(ConfigModel):

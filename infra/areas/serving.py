@@ -10,17 +10,23 @@ claim before the InferenceService is created) unless ``preloaded: true`` says th
 already there. Gated models need ``hfTokenSecret``: ``{name: hf-token}`` works only with
 ``gpufleet:hfToken`` set (gpufleet then creates that Secret). Every service is checked like the
 component checks it (GPUs per replica against the pool's instance types, memory shares on
-time-sliced pools, replicas, canary, ...) when the stack configuration is read, with its
-``gpufleet:serving.inferenceServices[i]`` path.
+time-sliced pools, replicas, canary, disruption budget, spreading on shared pools, ...) when the
+stack configuration is read, with its ``gpufleet:serving.inferenceServices[i]`` path.
+
+With ``serving.kserve.gatewayApi``, gpufleet creates the Gateway (class ``className``) and every
+service gets an HTTPRoute ``<name>-route`` for the host ``<name>-<team>.<domain>`` (KServe's own
+host-name format) on it; a canary is its own InferenceService ``<name>-<canary>`` under the same
+served model name, and the route splits the host's requests by ``canary.trafficPercent``.
+Promotion: ``trafficPercent: 100``, then move the canary's ``storage``/``weightsSource``/``image`` to
+the service and remove ``canary``.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal, Optional
+from typing import Any, Optional
 
 import pulumi
-from pydantic import Field, field_validator, model_validator
 
 from gpufleet.components.autoscaling import Keda
 from gpufleet.components.gpu_scheduling import GpuPlacement
@@ -28,247 +34,34 @@ from gpufleet.components.hf_token import SECRET_KEY as HF_TOKEN_KEY
 from gpufleet.components.hf_token import SECRET_NAME as HF_TOKEN_SECRET
 from gpufleet.components.hf_token import HuggingFaceToken
 from gpufleet.components.inference_service import TYPE as SERVICE_TYPE
-from gpufleet.components.inference_service import InferenceService, check_labels, plan_inference_service
-from gpufleet.components.kserve import DEFAULT_NAMESPACE as KSERVE_NAMESPACE
+from gpufleet.components.inference_service import InferenceService, plan_inference_service
+from gpufleet.components.kserve import DEFAULT_GATEWAY as KSERVE_GATEWAY
 from gpufleet.components.kserve import KServe
-from gpufleet.infra.areas.base import (
-    ConfigModel, DnsLabel, DnsSubdomain, ImageRef, Platform, PositiveQuantity, SecretKey, camel_path,
-)
+from gpufleet.components.team import TEAM_LABEL
+from gpufleet.infra.areas.base import Platform, camel_path
 from gpufleet.infra.areas.gpu_pools import configured_placements
+from gpufleet.infra.areas.serving_config import (  # noqa: F401  (the section's models, as infra.config imports them)
+    AutoscalingConfig,
+    CanaryConfig,
+    DisruptionBudgetConfig,
+    GatewayApiConfig,
+    HfTokenSecretConfig,
+    InferenceServiceConfig,
+    KafkaConfig,
+    KedaConfig,
+    KServeConfig,
+    QueueConfig,
+    ServingSection,
+)
 
 PREFIX = "gpufleet:serving"
 
 
-class GatewayApiConfig(ConfigModel):
-    """KServe's Gateway API ingress (needed for canary traffic splits)."""
-
-    gateway: Optional[str] = Field(None, pattern=r"^[a-z0-9-]+/[a-z0-9-]+$")
-    """``<namespace>/<name>`` of the Gateway. Default ``<kserve namespace>/kserve-ingress-gateway``."""
-    create_gateway: bool = True
-    """Let the KServe chart create that Gateway. Default true."""
-    class_name: Optional[DnsLabel] = None
-    """GatewayClass of a created Gateway (e.g. Envoy Gateway's). Required when ``createGateway``."""
-
-    @model_validator(mode="after")
-    def _class_name(self) -> "GatewayApiConfig":
-        # The same rule as components.kserve.kserve_values, named by its YAML path here.
-        if self.create_gateway and self.class_name is None:
-            raise ValueError("className is required when createGateway is true (the GatewayClass of the Gateway)")
-        return self
-
-
-class KServeConfig(ConfigModel):
-    """The KServe platform (Standard mode) and cert-manager."""
-
-    enabled: Optional[bool] = None
-    """Install KServe. Default: when ``inferenceServices`` is not empty."""
-    namespace: DnsLabel = KSERVE_NAMESPACE
-    """Controller namespace. Default ``kserve-system``."""
-    install_cert_manager: bool = True
-    """Install cert-manager too (false when the cluster has one). Default true."""
-    domain: str = Field("example.com", max_length=253, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
-    """Domain of InferenceService hostnames. Default ``example.com``."""
-    ingress_class_name: Optional[DnsLabel] = None
-    """Create Ingresses of this class. Default none (in-cluster only, or ``gatewayApi``)."""
-    gateway_api: Optional[GatewayApiConfig] = None
-    """Route with Gateway API HTTPRoutes. Default none."""
-
-    @model_validator(mode="after")
-    def _one_ingress(self) -> "KServeConfig":
-        # The same rule as components.kserve.kserve_values, named by its YAML path here.
-        if self.ingress_class_name is not None and self.gateway_api is not None:
-            raise ValueError("set ingressClassName or gatewayApi, not both")
-        return self
-
-
-class KedaConfig(ConfigModel):
-    """KEDA, which autoscales InferenceServices."""
-
-    enabled: Optional[bool] = None
-    """Install KEDA. Default: when a service autoscales."""
-    replicas: int = Field(2, ge=1, le=5)
-    """Operator and metrics-server replicas. Default 2."""
-
-
-class HfTokenSecretConfig(ConfigModel):
-    """A Secret key holding a Hugging Face token (the token never goes in the stack file)."""
-
-    name: DnsSubdomain
-    """Secret name in the team namespace."""
-    key: SecretKey = "token"
-    """Key in the Secret. Default ``token``."""
-
-
-class CanaryConfig(ConfigModel):
-    """A second model version receiving a traffic share (KServe Standard-mode canary)."""
-
-    storage: str
-    """Weights of the new version (same forms as the service's ``storage``)."""
-    weights_source: Optional[str] = None
-    """``hf://<org>/<model>[@<revision>]`` downloaded into ``pvc://`` storage first. Required with
-    ``pvc://`` storage unless ``preloaded``."""
-    preloaded: bool = False
-    """The ``pvc://`` weights are already in the claim (no loader Job). Default false."""
-    traffic_percent: int
-    """Share of requests, 1–99."""
-    name: str = "canary"
-    """Canary name. Default ``canary``."""
-    image: Optional[str] = None
-    """vLLM image. Default the service's."""
-    min_replicas: int = 1
-    """Replicas (fixed). Default 1."""
-
-
-class KafkaConfig(ConfigModel):
-    """Kafka consumer lag as an extra scaling signal (queue-driven batch; allows ``minReplicas: 0``)."""
-
-    bootstrap_servers: str
-    consumer_group: str
-    topic: str
-    lag_threshold: int = 10
-    """Target lag per replica. Default 10."""
-    authentication_ref: Optional[str] = None
-    """KEDA TriggerAuthentication in the team namespace. Default none."""
-
-
-class QueueConfig(ConfigModel):
-    """A queue depth in Prometheus as an extra scaling signal (allows ``minReplicas: 0``)."""
-
-    query: str
-    """PromQL returning the total number of waiting items."""
-    target: int = Field(ge=1)
-    """Waiting items per replica."""
-
-
-class AutoscalingConfig(ConfigModel):
-    """KEDA targets of a service (used when ``maxReplicas > minReplicas``)."""
-
-    gpu_utilization: int = 70
-    """Target GPU utilisation per replica, percent. Default 70."""
-    waiting_requests: int = 5
-    """Target ``vllm:num_requests_waiting`` per replica. Default 5."""
-    kafka: Optional[KafkaConfig] = None
-    """Kafka lag trigger. Default none."""
-    queue: Optional[QueueConfig] = None
-    """Prometheus queue-depth trigger. Default none."""
-
-
-class InferenceServiceConfig(ConfigModel):
-    """One model served with vLLM on KServe."""
-
-    name: str
-    """InferenceService name (≤ 45 characters)."""
-    team: str
-    """Team (``gpufleet:teams[].name``) whose namespace serves it."""
-    pool: str
-    """GPU pool (``gpufleet:gpuPools[].name``) it runs on."""
-    model: str = Field(pattern=r"^\S{1,256}$")
-    """Model name clients request (vLLM ``--served-model-name``; no whitespace)."""
-    storage: str
-    """``pvc://<path>`` on the team's model cache, or an ``hf://``, ``s3://``, ``gs://``, ``https://`` URI."""
-    weights_source: Optional[str] = None
-    """``hf://<org>/<model>[@<revision>]``: a loader Job downloads it into the ``pvc://`` path before
-    the service starts (using ``hfTokenSecret``). Required with ``pvc://`` storage unless ``preloaded``."""
-    preloaded: bool = False
-    """The ``pvc://`` weights are already in the claim (no loader Job). Default false."""
-    image: Optional[ImageRef] = None
-    """vLLM image, with a tag or digest (``latest`` is refused in prod). Default the component's pinned
-    vLLM release."""
-    gpus: int = Field(1, ge=1, le=64)
-    """GPUs (pool resource units) per replica. Default 1."""
-    cpu: PositiveQuantity = "8"
-    """CPU per replica. Default ``"8"``."""
-    memory: PositiveQuantity = "32Gi"
-    """Memory per replica. Default ``"32Gi"``."""
-    shm_size: PositiveQuantity = "8Gi"
-    """``/dev/shm`` size. Default ``"8Gi"``."""
-    min_replicas: int = 1
-    """Default 1."""
-    max_replicas: Optional[int] = None
-    """Default ``minReplicas`` (no autoscaling)."""
-    max_model_len: Optional[int] = None
-    """vLLM ``--max-model-len``. Default the model's."""
-    gpu_memory_utilization: Optional[float] = Field(None, gt=0, le=1)
-    """vLLM ``--gpu-memory-utilization``. Default 0.9 (0.9 / replicas on time-sliced pools)."""
-    extra_args: tuple[str, ...] = ()
-    """More vLLM flags. Default none."""
-    hf_token_secret: Optional[HfTokenSecretConfig] = None
-    """Hugging Face token Secret read by the predictors and weights loaders (canary's too), for gated
-    models: ``{name: hf-token}`` is the Secret gpufleet makes from ``gpufleet:hfToken`` (key
-    ``token``); another name is a Secret you create in the team namespace. Default none."""
-    load_seconds: int = 300
-    """Expected model load time (startup probe allows twice it). Default 300."""
-    anti_affinity: Literal["preferred", "required"] = "preferred"
-    """Hostname anti-affinity between replicas. Default ``preferred``."""
-    drain_seconds: int = 15
-    """preStop drain before vLLM stops. Default 15."""
-    termination_grace_seconds: int = 120
-    """Termination grace period. Default 120."""
-    do_not_disrupt: bool = False
-    """``karpenter.sh/do-not-disrupt`` on the pods. Default false."""
-    canary: Optional[CanaryConfig] = None
-    """A canary version. Default none."""
-    autoscaling: AutoscalingConfig = AutoscalingConfig()
-    """KEDA targets."""
-
-    def reads_secret(self, name: str, key: str) -> bool:
-        """Its predictors and weights loaders (canary's included) read ``key`` of the Secret ``name``
-        (``hfTokenSecret``)."""
-        return self.hf_token_secret is not None and (self.hf_token_secret.name, self.hf_token_secret.key) == (name, key)
-
-    @property
-    def scales(self) -> bool:
-        """Whether KEDA scales it (``minReplicas: 0`` alone implies a maximum of 1)."""
-        maximum = self.max_replicas if self.max_replicas is not None else max(self.min_replicas, 1)
-        return maximum > self.min_replicas
-
-
-class ServingSection(ConfigModel):
-    """KServe, KEDA and the InferenceServices."""
-
-    kserve: KServeConfig = KServeConfig()
-    """KServe platform options."""
-    keda: KedaConfig = KedaConfig()
-    """KEDA options."""
-    prometheus_url: str = "http://prometheus-operated.monitoring.svc:9090"
-    """Prometheus that KEDA queries (DCGM and vLLM metrics). Default the Prometheus Operator's
-    ``prometheus-operated`` Service in ``monitoring``."""
-    pod_monitor_labels: dict[str, str] = {}
-    """Labels of the services' vLLM PodMonitors, so the Prometheus Operator selects them
-    (kube-prometheus-stack selects ``release: <its release name>``). Default none."""
-    inference_services: tuple[InferenceServiceConfig, ...] = ()
-    """Models to serve. Default none."""
-
-    @field_validator("pod_monitor_labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        try:
-            return check_labels(value, "labels")
-        except (TypeError, ValueError) as error:
-            raise ValueError(str(error).removeprefix(f"{SERVICE_TYPE}: labels ")) from None
-
-    @field_validator("prometheus_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
-            raise ValueError("must be an http(s) URL (no spaces)")
-        return value
-
-    @property
-    def kserve_enabled(self) -> bool:
-        return self.kserve.enabled if self.kserve.enabled is not None else bool(self.inference_services)
-
-    @property
-    def keda_enabled(self) -> bool:
-        if self.keda.enabled is not None:
-            return self.keda.enabled
-        return any(service.scales for service in self.inference_services)
-
-
 def component_args(service: InferenceServiceConfig, placement: GpuPlacement, prometheus_url: str,
-                   claim: Optional[str], monitor_labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+                   claim: Optional[str], monitor_labels: Optional[dict[str, str]] = None,
+                   kserve: Optional[KServeConfig] = None) -> dict[str, Any]:
     """The :class:`InferenceServiceArgs` of one configured service (``claim``: the team's model-cache
-    claim, for ``pvc://`` storage)."""
+    claim, for ``pvc://`` storage; ``kserve``: the platform settings, for its Gateway API route)."""
 
     def storage(uri: str) -> str:
         return f"pvc://{claim}/{uri[len('pvc://'):].lstrip('/')}" if uri.startswith("pvc://") else uri
@@ -286,18 +79,22 @@ def component_args(service: InferenceServiceConfig, placement: GpuPlacement, pro
         "min_replicas": service.min_replicas,
         "extra_args": list(service.extra_args),
         "load_seconds": service.load_seconds,
-        "anti_affinity": service.anti_affinity,
         "drain_seconds": service.drain_seconds,
         "termination_grace_seconds": service.termination_grace_seconds,
         "do_not_disrupt": service.do_not_disrupt,
     }
     optional = {"image": service.image, "max_replicas": service.max_replicas, "max_model_len": service.max_model_len,
-                "gpu_memory_utilization": service.gpu_memory_utilization}
+                "gpu_memory_utilization": service.gpu_memory_utilization, "anti_affinity": service.anti_affinity}
     args.update({key: value for key, value in optional.items() if value is not None})
     if service.weights_source is not None:
         args["weights_source"] = service.weights_source
     if monitor_labels:
         args["monitor_labels"] = dict(monitor_labels)
+    if service.disruption_budget is not None:
+        args["disruption_budget"] = service.disruption_budget.model_dump(exclude_none=True)
+    if kserve is not None and kserve.gateway_api is not None:
+        args["route"] = {"gateway": gateway_of(kserve), "hostname": service_hostname(service, kserve),
+                         "request_timeout_seconds": kserve.gateway_api.request_timeout_seconds}
     if service.hf_token_secret is not None:
         args["hf_token_secret"] = {"name": service.hf_token_secret.name, "key": service.hf_token_secret.key}
     if service.canary is not None:
@@ -317,8 +114,25 @@ def component_args(service: InferenceServiceConfig, placement: GpuPlacement, pro
     return args
 
 
+def gateway_of(kserve: KServeConfig) -> str:
+    """``<namespace>/<name>`` of the Gateway the services' routes attach to."""
+    assert kserve.gateway_api is not None
+    return kserve.gateway_api.gateway or f"{kserve.namespace}/{KSERVE_GATEWAY}"
+
+
+def service_hostname(service: InferenceServiceConfig, kserve: KServeConfig) -> str:
+    """The host a service is reached at through the Gateway: ``<name>-<team>.<domain>``, the host
+    KServe itself would give the InferenceService (its default ``domainTemplate``)."""
+    return f"{service.name}-{service.team}.{kserve.domain}"
+
+
 _CONFIG_FIELDS = {"storage_uri": "storage", "canary.storage_uri": "canary.storage", "service_name": "name",
-                  "namespace": "team", "model_name": "model"}
+                  "namespace": "team", "model_name": "model", "route.hostname": "name",
+                  "route.gateway": f"{PREFIX}.kserve.gatewayApi.gateway"}
+
+
+_SERVICE_FIELDS = frozenset(field for model in (InferenceServiceConfig, CanaryConfig, DisruptionBudgetConfig)
+                            for field in model.model_fields)
 
 
 def _field_problem(index: int, error: Exception) -> str:
@@ -331,7 +145,13 @@ def _field_problem(index: int, error: Exception) -> str:
     if not match:
         return f"{path}: {message}"
     field, rest = match.groups()
-    return f"{path}.{camel_path(_CONFIG_FIELDS.get(field, field))}: {rest}"
+    # the component's argument names, as the stack file spells them
+    rest = re.sub(r"\b[a-z]+(?:_[a-z]+)+\b",
+                  lambda word: camel_path(word.group(0)) if word.group(0) in _SERVICE_FIELDS else word.group(0), rest)
+    mapped = _CONFIG_FIELDS.get(field, field)
+    if mapped.startswith(f"{PREFIX}."):
+        return f"{mapped}: {rest}"
+    return f"{path}.{camel_path(mapped)}: {rest}"
 
 
 def cross_check(config: Any) -> list[str]:
@@ -347,6 +167,8 @@ def cross_check(config: Any) -> list[str]:
     seen: dict[tuple[str, str], int] = {}
     # (team, pvc:// path) → (field path, weightsSource) of the first loader writing there
     loaded: dict[tuple[str, str], tuple[str, str]] = {}
+    # (team, InferenceService name) → field path of the variant that takes it
+    owners: dict[tuple[str, str], str] = {}
     for i, service in enumerate(section.inference_services):
         path = f"{PREFIX}.inferenceServices[{i}]"
         if service.team not in teams:
@@ -368,18 +190,39 @@ def cross_check(config: Any) -> list[str]:
         problems += _weights_problems(path, service)
         problems += _conflicting_loads(path, service, loaded)
         problems += _token_problems(path, service, has_token=config.hf_token is not None)
-        if service.canary is not None and section.kserve.gateway_api is None:
-            problems.append(f"{path}.canary: KServe splits canary traffic with Gateway API HTTPRoutes; "
-                            f"set {PREFIX}.kserve.gatewayApi")
+        unrouted_canary = service.canary is not None and section.kserve.gateway_api is None
+        if unrouted_canary:
+            problems.append(f"{path}.canary: the canary's traffic share is split by gpufleet's Gateway API HTTPRoute "
+                            f"(KServe v0.20.0's own routes reach the stable predictor only); set "
+                            f"{PREFIX}.kserve.gatewayApi")
+        problems += _name_clashes(path, service, owners)
         if service.pool in placements:
             try:
                 plan_inference_service(service.name, component_args(
                     service, placements[service.pool], section.prometheus_url, config.model_cache.claim_name,
-                    section.pod_monitor_labels))
+                    section.pod_monitor_labels, section.kserve))
             except (ValueError, TypeError) as error:
-                problems.append(_field_problem(i, error))
+                problem = _field_problem(i, error)
+                if not (unrouted_canary and problem.startswith(f"{path}.canary: needs route")):
+                    problems.append(problem)
     if section.keda.enabled is False and any(s.scales for s in section.inference_services):
         problems.append(f"{PREFIX}.keda.enabled: services autoscale (maxReplicas > minReplicas) but KEDA is disabled")
+    return problems
+
+
+def _name_clashes(path: str, service: InferenceServiceConfig, owners: dict[tuple[str, str], str]) -> list[str]:
+    """A canary is the InferenceService ``<name>-<canary>``: it must not take the name of another
+    service's variant in the same team (their Deployments, Services and routes would collide)."""
+    problems = []
+    variants = [(f"{path}.name", service.name)]
+    if service.canary is not None:
+        variants.append((f"{path}.canary.name", f"{service.name}-{service.canary.name}"))
+    for field, isvc in variants:
+        first = owners.setdefault((service.team, isvc), field)
+        # two services of one name are reported as such (``.name``) already
+        if first != field and (field.endswith(".canary.name") or first.endswith(".canary.name")):
+            problems.append(f"{field}: InferenceService {isvc!r} in namespace {service.team!r} is already "
+                            f"{first.rsplit('.', 1)[0]}'s")
     return problems
 
 
@@ -453,9 +296,13 @@ def compose(platform: Platform) -> None:
         kserve_args["ingress_class_name"] = kserve_config.ingress_class_name
     if kserve_config.gateway_api is not None:
         gateway = kserve_config.gateway_api
-        kserve_args["gateway_api"] = {"create_gateway": gateway.create_gateway,
-                                      **({"gateway": gateway.gateway} if gateway.gateway else {}),
-                                      **({"class_name": gateway.class_name} if gateway.class_name else {})}
+        kserve_args["gateway_api"] = {
+            "create_gateway": gateway.create_gateway,
+            # only the team namespaces (where gpufleet's routes live) attach routes to it
+            "route_namespaces": {"matchExpressions": [{"key": TEAM_LABEL, "operator": "Exists"}]},
+            **({"gateway": gateway.gateway} if gateway.gateway else {}),
+            **({"class_name": gateway.class_name} if gateway.class_name else {}),
+        }
     kserve = KServe("kserve", kserve_args, opts=platform.opts)
     platform.components["kserve"] = kserve
     if section.keda_enabled:
@@ -479,7 +326,7 @@ def compose(platform: Platform) -> None:
         InferenceService(
             f"{service.team}-{service.name}",
             component_args(service, platform.placements[service.pool], section.prometheus_url, claim,
-                           section.pod_monitor_labels),
+                           section.pod_monitor_labels, kserve_config),
             opts=pulumi.ResourceOptions.merge(platform.opts, pulumi.ResourceOptions(depends_on=waits_for)),
         )
 

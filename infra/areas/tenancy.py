@@ -331,10 +331,11 @@ def _outside_kueue(config, team_name: str, placements: Mapping[str, GpuPlacement
             continue
         try:
             plan = plan_inference_service(service.name, component_args(
-                service, placements[service.pool], serving.prometheus_url, getattr(cache, "claim_name", None)))
+                service, placements[service.pool], serving.prometheus_url, getattr(cache, "claim_name", None),
+                kserve=serving.kserve))
         except (ValueError, TypeError):
             continue
-        predictors = [plan.spec["predictor"]] + [entry["predictor"] for entry in plan.spec.get("canary", ())]
+        predictors = plan.predictors
         cpu = memory = Decimal(0)
         for predictor in predictors:
             replicas = max(predictor.get("maxReplicas", 0), predictor["minReplicas"])

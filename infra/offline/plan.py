@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -14,6 +14,10 @@ from gpufleet.infra.config import ConfigError, config_map_from_stack_file, parse
 from gpufleet.infra.offline.engine import Recording, plain, run_project_main
 from gpufleet.infra.offline.fakes import FakeCloud
 from gpufleet.infra.yaml_input import YamlInputError, load_single, read_file
+
+
+PLAN_KEYS = ("gpufleet:environment", "gpufleet:region", "gpufleet:kubernetesVersion")
+"""The stack keys ``gpufleet plan`` needs for any program, gpufleet's own or a user's."""
 
 
 class PlanInputError(Exception):
@@ -60,18 +64,45 @@ class Project:
             known = ", ".join(self.stacks()) or "none"
             raise PlanInputError([f"unknown stack {stack!r}: no {path.relative_to(self.root)} (stacks here: {known})"])
         shown = str(path.relative_to(self.root))
-        document = _read_yaml(path, shown, stack_file=True)
+        document = self._qualified(_read_yaml(path, shown, stack_file=True), shown)
         try:
             config = config_map_from_stack_file(document)
-            parse_stack_config(config, secret_keys=secure_keys_of_stack_file(document))
+            parse_stack_config(config, secret_keys=secure_keys_of_stack_file(document), project=self.name)
         except ConfigError as error:
-            raise PlanInputError([f"{shown}: {p}" for p in error.problems]) from None
+            problems = [f"{shown}: {p}" for p in error.problems]
+            missing = [key for key in PLAN_KEYS if any(p.startswith(f"{key}: required") for p in error.problems)]
+            if missing:
+                problems.append(
+                    f"gpufleet plan needs {', '.join(PLAN_KEYS)} in every stack it plans, also for a program "
+                    "that does not read them: the environment chooses the policy level (prod: production rules "
+                    "are mandatory), the region is the one the offline AWS answers come from, and the "
+                    f"Kubernetes version picks the schemas objects are checked against. Add them to "
+                    f"{shown} under config:"
+                )
+            raise PlanInputError(problems) from None
         return config
 
     def secret_keys(self, stack: str) -> list[str]:
         """The keys of ``stack`` whose values are encrypted: the engine marks them secret."""
         path = self.stacks_dir / f"Pulumi.{stack}.yaml"
-        return secure_keys_of_stack_file(_read_yaml(path, str(path.relative_to(self.root)), stack_file=True))
+        shown = str(path.relative_to(self.root))
+        return secure_keys_of_stack_file(self._qualified(_read_yaml(path, shown, stack_file=True), shown))
+
+    def _qualified(self, document: dict[str, Any], shown: str) -> dict[str, Any]:
+        """Bare config keys qualified with the project name, as the Pulumi CLI qualifies them (a user's
+        program ``myml`` reads ``replicas:`` as ``myml:replicas``); a key set both bare and qualified
+        is refused, as the Pulumi CLI refuses it."""
+        config = document.get("config")
+        if not isinstance(config, dict):
+            return document
+        qualified: dict[Any, Any] = {}
+        for key, value in config.items():
+            name = key if not isinstance(key, str) or ":" in key else f"{self.name}:{key}"
+            if name in qualified:
+                raise PlanInputError([f"{shown}: {name}: set twice (once as {key}, once as {name}): the Pulumi CLI "
+                                      "refuses this"])
+            qualified[name] = value
+        return {**document, "config": qualified}
 
 
 def _read_yaml(path: Path, shown: Optional[str] = None, *, stack_file: bool = False) -> dict[str, Any]:
@@ -99,6 +130,9 @@ class Plan:
     recording: Recording
     schema_errors: list[str]
     schema_note: str
+    admission_errors: list[str] = field(default_factory=list)
+    """``the API server would reject <Kind>/<name>: <reason>``, one per object a pinned controller's
+    validating webhook would refuse (see :mod:`gpufleet.infra.validation.admission`)."""
 
     def document(self) -> dict[str, Any]:
         """The ``plan.json`` document."""
@@ -141,7 +175,8 @@ class Plan:
 
 
 def plan_stack(project: Project, stack: str) -> Plan:
-    """Run ``project``'s program for ``stack`` under the offline engine and schema-check its objects."""
+    """Run ``project``'s program for ``stack`` under the offline engine, then check its objects against their
+    schemas and the pinned controllers' admission webhooks."""
     config = project.stack_config(stack)
     secret_keys = project.secret_keys(stack)
     stack_config = parse_stack_config(config, secret_keys=secret_keys)
@@ -153,25 +188,35 @@ def plan_stack(project: Project, stack: str) -> Plan:
         secret_keys=secret_keys,
         cloud=FakeCloud(region=stack_config.region),
     )
-    errors, note = _check_schemas(recording, stack_config.kubernetes_version)
-    return Plan(stack, stack_config.kubernetes_version, recording, errors, note)
+    errors, note, rejections = _check_schemas(recording, stack_config.kubernetes_version)
+    return Plan(stack, stack_config.kubernetes_version, recording, errors, note, rejections)
 
 
-def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[str], str]:
-    from gpufleet.infra.kube_schema import ManifestValidator, upstream_dir
+def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[str], str, list[str]]:
+    """(schema errors, a note on what was checked, admission rejections). Like the API server, an
+    object's admission webhooks only see it when it passes its schema."""
+    from gpufleet.infra.upstream_cache import missing_schemas_hint
+    from gpufleet.infra.validation.admission import admission_problems, rejection_message
+    from gpufleet.infra.validation.schema import ManifestValidator, upstream_dir
 
     objects = recording.kubernetes_objects()
     upstream = upstream_dir()
     crd_paths = [upstream / "crds"] if upstream else []
     validator = ManifestValidator(kubernetes_version, crd_paths)
     errors: list[str] = []
-    unchecked = 0
+    rejections: list[str] = []
+    unchecked: list[str] = []
     for resource in objects:
         manifest = resource.manifest()
-        if not validator.knows(manifest["apiVersion"], manifest["kind"]) and not upstream:
-            unchecked += 1
-            continue
-        errors += [f"{manifest['kind']}/{(manifest.get('metadata') or {}).get('name')}: {e}" for e in validator.validate(manifest)]
-    note = f"{len(objects) - unchecked} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
-    note += ", upstream CRDs)" if upstream else "; custom resources skipped: set GPUFLEET_UPSTREAM_DIR to check them)"
-    return errors, note
+        schema_errors: list[str] = []
+        if validator.knows(manifest["apiVersion"], manifest["kind"]) or upstream:
+            schema_errors = validator.validate(manifest)
+        else:
+            unchecked.append(manifest["kind"])
+        errors += [f"{manifest['kind']}/{(manifest.get('metadata') or {}).get('name')}: {e}" for e in schema_errors]
+        if not schema_errors:
+            rejections += [rejection_message(manifest, reason) for reason in admission_problems(manifest)]
+    note = f"{len(objects) - len(unchecked)} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
+    note += ", upstream CRDs)" if upstream else f"; {missing_schemas_hint(unchecked)})" if unchecked else ")"
+    note += "; admission webhooks of KServe, KubeRay and Kueue checked"
+    return errors, note, rejections

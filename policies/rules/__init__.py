@@ -27,6 +27,7 @@ from gpufleet.policies.rules import (
     gpu_shm_volume,
     gpu_toleration_required,
     gpu_workload_schedulable,
+    gpufleet_ignore_reason,
     image_pinned,
 )
 
@@ -51,6 +52,7 @@ RULES: tuple[Rule, ...] = (
     eks_endpoint_private.RULE,
     eks_secrets_encrypted.RULE,
     eks_control_plane_logging.RULE,
+    gpufleet_ignore_reason.RULE,
 )
 
 RULES_BY_NAME: dict[str, Rule] = {rule.name: rule for rule in RULES}

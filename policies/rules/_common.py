@@ -48,10 +48,11 @@ def selector_matches(selector: Any, labels: Mapping[str, str], *, empty_matches:
 
 
 def gpu_serving_containers(subject: Subject) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """``(where, container)`` for each GPU container of ``subject``'s serving pod templates (KubeRay
-    pods excluded), ``where`` naming the template and the container for a message."""
+    """``(where, container)`` for each GPU container of ``subject``'s serving pod templates (pods whose
+    operator adds probes, e.g. KubeRay's, excluded), ``where`` naming the template and the container for
+    a message. Serving as one subject tells it: a model-server kind, image or command."""
     for template in pod_templates(subject):
-        if not (template.serving and template.uses_gpu) or template.kuberay:
+        if not (template.serving and template.uses_gpu) or template.manages_probes:
             continue
         for container in template.containers:
             if gpu_resource_names(container):
@@ -72,6 +73,19 @@ def tolerates(tolerations: Sequence[Mapping[str, Any]], key: str, value: str, ef
         elif tol_key == key and (toleration.get("value") or "") == value:
             return True
     return False
+
+
+def value_mismatch(tolerations: Sequence[Mapping[str, Any]], key: str, value: str, effect: str) -> Optional[str]:
+    """The value of an ``Equal`` toleration for taint ``key`` (matching effect) whose value differs from
+    ``value``; None when there is none."""
+    for toleration in tolerations:
+        operator = toleration.get("operator") or "Equal"
+        tol_effect = toleration.get("effect") or ""
+        if operator == "Equal" and toleration.get("key") == key and (not tol_effect or tol_effect == effect):
+            other = as_str(toleration.get("value")) or ""
+            if other != value:
+                return other
+    return None
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,20 @@ def replica_range(template: PodTemplate, index: ScalerIndex) -> tuple[Optional[i
     if scaler is not None:
         return scaler.min_replicas, scaler.max_replicas
     return template.min_replicas, template.max_replicas
+
+
+def can_run_several(template: PodTemplate, most: Optional[int]) -> bool:
+    """More than one pod may run: ``most`` above one, or no upper bound at all (Knative without
+    maxReplicas)."""
+    return (most is not None and most > 1) or (most is None and template.unbounded)
+
+
+def up_to(template: PodTemplate, most: Optional[int]) -> str:
+    return f"up to {most}" if most is not None else "an unbounded number of"
+
+
+WHOLE_NODE_GPUS = 8
+"""GPUs of the largest GPU node (p4d/p5/p6: 8): a pod asking for as many takes a node by itself."""
 
 
 class SelectorIndex:

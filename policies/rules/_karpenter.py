@@ -27,6 +27,11 @@ GPU_NAME_KEY = "karpenter.k8s.aws/instance-gpu-name"
 GPU_MANUFACTURER_KEY = "karpenter.k8s.aws/instance-gpu-manufacturer"
 CAPACITY_TYPE_KEY = "karpenter.sh/capacity-type"
 NODEPOOL_KEY = "karpenter.sh/nodepool"
+KARPENTER_PREFIX = "karpenter.k8s.aws/instance-"
+AUTO_MODE_PREFIX = "eks.amazonaws.com/instance-"
+"""EKS Auto Mode's well-known instance labels (``eks.amazonaws.com/instance-category``, ``-family``,
+``-gpu-count``...) mean what Karpenter's ``karpenter.k8s.aws/instance-*`` labels mean: requirements on
+them are read as the Karpenter keys."""
 
 FREE_KEYS = frozenset({
     "topology.kubernetes.io/zone", "topology.kubernetes.io/region", "topology.k8s.aws/zone-id",
@@ -65,6 +70,12 @@ def _instance_labels(instance: GpuInstanceType) -> dict[str, str]:
 
 _INSTANCE_LABELS = {name: _instance_labels(instance) for name, instance in INSTANCE_TYPES.items()}
 INSTANCE_KEYS = frozenset(next(iter(_INSTANCE_LABELS.values())))
+ABSENT_ON_GPU_INSTANCES = frozenset({
+    "karpenter.k8s.aws/instance-accelerator-name", "karpenter.k8s.aws/instance-accelerator-manufacturer",
+    "karpenter.k8s.aws/instance-accelerator-count",
+})
+"""Labels of Inferentia/Trainium accelerators: NVIDIA GPU instances never carry them, so a pool that
+requires one (e.g. ``instance-accelerator-name In [inferentia, trainium]``) launches no GPU instance."""
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,8 @@ def requirement(raw: Any) -> Optional[Requirement]:
     values = as_list(values)
     if not all(isinstance(v, str) for v in values):
         return None
+    if key.startswith(AUTO_MODE_PREFIX):
+        key = KARPENTER_PREFIX + key[len(AUTO_MODE_PREFIX):]
     return Requirement(key, operator, tuple(values))
 
 
@@ -213,7 +226,8 @@ def _node_pool(subject: Subject) -> Optional[NodePool]:
             limits[key] = amount
     chosen = tuple(
         t for t in INSTANCE_TYPES.values()
-        if all(r.allows(instance_labels(t).get(r.key)) for r in requirements if r.key in INSTANCE_KEYS)  # type: ignore[union-attr]
+        if all(r.allows(instance_labels(t).get(r.key)) for r in requirements  # type: ignore[union-attr]
+               if r.key in INSTANCE_KEYS or r.key in ABSENT_ON_GPU_INSTANCES)  # type: ignore[union-attr]
         and all(instance_labels(t).get(k, v) == v for k, v in labels.items())
     )
     names_gpus = any(_names_gpus(r) for r in requirements)  # type: ignore[arg-type]

@@ -61,4 +61,36 @@ RULE = Rule(
         "any pod reads the node role's AWS credentials."
     ),
     check_resource=check,
+    summary="GPU and system nodes require IMDSv2",
+    why=(
+        "Production checklist (Security): IMDSv2 on AWS nodes, to prevent SSRF credential theft. With IMDSv1 any "
+        "pod that can make the node fetch a URL reads the node role's AWS credentials."
+    ),
+    fix=(
+        "Keep EC2NodeClass metadataOptions.httpTokens: required (Karpenter's default; do not override it), with "
+        "httpPutResponseHopLimit: 1; set metadataOptions.httpTokens: required on launch templates and node "
+        "groups."
+    ),
+    example="""\
+apiVersion: karpenter.k8s.aws/v1
+kind: EC2NodeClass
+metadata:
+  name: gpu
+spec:
+  amiSelectorTerms:
+    - alias: al2023@latest
+  role: gpufleet-gpu-node
+  subnetSelectorTerms:
+    - tags: {karpenter.sh/discovery: gpufleet}
+  securityGroupSelectorTerms:
+    - tags: {karpenter.sh/discovery: gpufleet}
+  metadataOptions:
+    httpTokens: required
+    httpPutResponseHopLimit: 1
+---
+pulumiType: aws:ec2/launchTemplate:LaunchTemplate
+name: system-nodes
+props:
+  metadataOptions: {httpEndpoint: enabled, httpTokens: required, httpPutResponseHopLimit: 2}
+""",
 )

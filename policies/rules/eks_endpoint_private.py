@@ -68,4 +68,20 @@ RULE = Rule(
     },
     defaults={"allowRestrictedPublicAccess": True, "maxPublicPrefix": MAX_OPEN_PREFIX},
     check_resource=check,
+    summary="the EKS API endpoint is private, or public only to named networks",
+    why=(
+        "An API server open to the whole internet is one leaked kubeconfig or token away from the GPU fleet; a "
+        "private endpoint (or a CIDR allow-list) removes the internet from the attack surface."
+    ),
+    fix=(
+        "Set endpointPrivateAccess: true and endpointPublicAccess: false (aws.eks.Cluster: under vpcConfig), or "
+        "keep the public endpoint with publicAccessCidrs naming your networks, never 0.0.0.0/0."
+    ),
+    example="""\
+pulumiType: eks:index:Cluster
+name: gpufleet
+props:
+  endpointPrivateAccess: true
+  endpointPublicAccess: false
+""",
 )

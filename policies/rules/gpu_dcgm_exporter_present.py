@@ -13,6 +13,8 @@ OPERATOR_CHART = "gpu-operator"
 
 
 def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[Subject, str]]:
+    if context.assumes("dcgm-exporter"):
+        return  # installed outside the checked resources
     first = next(iter(gpu_pod_templates(subjects)), None)
     if first is None:
         return
@@ -56,4 +58,50 @@ RULE = Rule(
         "memory and health are invisible to Prometheus, and GPU-metric autoscaling has nothing to act on."
     ),
     check_stack=check,
+    summary="a cluster with GPU workloads runs the DCGM exporter",
+    why=(
+        "Production checklist (Observability): DCGM exporter DaemonSet, for GPU metrics in Prometheus. Without it"
+        " GPU utilization, memory and XID errors are invisible and GPU-metric autoscaling has no signal."
+    ),
+    fix=(
+        "Install the GPU Operator with dcgmExporter enabled (its default) or NVIDIA's dcgm-exporter chart. If it "
+        "is installed outside the checked files, run gpufleet check with --assume dcgm-exporter."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: nvidia-dcgm-exporter
+  namespace: gpu-operator
+spec:
+  selector:
+    matchLabels: {app: nvidia-dcgm-exporter}
+  template:
+    metadata:
+      labels: {app: nvidia-dcgm-exporter}
+    spec:
+      containers:
+        - name: nvidia-dcgm-exporter
+          image: nvcr.io/nvidia/k8s/dcgm-exporter:4.2.3-4.1.3-ubuntu22.04
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+""",
 )

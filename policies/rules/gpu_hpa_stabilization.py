@@ -179,4 +179,57 @@ RULE = Rule(
     defaults={"minScaleDownStabilizationSeconds": 600, "minScaleUpStabilizationSeconds": 0, "maxScaleUpPods": 4,
               "maxScaleUpPercent": 100, "minScaleUpPeriodSeconds": 60},
     check_stack=check,
+    summary="GPU autoscalers scale down slowly and up in bounded steps",
+    why=(
+        "Production checklist (Scaling): long stabilization windows, because GPU pods are too expensive for "
+        "thrashing. A new replica takes minutes to load its model and scale-down drops in-flight requests: wait 5"
+        " to 10 minutes before scaling down."
+    ),
+    fix=(
+        "Set behavior.scaleDown.stabilizationWindowSeconds to at least 600 and bound scale-up with "
+        "behavior.scaleUp.policies (Pods <= 4 or Percent <= 100 per periodSeconds >= 60); KEDA: under "
+        "advanced.horizontalPodAutoscalerConfig.behavior; KServe: predictor.autoScaling.behavior."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: llm}
+  minReplicas: 1
+  maxReplicas: 4
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target: {type: Utilization, averageUtilization: 80}
+  behavior:
+    scaleUp:
+      policies:
+        - {type: Pods, value: 1, periodSeconds: 300}
+    scaleDown:
+      stabilizationWindowSeconds: 600
+""",
 )

@@ -78,4 +78,40 @@ RULE = Rule(
     },
     defaults={"modelCacheVolumes": ["model-cache"]},
     check_resource=check,
+    summary="GPU serving workloads load weights from a PVC or model cache",
+    why=(
+        "Production checklist (Storage): PVC for model weights, to avoid downloading on every restart. Pulling "
+        "tens of GiB at each start makes recovery and scale-up take minutes and costs egress."
+    ),
+    fix=(
+        "Mount the weights from a PersistentVolumeClaim (KServe: storageUri: pvc://<claim>/<path>), a CSI or NFS "
+        "volume, or a volume named in the modelCacheVolumes setting, filled once by a loader Job."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+          args: ["--model", "/models/llama-3-8b"]
+          volumeMounts:
+            - {name: model-cache, mountPath: /models, readOnly: true}
+      volumes:
+        - name: model-cache
+          persistentVolumeClaim: {claimName: model-cache}
+""",
 )

@@ -3,6 +3,9 @@
 A NodePool can launch a GPU instance unless its requirements exclude every GPU instance type: one that
 asks for ``kubernetes.io/arch In [amd64]`` or ``instance-category NotIn [t]`` only lets Karpenter pick
 a g5 or p5 for a CPU pod when it is the cheapest fit, or a GPU pod's request makes it the only fit.
+EKS Auto Mode's ``eks.amazonaws.com/instance-*`` requirement keys count as Karpenter's (a pool of
+``instance-category In [c, m, r]`` cannot launch GPUs); Neuron and CPU pools pass. A pool is bounded by
+``limits["nvidia.com/gpu"]`` or ``limits.nodes``.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from gpufleet.components.gpu_scheduling import GPU_RESOURCE, GPU_TAINT_KEY
 from gpufleet.policies.core import Rule, RuleContext, Subject, as_mapping, as_str
 from gpufleet.policies.rules._karpenter import CATEGORY_KEY, GPU_COUNT_KEY, NodePool, node_pool
 
+NODES_LIMIT = "nodes"
+"""Karpenter's node-count limit: a pool bounded by it cannot grow past that many GPU nodes either."""
 EXCLUDE_GPUS = f"{GPU_COUNT_KEY} DoesNotExist, or {CATEGORY_KEY} In [c, m, r]"
 """Requirements that keep GPU instance types out of a CPU pool."""
 
@@ -28,9 +33,10 @@ def check(subject: Subject, context: RuleContext) -> Iterator[str]:
                for t in pool.taints):
         yield (f"{offers} but spec.template.spec.taints has no {key} NoSchedule taint: any pod could land on (and "
                f"keep alive) a GPU node; add the taint{remedy}")
-    if GPU_RESOURCE not in as_mapping(subject.spec.get("limits")):
-        yield (f"{offers} but spec.limits has no {GPU_RESOURCE}: the pool's GPU count, and the bill, is unbounded; "
-               f"add limits[\"{GPU_RESOURCE}\"]{remedy}")
+    limits = as_mapping(subject.spec.get("limits"))
+    if GPU_RESOURCE not in limits and NODES_LIMIT not in limits:
+        yield (f"{offers} but spec.limits has no {GPU_RESOURCE} (nor {NODES_LIMIT}): the pool's GPU count, and the "
+               f"bill, is unbounded; add limits[\"{GPU_RESOURCE}\"]{remedy}")
 
 
 def _offers(pool: NodePool) -> str:
@@ -53,4 +59,32 @@ RULE = Rule(
     settings_schema={"taintKey": {"type": "string", "description": "Key of the GPU node taint."}},
     defaults={"taintKey": GPU_TAINT_KEY},
     check_resource=check,
+    summary="GPU NodePools taint their nodes and cap their GPUs",
+    why=(
+        "Production checklist (Scheduling): node taints, to keep non-GPU pods off GPU nodes; and cost: a pool "
+        "without a GPU limit is an unbounded bill when a workload scales out or a job loops."
+    ),
+    fix=(
+        'Set spec.template.spec.taints [{key: nvidia.com/gpu, value: "true", effect: NoSchedule}] and '
+        'spec.limits["nvidia.com/gpu"]. A CPU pool passes by excluding GPU instances (e.g. '
+        "karpenter.k8s.aws/instance-category In [c, m, r])."
+    ),
+    example="""\
+apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata:
+  name: serving
+spec:
+  template:
+    metadata:
+      labels: {gpufleet.io/gpu-pool: serving}
+    spec:
+      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: gpu}
+      requirements:
+        - {key: karpenter.k8s.aws/instance-family, operator: In, values: [g6e]}
+      taints:
+        - {key: nvidia.com/gpu, value: "true", effect: NoSchedule}
+  limits:
+    nvidia.com/gpu: 16
+""",
 )

@@ -7,10 +7,14 @@ from typing import Any, Iterator, Optional, Sequence
 
 from gpufleet.policies.core import Rule, RuleContext, Subject, as_number, as_str, is_unknown
 from gpufleet.policies.pod_templates import gpu_pod_templates
-from gpufleet.policies.rules._common import SelectorIndex, replica_range, scaler_index, selector_matches
+from gpufleet.policies.rules._common import (
+    SelectorIndex, can_run_several, replica_range, scaler_index, selector_matches, up_to,
+)
 
 
 def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[Subject, str]]:
+    if context.assumes("disruption-budgets"):
+        return  # budgets defined outside the checked resources
     budgets = SelectorIndex()
     for subject in subjects:
         if subject.is_a("policy", "PodDisruptionBudget"):
@@ -22,7 +26,7 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
         if not template.serving or not template.namespace:
             continue
         fewest, most = replica_range(template, all_scalers)
-        if most is None or most <= 1:
+        if not can_run_several(template, most):
             continue
         floor = max(fewest or 1, 1)
         covering = []
@@ -37,7 +41,7 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
             continue
         if not covering:
             yield template.owner, (
-                f"{template.where}: up to {most} GPU replicas and no PodDisruptionBudget selects them: a node "
+                f"{template.where}: {up_to(template, most)} GPU replicas and no PodDisruptionBudget selects them: a node "
                 f"drain or consolidation may evict every replica at once")
             continue
         reasons = [_weakness(budget, floor) for budget in covering]
@@ -83,4 +87,45 @@ RULE = Rule(
         "takes minutes to load again."
     ),
     check_stack=check,
+    summary="multi-replica GPU serving has a PodDisruptionBudget that keeps a replica",
+    why=(
+        "Production checklist (Scaling): PodDisruptionBudget, to never evict all inference replicas. Node drains "
+        "and Karpenter consolidation otherwise take the model offline for the minutes it takes to load again."
+    ),
+    fix=(
+        "Add a PodDisruptionBudget selecting the pods with maxUnavailable below the fewest replicas (e.g. 1) or "
+        "minAvailable: 1. If budgets are managed outside the checked files, run gpufleet check with --assume "
+        "disruption-budgets."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  maxUnavailable: 1
+  selector:
+    matchLabels: {app: llm}
+""",
 )

@@ -30,4 +30,42 @@ RULE = Rule(
         "both restarts pods that are merely busy or loading."
     ),
     check_resource=check,
+    summary="GPU serving containers have distinct liveness and readiness probes",
+    why=(
+        "Production checklist (Probes): separate liveness and readiness. Readiness means the model is loaded and "
+        "can take traffic; liveness means the process is alive. One probe for both restarts a pod that is merely "
+        "busy or still loading."
+    ),
+    fix=(
+        "Point readinessProbe at the model's ready endpoint (e.g. /health, /v2/health/ready) and livenessProbe at"
+        " a cheap process check (tcpSocket, /v2/health/live) with a longer period or failure threshold."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+          readinessProbe:
+            httpGet: {path: /health, port: 8000}
+            initialDelaySeconds: 120
+          livenessProbe:
+            tcpSocket: {port: 8000}
+            initialDelaySeconds: 120
+            periodSeconds: 30
+""",
 )

@@ -65,4 +65,45 @@ RULE = Rule(
     },
     defaults={"minInitialDelaySeconds": 60},
     check_resource=check,
+    summary="GPU serving probes wait for the model to load",
+    why=(
+        "Production checklist (Probes): generous initialDelaySeconds, because model loading takes minutes. A "
+        "probe that fails while weights load restarts the pod, which loads again: a loop that burns GPU hours."
+    ),
+    fix=(
+        "Give the serving container a startupProbe whose initialDelaySeconds + periodSeconds x failureThreshold "
+        "covers the load time, or a readinessProbe with initialDelaySeconds of at least minInitialDelaySeconds "
+        "(default 60)."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+          startupProbe:
+            httpGet: {path: /health, port: 8000}
+            periodSeconds: 10
+            failureThreshold: 30
+          readinessProbe:
+            httpGet: {path: /health, port: 8000}
+            periodSeconds: 10
+          livenessProbe:
+            tcpSocket: {port: 8000}
+            periodSeconds: 30
+""",
 )

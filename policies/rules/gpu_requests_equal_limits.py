@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any, Iterator, Mapping
 
@@ -22,6 +23,8 @@ def _container(where: str, container: Mapping[str, Any]) -> Iterator[str]:
     requests, limits = as_mapping(resources.get("requests")), as_mapping(resources.get("limits"))
     name = as_str(container.get("name")) or "?"
     for resource in sorted({k for k in (*requests, *limits) if is_gpu_resource(k)}):
+        if any(_placeholder(v) for v in (requests.get(resource), limits.get(resource))):
+            continue  # a template variable (${N}, {{ .N }}): unknown until rendered
         try:
             request = parse_quantity(requests.get(resource))
             limit = parse_quantity(limits.get(resource))
@@ -44,6 +47,14 @@ def _container(where: str, container: Mapping[str, Any]) -> Iterator[str]:
                 break
 
 
+_PLACEHOLDER = re.compile(r"^\$\{?\w+\}?$|^[A-Z][A-Z0-9_]*$|\$\{|\{\{")
+
+
+def _placeholder(value: Any) -> bool:
+    """A template variable left for a renderer (``$N``, ``${N}``, ``{{ .N }}``, ``PLACEHOLDER_N``)."""
+    return isinstance(value, str) and bool(_PLACEHOLDER.search(value.strip()))
+
+
 RULE = Rule(
     name="gpu-requests-equal-limits",
     description=(
@@ -52,4 +63,35 @@ RULE = Rule(
         "leaves the pod unschedulable."
     ),
     check_resource=check,
+    summary="GPU requests equal limits, as whole numbers",
+    why=(
+        "Production checklist (Scheduling): GPU requests = limits, because GPUs are not overcommittable. The "
+        "device plugin hands out whole devices (or whole MIG slices); a request below the limit or a fraction "
+        "leaves the pod rejected or unschedulable, the most common GPU misconfiguration."
+    ),
+    fix=(
+        "Set requests and limits of the GPU resource (nvidia.com/gpu, nvidia.com/gpu.shared, nvidia.com/mig-*) to"
+        " the same whole number, or set only the limit (Kubernetes copies it to the request)."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+""",
 )

@@ -12,6 +12,10 @@ Karpenter's simulation knows only ``nvidia.com/gpu`` of an AWS GPU instance type
 ``gpufleet.io/gpu-pool In [<pool>]``, optionally per instance type) adds that resource in
 ``spec.capacity`` (and Karpenter runs with the ``nodeOverlay`` feature gate): otherwise a scaled-to-zero
 pool never launches a node for the pod, whatever the device plugin would advertise once it runs.
+
+Only NodePools that can launch GPU instances are judged against: when none can (CPU, Neuron or TPU
+pools only), GPU nodes come from node groups or another provider the checked resources do not show.
+Pods that get GPUs only through DRA claims are not judged (Karpenter does not provision for them).
 """
 
 from __future__ import annotations
@@ -45,15 +49,22 @@ class _Overlays:
 
 
 def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[Subject, str]]:
+    if context.assumes("node-pools=external"):
+        return  # a workload that fits no checked pool may fit one outside them
     pools, unreadable = node_pools(subjects)
-    if not pools or unreadable:
+    if unreadable:
         return
+    pools = [pool for pool in pools if pool.can_launch_gpus]
+    if not pools:
+        return  # GPU nodes come from elsewhere (node groups, another provider): nothing to judge against
     found, unreadable = node_overlays(subjects)
     if unreadable:
         return
     overlays = _Overlays(subjects, found)
     replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}
     for template in gpu_pod_templates(subjects):
+        if not template.gpu_resources():
+            continue  # GPUs through DRA claims only: Karpenter does not provision for them
         pod = _Pod.of(template)
         if pod is None:
             continue
@@ -270,4 +281,56 @@ RULE = Rule(
         "the checked resources contain no NodePool."
     ),
     check_stack=check,
+    summary="every GPU workload fits some Karpenter NodePool",
+    why=(
+        "Karpenter launches a node only for a pod some NodePool can serve; a GPU pod that fits none stays Pending"
+        " with no error at deploy time, and the model simply never comes up."
+    ),
+    fix=(
+        "Align the workload with a pool: tolerate its taints, select only labels its nodes carry (e.g. "
+        "gpufleet.io/gpu-pool), request the GPU resource its sharing mode advertises in an amount one allowed "
+        "instance type holds (MIG slices and shared GPUs also need a NodeOverlay). If the cluster's NodePools are"
+        " not all in the checked files, run gpufleet check with --assume node-pools=external."
+    ),
+    example="""\
+apiVersion: karpenter.sh/v1
+kind: NodePool
+metadata:
+  name: serving
+spec:
+  template:
+    metadata:
+      labels: {gpufleet.io/gpu-pool: serving}
+    spec:
+      nodeClassRef: {group: karpenter.k8s.aws, kind: EC2NodeClass, name: gpu}
+      requirements:
+        - {key: karpenter.k8s.aws/instance-family, operator: In, values: [g6e]}
+      taints:
+        - {key: nvidia.com/gpu, value: "true", effect: NoSchedule}
+  limits:
+    nvidia.com/gpu: 16
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      nodeSelector: {gpufleet.io/gpu-pool: serving}
+      tolerations:
+        - {key: nvidia.com/gpu, operator: Exists, effect: NoSchedule}
+      containers:
+        - name: server
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            requests: {nvidia.com/gpu: 1, cpu: "8", memory: 48Gi}
+            limits: {nvidia.com/gpu: 1, memory: 48Gi}
+""",
 )
