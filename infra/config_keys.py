@@ -65,10 +65,11 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
-def namespace_problems(keys: Collection[str], gpufleet_keys: Collection[str]) -> list[str]:
+def namespace_problems(keys: Collection[str], gpufleet_keys: Collection[str], project: Optional[str] = None) -> list[str]:
     """Keys of the config map that gpufleet would silently drop: an empty namespace or key name, a
     namespace close to ``gpufleet`` or a key of another namespace that is a gpufleet key (refused
-    with "did you mean"), or a namespace neither gpufleet's nor in :data:`PULUMI_NAMESPACES`."""
+    with "did you mean"), or a namespace neither gpufleet's, the ``project``'s (a user's program
+    reads its own keys) nor in :data:`PULUMI_NAMESPACES`."""
     problems: list[str] = []
     for key in keys:
         namespace, colon, name = key.partition(":")
@@ -76,7 +77,7 @@ def namespace_problems(keys: Collection[str], gpufleet_keys: Collection[str]) ->
         if not colon or not namespace or not name:
             problems.append(f"{shown}: a config key is <namespace>:<name>, with neither part empty")
             continue
-        if namespace == NAMESPACE or namespace in PULUMI_NAMESPACES:
+        if namespace in (NAMESPACE, project) or namespace in PULUMI_NAMESPACES:
             continue
         close_namespace = suggestion(namespace.replace("-", "").replace("_", ""), [NAMESPACE])
         close_key = suggestion(name, gpufleet_keys)

@@ -1,4 +1,5 @@
-"""``image-pinned``: every container image names a version: a tag other than ``latest``, or a digest."""
+"""``image-pinned``: every container image of a GPU workload names a version: a tag other than
+``latest``, or a digest. (CPU workloads are not judged, like every workload rule of gpufleet.)"""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def image_tag(image: str) -> tuple[Optional[str], bool]:
 def check(subject: Subject, context: RuleContext) -> Iterator[str]:
     require_digest = context["requireDigest"]
     for template in pod_templates(subject):
+        if not template.uses_gpu:
+            continue
         for container in template.all_containers():
             raw = container.get("image")
             if is_unknown(raw) or raw is None:
@@ -35,6 +38,8 @@ def check(subject: Subject, context: RuleContext) -> Iterator[str]:
             if not image or not image.strip():
                 yield f"{where}: image is empty"
                 continue
+            if "${" in image or "{{" in image:
+                continue  # an unrendered template placeholder (envsubst, Helm): judged once rendered
             tag, digest = image_tag(image.strip())
             if digest:
                 continue
@@ -52,7 +57,8 @@ def check(subject: Subject, context: RuleContext) -> Iterator[str]:
 RULE = Rule(
     name="image-pinned",
     description=(
-        "Every container image names a version: a tag other than 'latest', or a digest. An untagged or ':latest' "
+        "Every container image of a GPU workload names a version: a tag other than 'latest', or a digest. An "
+        "untagged or ':latest' "
         "image runs whatever was pushed last when a node pulls it, so two replicas of a model server can run "
         "different code and a rollback restores nothing. Advisory on development stacks, mandatory on "
         "production; with requireDigest, tag-only references are flagged too (a digest cannot be moved)."
@@ -67,4 +73,33 @@ RULE = Rule(
     },
     defaults={"requireDigest": False},
     check_resource=check,
+    summary="GPU workloads' images name a version: a tag other than latest, or a digest",
+    why=(
+        "An untagged or ':latest' image runs whatever was pushed last when a node pulls it: replicas started on "
+        "different days run different model-server code, and rolling back the manifest restores nothing."
+    ),
+    fix=(
+        "Pin every image to a release tag (vllm/vllm-openai:v0.11.0), preferably with its digest "
+        "(vllm/vllm-openai:v0.11.0@sha256:...); with requireDigest, a digest is required."
+    ),
+    example="""\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: llm
+  namespace: serving
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: llm}
+  template:
+    metadata:
+      labels: {app: llm}
+    spec:
+      containers:
+        - name: vllm
+          image: vllm/vllm-openai:v0.11.0
+          resources:
+            limits: {nvidia.com/gpu: 1}
+""",
 )
