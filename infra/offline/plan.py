@@ -179,7 +179,7 @@ def plan_stack(project: Project, stack: str) -> Plan:
     schemas and the pinned controllers' admission webhooks."""
     config = project.stack_config(stack)
     secret_keys = project.secret_keys(stack)
-    stack_config = parse_stack_config(config, secret_keys=secret_keys)
+    stack_config = parse_stack_config(config, secret_keys=secret_keys, project=project.name)
     recording = run_project_main(
         project.main_dir,
         project=project.name,
