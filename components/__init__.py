@@ -35,6 +35,8 @@ from gpufleet.components.ray_cluster import HeadSpec, RayCluster, RayClusterArgs
 from gpufleet.components.ray_job import RayJob, RayJobArgs
 from gpufleet.components.ray_serve_config import ServeApplication, ServeDeployment
 from gpufleet.components.team import Team, TeamAccess, TeamArgs, TeamQuota
+from gpufleet.components.triton_models import DynamicBatchingArgs, InstanceGroupArgs, TritonModelArgs
+from gpufleet.components.triton_service import TritonAutoscalingArgs, TritonService, TritonServiceArgs
 
 __all__ = [
     "AccessEntry",
@@ -95,4 +97,11 @@ __all__ = [
     "TeamArgs",
     "TeamQuota",
     "WorkerGroup",
+    # Triton Inference Server
+    "DynamicBatchingArgs",
+    "InstanceGroupArgs",
+    "TritonAutoscalingArgs",
+    "TritonModelArgs",
+    "TritonService",
+    "TritonServiceArgs",
 ]

@@ -197,7 +197,7 @@ INSTALL_COMMAND = (
 )
 """The pip command of the pod: exactly the lines of :data:`HF_CLI_LOCK`, hash-checked, no
 dependency resolution, wheels only."""
-_SCRIPT_INSTALL = (
+INSTALL_SCRIPT = (
     'printf \'%s\\n\' "$HF_CLI_REQUIREMENTS" > "$HF_CLI_REQUIREMENTS_FILE"\n'
     + INSTALL_COMMAND + "\n"
     'export PYTHONPATH="$HF_CLI_DIR" PATH="$HF_CLI_DIR/bin:$PATH"\n'
@@ -228,8 +228,6 @@ def loader_job_spec(args: ModelWeightsLoaderArgs, *, name: str = TYPE) -> dict[s
         raise ValueError(f"{name}: hf_token_secret.name is required (a Secret reference, never a token)")
 
     env: list[dict[str, Any]] = [
-        {"name": "HOME", "value": HOME},
-        {"name": "HF_HOME", "value": f"{HOME}/.cache/huggingface"},
         {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         {"name": "HF_HUB_DISABLE_PROGRESS_BARS", "value": "1"},
         {"name": "HF_CLI_DIR", "value": TOOLS},
@@ -238,18 +236,36 @@ def loader_job_spec(args: ModelWeightsLoaderArgs, *, name: str = TYPE) -> dict[s
         {"name": "TARGET_DIR", "value": f"{MOUNT}/{path}"},
     ]
     if install:
-        env += [{"name": "HF_CLI_REQUIREMENTS", "value": "\n".join(HF_CLI_LOCK)},
-                {"name": "HF_CLI_REQUIREMENTS_FILE", "value": REQUIREMENTS_FILE}]
+        env += install_env()
     if token is not None:
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {
             "name": token["name"], "key": token.get("key", "token")}}})
-    script = "set -eu\n" + (_SCRIPT_INSTALL if install else "") + _SCRIPT_DOWNLOAD
+    script = "set -eu\n" + (INSTALL_SCRIPT if install else "") + _SCRIPT_DOWNLOAD
+    return hardened_job_spec(args["claim_name"], image, script, env, cpu=cpu, memory=memory, deadline=deadline,
+                             backoff=backoff)
+
+
+def install_env() -> list[dict[str, Any]]:
+    """Environment of :data:`INSTALL_SCRIPT`: the lock lines and where pip reads them from."""
+    return [{"name": "HF_CLI_REQUIREMENTS", "value": "\n".join(HF_CLI_LOCK)},
+            {"name": "HF_CLI_REQUIREMENTS_FILE", "value": REQUIREMENTS_FILE}]
+
+
+def hardened_job_spec(claim_name: str, image: str, script: str, env: list[dict[str, Any]], *, cpu: str,
+                      memory: str, deadline: int, backoff: int, container_name: str = "download",
+                      labels: Optional[Mapping[str, str]] = None) -> dict[str, Any]:
+    """The Job ``spec`` of a pod that writes into the claim ``claim_name`` (mounted read-write at
+    :data:`MOUNT`) with ``/bin/sh -c script``: on the system nodes, no GPU toleration, restricted
+    security contexts with a read-only root filesystem, requests = limits, no service-account token,
+    a writable ``$HOME`` and ``/tmp``, bounded by ``deadline`` and ``backoff``. Values reach
+    ``script`` only through ``env`` (never spliced into the shell text)."""
     amounts = {"cpu": cpu, "memory": memory}
     container = {
-        "name": "download",
+        "name": container_name,
         "image": image,
         "command": ["/bin/sh", "-c", script],
-        "env": env,
+        "env": [{"name": "HOME", "value": HOME}, {"name": "HF_HOME", "value": f"{HOME}/.cache/huggingface"},
+                *env],
         "resources": {"requests": dict(amounts), "limits": dict(amounts)},
         "securityContext": {**gpu_pod.container_security_context(), "readOnlyRootFilesystem": True},
         "volumeMounts": [
@@ -262,7 +278,7 @@ def loader_job_spec(args: ModelWeightsLoaderArgs, *, name: str = TYPE) -> dict[s
         "backoffLimit": backoff,
         "activeDeadlineSeconds": deadline,
         "template": {
-            "metadata": {"labels": {**MANAGED_BY, **COMPONENT_LABEL}},
+            "metadata": {"labels": {**MANAGED_BY, **(labels if labels is not None else COMPONENT_LABEL)}},
             "spec": {
                 "restartPolicy": "Never",
                 "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
@@ -270,7 +286,7 @@ def loader_job_spec(args: ModelWeightsLoaderArgs, *, name: str = TYPE) -> dict[s
                 "automountServiceAccountToken": False,
                 "containers": [container],
                 "volumes": [
-                    {"name": "model-weights", "persistentVolumeClaim": {"claimName": args["claim_name"]}},
+                    {"name": "model-weights", "persistentVolumeClaim": {"claimName": claim_name}},
                     {"name": "home", "emptyDir": {}},
                     {"name": "tmp", "emptyDir": {}},
                 ],

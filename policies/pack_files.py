@@ -33,17 +33,19 @@ def main_source(production: bool = False) -> str:
     (``gpufleet:environment: prod``, or ``GPUFLEET_POLICY_PRODUCTION``)."""
     if production:
         doc = _MAIN_DOC.format(production_note="\n\nProduction defaults always apply (`gpufleet policy-pack init --production`).")
-        imports = "from gpufleet.policies.pack import PACK_NAME, build_policies, default_enforcement\n"
+        imports = "from gpufleet.policies.pack import PACK_NAME, assume_from_environ, build_policies, default_enforcement\n"
         decide = "production = True\n"
     else:
         doc = _MAIN_DOC.format(production_note="")
-        imports = "from gpufleet.policies.pack import PACK_NAME, build_policies, default_enforcement, production_from_environ\n"
+        imports = ("from gpufleet.policies.pack import (\n"
+                   "    PACK_NAME, assume_from_environ, build_policies, default_enforcement, production_from_environ,\n"
+                   ")\n")
         decide = "production = production_from_environ()\n"
     return (
         f"{doc}\nfrom pulumi_policy import PolicyPack\n\n{imports}\n{decide}\n"
         "PolicyPack(\n"
         "    PACK_NAME,\n"
-        "    policies=build_policies(production=production),\n"
+        "    policies=build_policies(production=production, assume=assume_from_environ()),\n"
         "    enforcement_level=default_enforcement(production),\n"
         ")\n"
     )

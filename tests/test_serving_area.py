@@ -408,7 +408,8 @@ def test_prod_canary_is_admitted_and_routed_through_gpufleets_gateway(run):
     gpufleet's Gateway of class eg (the chart's is hard-coded envoy), and the chart is told so."""
     recording = run(whole_program, config=stack_config("prod"), stack="prod")
     isvcs = by_name(recording, ISVC)
-    assert set(isvcs) == {"chat-8b", "chat-8b-qwen3", "bge-embeddings"}
+    # the reranker is the Triton service (serving.tritonServices)
+    assert set(isvcs) == {"chat-8b", "chat-8b-qwen3", "bge-embeddings", "reranker"}
     for isvc in isvcs.values():
         assert "canary" not in isvc.inputs["spec"]
         assert isvc.inputs["metadata"]["labels"]["networking.kserve.io/visibility"] == "cluster-local"
@@ -418,7 +419,7 @@ def test_prod_canary_is_admitted_and_routed_through_gpufleets_gateway(run):
     assert served["chat-8b-qwen3"][0] == "/mnt/models/Qwen/Qwen3-8B"
 
     routes = by_name(recording, HTTP_ROUTE)
-    assert set(routes) == {"chat-8b-route", "bge-embeddings-route"}
+    assert set(routes) == {"chat-8b-route", "bge-embeddings-route", "reranker-route"}
     chat = routes["chat-8b-route"].inputs["spec"]
     assert chat["hostnames"] == ["chat-8b-serving.ml.example.com"]
     assert chat["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",

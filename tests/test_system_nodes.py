@@ -76,6 +76,9 @@ def test_prod_pods_are_rendered_by_the_components():
     loaders = sorted(what for what in pods if what.startswith("weights loader"))
     assert loaders == ["weights loader serving/bge-embeddings", "weights loader serving/chat-8b",
                        "weights loader serving/chat-8b canary qwen3"]
+    # The Triton reranker's model repository Job (1 CPU, 2Gi): the weights loader's pod.
+    repository = pods["model repository serving/reranker"]
+    assert (repository.count, repository.cpu_millis, repository.memory_mib) == (1, 1000, 2048)
     assert (pods["Karpenter controller"].count, pods["Karpenter controller"].cpu_millis) == (2, 1000)
     assert (pods["Kueue controller"].count, pods["Kueue controller"].cpu_millis) == (2, 500)
     assert (pods["KubeRay operator"].count, pods["KubeRay operator"].cpu_millis, pods["KubeRay operator"].memory_mib) == (2, 500, 1024)
@@ -83,7 +86,7 @@ def test_prod_pods_are_rendered_by_the_components():
     assert all(pods[w].count == 2 for w in pods if w.startswith("KEDA"))
     assert pods["NFD worker"].per_node and pods["kube-proxy"].per_node
     total_cpu = sum(p.total(3)[0] for p in pods.values())
-    assert 12_000 < total_cpu < 13_500
+    assert 13_000 < total_cpu < 14_500
 
 
 def test_reference_stacks_fit_with_headroom():
@@ -96,12 +99,12 @@ def test_reference_stacks_fit_with_headroom():
 
 
 def test_the_old_prod_system_nodes_are_refused_with_the_numbers():
-    """3 × m7i.xlarge hold 11.76 allocatable vCPU; prod pins about 12.7 vCPU of requests there."""
+    """3 × m7i.xlarge hold 11.76 allocatable vCPU; prod pins about 13.7 vCPU of requests there."""
     raw = _cluster(stack_config("prod"), instanceTypes=["m7i.xlarge", "m6i.xlarge"])
     with pytest.raises(ConfigError) as error:
         parse_stack_config(raw)
     (problem,) = error.value.problems
-    assert problem.startswith("gpufleet:cluster.systemNodes: the pods pinned to the system nodes request 12.")
+    assert problem.startswith("gpufleet:cluster.systemNodes: the pods pinned to the system nodes request 13.")
     assert "minSize 3 × m7i.xlarge" in problem and "allocate 11.76 vCPU" in problem
     assert "raise minSize or use a larger instance type" in problem
     assert "RayCluster research/batch head 2.50 vCPU" in problem

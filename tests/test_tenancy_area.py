@@ -320,17 +320,21 @@ def test_queued_quotas_and_predictors_over_the_pool_are_reported():
 
 
 def test_predictors_on_shared_pools_count_in_physical_gpus():
-    """MIG: a predictor replica holds ``gpus`` 1g.10gb slices, 7 to a GPU of the pool."""
+    """MIG: a predictor replica holds ``gpus`` 1g.10gb slices, 7 to a GPU of the pool; the Triton
+    reranker's replicas count like the vLLM service's."""
     raw = stack_config("prod")
     config = parse_stack_config(raw)
     name, slices = predictor(config, "serving-mig")
     assert 0 < slices <= 14
+    [triton] = [s for s in config.serving.triton_services if s.pool == "serving-mig"]
+    triton_slices = triton.max_replicas * triton.gpus
     teams = [t.model_dump(by_alias=True, exclude_none=True) for t in config.teams]
-    teams[0]["gpuQuotas"][1]["gpus"] = 12  # (12 + 4) x 7 = 112 slices: the whole pool, plus the predictor's
+    teams[0]["gpuQuotas"][1]["gpus"] = 12  # (12 + 4) x 7 = 112 slices: the whole pool, plus the predictors'
     assert problems_of(with_config(raw, "teams", teams)) == [
         "gpufleet:teams[1].gpuQuotas[2].gpus: on pool 'serving-mig' the nominal GPU quotas (serving 12, research 4) "
-        f"plus the GPUs of the inference services at their most replicas ({name} {slices / 7:.2f}; not admitted by "
-        f"Kueue) need {(112 + slices) / 7:.2f} GPUs, above the pool's limits.gpus (16)"]
+        f"plus the GPUs of the inference services at their most replicas ({name} {slices / 7:.2f}, {triton.name} "
+        f"{triton_slices / 7:.2f}; not admitted by Kueue) need {(112 + slices + triton_slices) / 7:.2f} GPUs, above "
+        f"the pool's limits.gpus (16)"]
     teams[0]["gpuQuotas"][1]["gpus"] = 10  # 98 slices + the predictor's fit
     parse_stack_config(with_config(raw, "teams", teams))
 
@@ -440,11 +444,13 @@ def test_prod_serving_queue_gets_the_quota_its_predictors_and_loaders_leave(run)
     serving, research = config.teams
     split = kueue_cpu_memory(config, serving, configured_placements(config))
     gib = 2**30
-    # chat-8b: (6 + 1 canary) x (6 cores, 48Gi); bge-embeddings: 8 x (4 cores, 16Gi); 3 loaders of 1 core, 2Gi
+    # chat-8b: (6 + 1 canary) x (6 cores, 48Gi); bge-embeddings: 8 x (4 cores, 16Gi); 3 loaders of 1 core, 2Gi;
+    # the Triton reranker: 4 x (4 cores, 8Gi) and its model repository Job of 1 core, 2Gi
     assert [(what, cpu, memory / gib) for what, cpu, memory in split.held] == [
         ("chat-8b", 42, 336), ("chat-8b-weights (loader Job)", 1, 2), ("chat-8b-qwen3-weights (loader Job)", 1, 2),
-        ("bge-embeddings", 32, 128), ("bge-embeddings-weights (loader Job)", 1, 2)]
-    assert (split.cpu, split.memory_gib) == (serving.cpu - 77, serving.memory_gib - 470)
+        ("bge-embeddings", 32, 128), ("bge-embeddings-weights (loader Job)", 1, 2),
+        ("reranker", 16, 32), ("reranker-model-repository (model repository Job)", 1, 2)]
+    assert (split.cpu, split.memory_gib) == (serving.cpu - 94, serving.memory_gib - 504)
     research_split = kueue_cpu_memory(config, research, configured_placements(config))
     assert research_split.held == () and (research_split.cpu, research_split.memory_gib) == (512, 4096)
     recording = run(lambda: runpy.run_path(str(Project.find(REPO).main_dir), run_name="__main__"),
@@ -452,8 +458,8 @@ def test_prod_serving_queue_gets_the_quota_its_predictors_and_loaders_leave(run)
     queues = {r.inputs["metadata"]["name"]: r.inputs["spec"]
               for r in recording.of_type("kubernetes:kueue.x-k8s.io/v1beta2:ClusterQueue")}
     assert queues["serving"]["resourceGroups"][0]["flavors"][0]["resources"] == [
-        {"name": "cpu", "nominalQuota": str(serving.cpu - 77), "borrowingLimit": "0"},
-        {"name": "memory", "nominalQuota": f"{serving.memory_gib - 470}Gi", "borrowingLimit": "0"}]
+        {"name": "cpu", "nominalQuota": str(serving.cpu - 94), "borrowingLimit": "0"},
+        {"name": "memory", "nominalQuota": f"{serving.memory_gib - 504}Gi", "borrowingLimit": "0"}]
 
 
 def test_fractional_requests_round_the_queue_down():
@@ -466,8 +472,8 @@ def test_fractional_requests_round_the_queue_down():
     teams = [{**t.model_dump(by_alias=True, exclude_none=True), "cpu": 4} for t in config.teams]
     assert problems_of(with_config(with_config(raw, "serving", serving), "teams", teams)) == [
         "gpufleet:teams[0].cpu: the team's workloads outside Kueue (predictors of gpufleet:serving.inferenceServices "
-        "at their most replicas, canary included, and weights loader Jobs: [qwen-small 2.5, qwen-small-weights "
-        "(loader Job) 1]) hold up to 3.5 of the namespace ResourceQuota's 4 cores, leaving its Kueue ClusterQueue "
+        "and tritonServices at their most replicas, canary included, and weights loader and model repository Jobs: "
+        "[qwen-small 2.5, qwen-small-weights (loader Job) 1]) hold up to 3.5 of the namespace ResourceQuota's 4 cores, leaving its Kueue ClusterQueue "
         "less than one whole core: raise cpu or lower the services' replicas"]
     teams[0]["cpu"] = 5  # 1.5 cores left: the queue gets 1
     config = parse_stack_config(with_config(with_config(raw, "serving", serving), "teams", teams))
@@ -477,16 +483,18 @@ def test_fractional_requests_round_the_queue_down():
 def test_predictors_filling_the_namespace_quota_are_reported_per_field():
     raw = stack_config("prod")
     teams = [t.model_dump(by_alias=True, exclude_none=True) for t in parse_stack_config(raw).teams]
-    teams[0]["cpu"], teams[0]["memoryGib"] = 77, 400  # exactly the cpu held; less memory than held
+    teams[0]["cpu"], teams[0]["memoryGib"] = 94, 400  # exactly the cpu held; less memory than held
     held = ("chat-8b {}, chat-8b-weights (loader Job) {}, chat-8b-qwen3-weights (loader Job) {}, "
-            "bge-embeddings {}, bge-embeddings-weights (loader Job) {}")
-    prefix = ("the team's workloads outside Kueue (predictors of gpufleet:serving.inferenceServices at their most "
-              "replicas, canary included, and weights loader Jobs: [")
+            "bge-embeddings {}, bge-embeddings-weights (loader Job) {}, reranker {}, "
+            "reranker-model-repository (model repository Job) {}")
+    prefix = ("the team's workloads outside Kueue (predictors of gpufleet:serving.inferenceServices and "
+              "tritonServices at their most replicas, canary included, and weights loader and model repository "
+              "Jobs: [")
     assert problems_of(with_config(raw, "teams", teams)) == [
-        f"gpufleet:teams[0].cpu: {prefix}{held.format(42, 1, 1, 32, 1)}]) hold up to 77 of the namespace "
-        "ResourceQuota's 77 cores, leaving its Kueue ClusterQueue less than one whole core: raise cpu or lower "
+        f"gpufleet:teams[0].cpu: {prefix}{held.format(42, 1, 1, 32, 1, 16, 1)}]) hold up to 94 of the namespace "
+        "ResourceQuota's 94 cores, leaving its Kueue ClusterQueue less than one whole core: raise cpu or lower "
         "the services' replicas",
-        f"gpufleet:teams[0].memoryGib: {prefix}{held.format(336, 2, 2, 128, 2)}]) hold up to 470 of the namespace "
+        f"gpufleet:teams[0].memoryGib: {prefix}{held.format(336, 2, 2, 128, 2, 32, 2)}]) hold up to 504 of the namespace "
         "ResourceQuota's 400 GiB, leaving its Kueue ClusterQueue less than one whole GiB: raise memoryGib or "
         "lower the services' replicas"]
 
@@ -498,12 +506,12 @@ def test_a_team_without_a_queue_may_give_its_predictors_the_whole_quota():
     config = parse_stack_config(raw)
     teams = [t.model_dump(by_alias=True, exclude_none=True) for t in config.teams]
     teams[0].pop("gpuQuotas")
-    teams[0]["cpu"], teams[0]["memoryGib"] = 77, 470
+    teams[0]["cpu"], teams[0]["memoryGib"] = 94, 504
     parse_stack_config(with_config(raw, "teams", teams))
-    teams[0]["cpu"] = 76
+    teams[0]["cpu"] = 93
     [problem] = problems_of(with_config(raw, "teams", teams))
     assert problem.startswith("gpufleet:teams[0].cpu: the team's workloads outside Kueue")
-    assert problem.endswith("hold up to 77 of the namespace ResourceQuota's 76 cores, so the ResourceQuota "
+    assert problem.endswith("hold up to 94 of the namespace ResourceQuota's 93 cores, so the ResourceQuota "
                             "refuses predictor pods at their most replicas")
 
 

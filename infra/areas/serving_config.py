@@ -232,6 +232,8 @@ class ServingSection(ConfigModel):
     (kube-prometheus-stack selects ``release: <its release name>``). Default none."""
     inference_services: tuple[InferenceServiceConfig, ...] = ()
     """Models to serve. Default none."""
+    triton_services: "tuple[TritonServiceConfig, ...]" = ()
+    """Triton Inference Servers, each serving a model repository from its team's model cache. Default none."""
 
     @field_validator("pod_monitor_labels")
     @classmethod
@@ -250,10 +252,17 @@ class ServingSection(ConfigModel):
 
     @property
     def kserve_enabled(self) -> bool:
-        return self.kserve.enabled if self.kserve.enabled is not None else bool(self.inference_services)
+        return self.kserve.enabled if self.kserve.enabled is not None else bool(
+            self.inference_services or self.triton_services)
 
     @property
     def keda_enabled(self) -> bool:
         if self.keda.enabled is not None:
             return self.keda.enabled
-        return any(service.scales for service in self.inference_services)
+        return any(service.scales for service in (*self.inference_services, *self.triton_services))
+
+
+# The Triton models use the disruption budget and Secret models above: imported last, then resolved.
+from gpufleet.infra.areas.triton_config import TritonServiceConfig  # noqa: E402
+
+ServingSection.model_rebuild()

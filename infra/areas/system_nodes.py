@@ -35,6 +35,7 @@ from gpufleet.components.autoscaling import keda_values
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 from gpufleet.components.kuberay import operator_values as kuberay_values
 from gpufleet.components.model_loader import loader_job_spec
+from gpufleet.components.triton_models import repository_job_spec
 from gpufleet.components.ray_cluster import plan_cluster
 from gpufleet.components.ray_job import plan_job
 from gpufleet.infra.areas.base import Platform
@@ -272,6 +273,12 @@ def _loader_pods(config: Any) -> list[SystemPods]:
             if _on_system_nodes(pod):
                 cpu, memory = pod_requests(pod)
                 pods.append(SystemPods(f"weights loader {service.team}/{service.name}{suffix}", 1, cpu, memory))
+    for triton in config.serving.triton_services:
+        # the Triton model repository Job: the same hardened pod, one per service
+        pod = repository_job_spec("model-weights", "models", [], name="serving")["template"]["spec"]
+        if _on_system_nodes(pod):
+            cpu, memory = pod_requests(pod)
+            pods.append(SystemPods(f"model repository {triton.team}/{triton.name}", 1, cpu, memory))
     return pods
 
 

@@ -10,7 +10,8 @@ GPUs of the KServe predictors on the pool (``gpufleet:serving``), which Kueue do
 Every ClusterQueue holds the team's cpu and memory once, on Kueue's CPU flavor (``cpu``, its own
 resource group, no borrowing); no pool may be named ``cpu``. The namespace ResourceQuota
 (``cpu``/``memoryGib``) also pays for the team's pods Kueue does not admit: its KServe predictors
-and their weights loader Jobs. The queue gets what those leave at most (:func:`kueue_cpu_memory`),
+(vLLM ``inferenceServices`` and ``tritonServices``), their weights loader Jobs and the Triton model
+repository Jobs. The queue gets what those leave at most (:func:`kueue_cpu_memory`),
 so Kueue never admits pods the quota refuses; :func:`cross_check` refuses a team whose
 predictors and loaders leave its queue nothing.
 
@@ -40,6 +41,7 @@ from gpufleet.components.priority_classes import PriorityClasses
 from gpufleet.components.team import Team
 from gpufleet.infra.areas.base import ConfigModel, DnsLabel, IamPrincipalArn, Platform
 from gpufleet.infra.areas.gpu_pools import configured_placements
+from gpufleet.infra.areas import triton as triton_area
 from gpufleet.infra.areas.serving import component_args
 from gpufleet.policies.core import format_quantity, parse_quantity
 
@@ -222,8 +224,9 @@ def _predictor_units(service) -> int:
     (``maxReplicas``, else ``minReplicas``; ``minReplicas: 0`` alone scales to 1) plus its canary's
     fixed replicas, ``gpus`` units each."""
     replicas = service.max_replicas if service.max_replicas is not None else max(service.min_replicas, 1)
-    if service.canary is not None:
-        replicas += service.canary.min_replicas
+    canary = getattr(service, "canary", None)  # Triton services have none
+    if canary is not None:
+        replicas += canary.min_replicas
     return replicas * service.gpus
 
 
@@ -231,13 +234,19 @@ def _gpus(units: int, per_gpu: int) -> str:
     return str(units // per_gpu) if units % per_gpu == 0 else f"{units / per_gpu:.2f}"
 
 
+def _served(config) -> tuple[Any, ...]:
+    """Every KServe service of ``gpufleet:serving``: the vLLM ``inferenceServices`` and the
+    ``tritonServices`` (both hold GPUs outside Kueue)."""
+    serving = getattr(config, "serving", None)
+    return (*(getattr(serving, "inference_services", ()) or ()), *(getattr(serving, "triton_services", ()) or ()))
+
+
 def _shared_with_predictors(config, pools: dict[str, Any]) -> list[str]:
     """KServe predictors are not admitted by Kueue but run on the same pools: Kueue's nominal GPU
     quotas plus the predictors' most GPUs must fit the pool's ``limits.gpus``, or Kueue admits jobs
     whose pods Karpenter can never place (and predictors starve admitted jobs). Counted in the
     pool's units (time-sliced replicas, MIG slices) against ``limits.gpus`` × units per GPU."""
-    serving = getattr(config, "serving", None)
-    services = tuple(getattr(serving, "inference_services", ()) or ())
+    services = _served(config)
     if not services:
         return []
     placements = configured_placements(config)
@@ -345,6 +354,18 @@ def _outside_kueue(config, team_name: str, placements: Mapping[str, GpuPlacement
         for loader in plan.loaders.values():
             pod = loader_job_spec(loader)["template"]["spec"]
             held.append((f"{loader['job_name']} (loader Job)", *_pod_requests(pod)))
+    for service in getattr(serving, "triton_services", ()) or ():
+        if service.team != team_name or service.pool not in placements:
+            continue
+        try:
+            triton_plan = triton_area.plan_of(config, service, placements[service.pool])
+        except (ValueError, TypeError):
+            continue  # the triton area reports it
+        pod_cpu, pod_memory = _pod_requests(triton_plan.predictor)
+        replicas = service.most_replicas
+        held.append((service.name, replicas * pod_cpu, replicas * pod_memory))
+        held.append((f"{triton_plan.job_name} (model repository Job)",
+                     *_pod_requests(triton_plan.job["template"]["spec"])))
     return held
 
 
@@ -364,7 +385,7 @@ def _room_for_kueue(config) -> list[str]:
     """A team whose predictors and loaders request all of (or more than) its ResourceQuota's cpu or
     memory leaves its ClusterQueue no quota (and, beyond it, the quota refuses predictor pods)."""
     serving = getattr(config, "serving", None)
-    if not getattr(serving, "inference_services", ()):
+    if not _served(config):
         return []
     placements = configured_placements(config)
     kueue = getattr(config, "kueue", None)
@@ -391,8 +412,8 @@ def _room_for_kueue(config) -> list[str]:
                     if queued else "so the ResourceQuota refuses predictor pods at their most replicas")
             problems.append(
                 f"gpufleet:teams[{i}].{field}: the team's workloads outside Kueue (predictors of "
-                f"gpufleet:serving.inferenceServices at their most replicas, canary included, and weights loader "
-                f"Jobs: [{detail}]) hold up to {amount(held)} of the namespace ResourceQuota's {amount(quota)} "
+                f"gpufleet:serving.inferenceServices and tritonServices at their most replicas, canary included, "
+                f"and weights loader and model repository Jobs: [{detail}]) hold up to {amount(held)} of the namespace ResourceQuota's {amount(quota)} "
                 f"{unit}, {tail}"
             )
     return problems
@@ -447,7 +468,7 @@ def compose(platform: Platform) -> None:
     platform.components["priority-classes"] = PriorityClasses("priority-classes", opts=platform.opts)
 
     teams = config.teams
-    services = config.serving.inference_services
+    services = _served(config)
     for team in teams:
         for quota in team.gpu_quotas:
             if quota.pool not in platform.placements:
