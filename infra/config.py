@@ -387,6 +387,8 @@ def _images(config: StackConfig) -> list[tuple[str, Optional[str]]]:
         canary = getattr(service, "canary", None)
         if canary is not None:
             found.append((f"{NAMESPACE}:serving.inferenceServices[{i}].canary.image", getattr(canary, "image", None)))
+    for i, triton in enumerate(getattr(config.serving, "triton_services", ())):
+        found.append((f"{NAMESPACE}:serving.tritonServices[{i}].image", triton.image))
     for section in ("clusters", "jobs", "services"):
         for i, workload in enumerate(getattr(config.ray, section)):
             found.append((f"{NAMESPACE}:ray.{section}[{i}].image", workload.image))
