@@ -17,6 +17,7 @@ from gpufleet.components._validate import check_arg_keys, require, require_int_r
 from gpufleet.components.eks_versions import unsupported_version_problem
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 from gpufleet.components.workload_identity import POD_IDENTITY_AGENT_ADDON, POD_IDENTITY_AGENT_ADDON_VERSIONS
+from gpufleet.policies.cidr import MAX_OPEN_PREFIX, coverage
 
 TYPE = "gpufleet:cluster:Cluster"
 
@@ -316,6 +317,13 @@ def _check_endpoint(private_access: object, public_access: object, public_cidrs:
         raise ValueError(f"{TYPE}: public_access_cidrs is set but endpoint_public_access is false")
     if any(cidr.endswith("/0") for cidr in public_cidrs):
         raise ValueError(f"{TYPE}: public_access_cidrs must not contain a /0 network (the whole internet)")
+    try:
+        covered = coverage(public_cidrs)
+    except ValueError as exc:
+        raise ValueError(f"{TYPE}: public_access_cidrs: {exc}") from None
+    if covered.wider_than(MAX_OPEN_PREFIX):
+        raise ValueError(f"{TYPE}: public_access_cidrs together cover {covered.describe()}, more than a "
+                         f"/{MAX_OPEN_PREFIX}: name the networks that need the API")
 
 
 def _system_nodes(spec: SystemNodeGroup) -> dict:

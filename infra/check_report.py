@@ -73,6 +73,10 @@ class CheckResult:
     manifests: tuple["Manifest", ...]
     subjects: tuple["Subject", ...]
     findings: tuple[Finding, ...]
+    input_errors: tuple[str, ...] = ()
+    """Objects or files that could not be checked (``file:line: ...``): they fail the gate."""
+    skipped: tuple[str, ...] = ()
+    """``<file>: skipped: <why>``: files found in a directory that hold no Kubernetes object."""
 
     @property
     def active(self) -> list[Finding]:
@@ -129,6 +133,10 @@ def render_text(result: CheckResult, console: Console) -> None:
     mandatory = len(result.mandatory)
     others = len(result.active) - mandatory
     summary = f"{len(result.manifests)} objects checked: {mandatory} mandatory, {others} other violation(s)."
+    if result.input_errors:
+        summary += f" {len(result.input_errors)} input error(s)."
+    if result.skipped:
+        summary += f" {len(result.skipped)} file(s) skipped."
     if result.suppressed:
         summary += f" {len(result.suppressed)} suppressed."
     if result.config.assume:
@@ -152,12 +160,17 @@ def finding_document(finding: Finding) -> dict[str, Any]:
 def render_json(result: CheckResult) -> str:
     """``{"checked": N, "violations": [...], "suppressed": [...]}``: each finding with its policy,
     enforcement, kind, namespace, name, message, file and line; suppressed ones also with ``reason``."""
-    return json.dumps({
+    document: dict[str, Any] = {
         "checked": len(result.manifests),
         "assume": sorted(result.config.assume),
         "violations": [finding_document(f) for f in result.active],
         "suppressed": [finding_document(f) for f in result.suppressed],
-    }, indent=2) + "\n"
+    }
+    if result.input_errors:
+        document["inputErrors"] = list(result.input_errors)
+    if result.skipped:
+        document["skipped"] = list(result.skipped)
+    return json.dumps(document, indent=2) + "\n"
 
 
 # -- SARIF 2.1.0 ----------------------------------------------------------------------------------

@@ -5,8 +5,10 @@ runs every rule (:func:`gpufleet.policies.core.evaluate`), applies the ``exempt`
 objects' suppression annotations (:mod:`gpufleet.policies.suppressions`), and reports in one of four
 formats (:mod:`gpufleet.infra.check_report`). ``rules`` lists the rules and explains one.
 
-Exit codes: 0 no unsuppressed mandatory finding, 1 some, 2 bad input (unreadable YAML or config, an
-unknown rule or assumption name: the message names the nearest valid one).
+Exit codes: 0 no unsuppressed mandatory finding and no input error, 1 some, 2 bad input (nothing could
+be checked, unreadable config, an unknown rule or assumption name: the message names the nearest
+valid one). Input errors beside checked objects (a malformed object, a file refused by the YAML
+reader) are printed on stderr, listed in the report and fail the gate (exit 1).
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ def check(
             output.write_text(text, encoding="utf-8")
         else:
             sys.stdout.write(text)
-    if result.mandatory:
+    if result.mandatory or result.input_errors:
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -118,7 +120,11 @@ def run_check(
     try:
         manifests = load(paths)
     except ManifestError as error:
-        fail([str(error)])
+        fail(error.problems)
+    for line in manifests.skipped:
+        err_console.print(line, highlight=False, soft_wrap=True, markup=False)
+    for problem in manifests.problems:
+        err_console.print(f"[red]input error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
 
     subjects = [Subject.from_manifest(m.object, urn=f"{_URN_PREFIX}{i}") for i, m in enumerate(manifests)]
     suppressions = {}
@@ -150,7 +156,8 @@ def run_check(
             reason=suppression.reason if suppressed and suppression else "",
         ))
     return CheckResult(rules=tuple(rules), config=policy_config, manifests=tuple(manifests),
-                       subjects=tuple(subjects), findings=tuple(findings))
+                       subjects=tuple(subjects), findings=tuple(findings),
+                       input_errors=tuple(manifests.problems), skipped=tuple(manifests.skipped))
 
 
 _URN_PREFIX = "gpufleet-check:object/"

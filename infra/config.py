@@ -3,7 +3,10 @@
 Pulumi hands a program its configuration as a flat map of ``"namespace:key" -> string`` (objects
 JSON-encoded). :func:`parse_stack_config` turns the ``gpufleet`` part of that map into a frozen
 :class:`StackConfig`, or raises :class:`ConfigError` listing *every* problem, each naming the field
-path the way it is written in ``Pulumi.<stack>.yaml`` (e.g. ``gpufleet:network.azCount``).
+path the way it is written in ``Pulumi.<stack>.yaml`` (e.g. ``gpufleet:network.azCount``). Keys of
+other namespaces must be Pulumi's or a provider's (:mod:`gpufleet.infra.config_keys`); values are taken
+without surprise coercions (:class:`~gpufleet.infra.areas.base.ConfigModel`). Stack files are read by
+:mod:`gpufleet.infra.yaml_input` before they get here.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from typing import Any, Collection, Literal, Mapping, Optional
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
+from gpufleet.components.cluster import cpu_architecture, partition_of
 # One EKS version list for the stack config and the Cluster component (re-exported from here too).
 from gpufleet.components.eks_versions import EKS_SUPPORTED_VERSIONS, unsupported_version_problem
-from gpufleet.infra.areas.base import ConfigModel, IamPrincipalArn
+from gpufleet.infra.areas.base import AWS_REGIONS, AwsTags, ConfigModel, FieldProblem, IamPrincipalArn, image_is_latest
 from gpufleet.infra.areas.gpu_operator import GpuOperatorSection, MonitoringSection
 from gpufleet.infra.areas.gpu_pools import GpuPoolSection, KarpenterSection
 from gpufleet.infra.areas.model_cache import ModelCacheSection
@@ -25,12 +29,14 @@ from gpufleet.infra.areas.ray import RaySection
 from gpufleet.infra.areas.serving import ServingSection
 from gpufleet.infra.areas.tenancy import KueueSection, TeamSection
 from gpufleet.infra.areas.training import TrainingSection
+from gpufleet.infra.config_keys import (  # noqa: F401 - PULUMI_NAMESPACES, STACK_FILE_KEYS re-exported
+    NAMESPACE, PULUMI_NAMESPACES, STACK_FILE_KEYS, keys_at, model_keys, namespace_problems, suggestion,
+)
+from gpufleet.policies.cidr import MAX_OPEN_PREFIX, coverage
 
-NAMESPACE = "gpufleet"
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
-_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$")
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
@@ -108,6 +114,13 @@ class SystemNodesConfig(ConfigModel):
         for item in value:
             if not _INSTANCE_TYPE.match(item):
                 raise ValueError(f"{item!r} is not an EC2 instance type (e.g. m7i.xlarge)")
+        if len(set(value)) != len(value):
+            raise ValueError("an instance type is listed twice")
+        arches = {cpu_architecture(item) for item in value}
+        if len(arches) > 1:
+            # The same check as components.cluster._system_nodes: one node group, one AMI type.
+            raise ValueError(f"mixes CPU architectures ({', '.join(value)}): a node group runs one AMI type, "
+                             "so list only x86_64 or only arm64 (Graviton) types")
         return value
 
     @model_validator(mode="after")
@@ -128,8 +141,12 @@ class ClusterConfig(ConfigModel):
     """Serve the Kubernetes API inside the VPC. Default true."""
     endpoint_public_access: bool = False
     """Also serve the API on the internet (then ``publicAccessCidrs`` is required). Default false."""
-    public_access_cidrs: tuple[str, ...] = ()
-    """CIDRs allowed to reach a public endpoint; ``0.0.0.0/0`` is refused. Default none."""
+    public_access_cidrs: tuple[str, ...] = Field((), max_length=40)
+    """CIDRs allowed to reach a public endpoint; together they may cover at most a /8's worth of
+    addresses (``0.0.0.0/0``, or ``[0.0.0.0/1, 128.0.0.0/1]``, is refused). Default none."""
+    acknowledge_public_endpoint: bool = False
+    """A ``prod`` stack with ``endpointPublicAccess: true`` must set this to true: it says the public
+    API endpoint is intended. Default false."""
     secrets_encryption: bool = True
     """Envelope-encrypt Kubernetes Secrets with a dedicated, rotated, protected KMS key. Default true."""
     log_types: tuple[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"], ...] = CONTROL_PLANE_LOG_TYPES
@@ -161,6 +178,12 @@ class ClusterConfig(ConfigModel):
                 raise ValueError(f"{item!r} is not an IPv4 CIDR ({exc})") from None
             if network.prefixlen == 0:
                 raise ValueError("0.0.0.0/0 opens the API to the whole internet; name the networks that need it")
+        covered = coverage(value)
+        if covered.wider_than(MAX_OPEN_PREFIX):
+            raise ValueError(f"together these cover {covered.describe()}, more than a /{MAX_OPEN_PREFIX}: that is "
+                             "the whole internet for an attacker; name the networks that need the API")
+        if len(set(value)) != len(value):
+            raise ValueError("a CIDR is listed twice")
         return value
 
     @field_validator("log_types")
@@ -190,7 +213,7 @@ class StackConfig(ConfigModel):
     environment: Literal["dev", "staging", "prod"]
     """What the stack is for; ``prod`` turns advisory production checks into mandatory ones."""
     region: str
-    """AWS region, e.g. ``us-west-2``."""
+    """AWS region, e.g. ``us-west-2`` (one of ``AWS_REGIONS`` in ``infra/areas/base.py``)."""
     kubernetes_version: str = Field(json_schema_extra={"enum": list(EKS_SUPPORTED_VERSIONS)})
     """EKS Kubernetes minor version, a string (quote it in YAML: ``"1.35"``), one of the versions in EKS
     standard or extended support."""
@@ -198,21 +221,22 @@ class StackConfig(ConfigModel):
     """The VPC."""
     cluster: ClusterConfig = ClusterConfig()
     """The EKS cluster."""
-    tags: dict[str, str] = {}
-    """Tags added to every AWS resource (besides ``gpufleet:stack`` and ``gpufleet:environment``)."""
+    tags: AwsTags = {}
+    """Tags added to every AWS resource (besides ``gpufleet:stack`` and ``gpufleet:environment``): keys
+    1-128, values up to 256 characters, no ``aws:`` prefix, at most 48."""
     hf_token: Optional[SecretStr] = None
     """Hugging Face access token, for gated models. Set it with ``pulumi config set --secret hfToken
     <token>`` (a plain value is refused); gpufleet keeps it a Pulumi secret and stores it as the
     Kubernetes Secret ``hf-token`` (key ``token``) in every namespace that serves models. Default none."""
     karpenter: KarpenterSection = KarpenterSection()
     """Karpenter: controller, IAM, interruption queue."""
-    gpu_pools: tuple[GpuPoolSection, ...] = ()
+    gpu_pools: tuple[GpuPoolSection, ...] = Field((), max_length=100)
     """GPU NodePools (Karpenter NodePool + EC2NodeClass each)."""
     gpu_operator: GpuOperatorSection = GpuOperatorSection()
     """NVIDIA GPU Operator: device plugin, GFD, sharing (time-slicing, MPS or MIG), DCGM exporter."""
     monitoring: MonitoringSection = MonitoringSection()
     """GPU alerts and dashboard."""
-    teams: tuple[TeamSection, ...] = ()
+    teams: tuple[TeamSection, ...] = Field((), max_length=500)
     """Tenants: namespace, quotas, access, Kueue queue each."""
     kueue: KueueSection = KueueSection()
     """Kueue: flavors, cluster queues, fair sharing."""
@@ -236,8 +260,10 @@ class StackConfig(ConfigModel):
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:
-        if not _REGION.match(value):
-            raise ValueError("not an AWS region name (e.g. us-west-2)")
+        if value not in AWS_REGIONS:
+            close = suggestion(value, sorted(AWS_REGIONS))
+            hint = f"; did you mean {close}?" if close else ""
+            raise ValueError(f"not an AWS region (e.g. us-west-2){hint}")
         return value
 
     @field_validator("kubernetes_version")
@@ -267,6 +293,11 @@ def _problem(error: dict[str, Any]) -> str:
         message = message[len("Value error, "):]
     if error["type"] == "extra_forbidden":
         message = "unknown key (check the spelling; see the configuration reference in README.md)"
+        siblings = keys_at(StackConfig, error["loc"][:-1])
+        close = suggestion(str(error["loc"][-1]), siblings) if siblings else None
+        if close:
+            message = f"unknown key; did you mean {close}?" if len(error["loc"]) > 1 else \
+                f"unknown key; did you mean {NAMESPACE}:{close}?"
     elif error["type"] == "missing":
         message = "required but not set"
     elif "input" in error and error["type"] not in ("model_type", "value_error", "assertion_error") \
@@ -277,12 +308,18 @@ def _problem(error: dict[str, Any]) -> str:
     return message
 
 
-def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]] = None) -> StackConfig:
-    """Validate the ``gpufleet:*`` keys of an engine config map (other namespaces are ignored).
+def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]] = None,
+                       project: Optional[str] = None) -> StackConfig:
+    """Validate the ``gpufleet:*`` keys of an engine config map; keys of other namespaces must belong
+    to Pulumi, a provider or the project itself (:func:`namespace_problems`) and are not read.
 
     ``secret_keys``: the keys the engine marks secret; when given, a :data:`SECRET_KEYS` value that
-    is not one of them is refused.
+    is not one of them is refused. ``project``: the Pulumi project's name (a user's program reads its
+    own ``<project>:*`` keys).
     """
+    problems = namespace_problems([str(key) for key in raw], model_keys(StackConfig), project)
+    if problems:
+        raise ConfigError(problems)
     if secret_keys is not None:
         plain_secrets = [
             f"{NAMESPACE}:{name}: must be a secret: set it with `pulumi config set --secret {name} <value>` "
@@ -297,26 +334,86 @@ def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[
         namespace, _, name = key.partition(":")
         if namespace != NAMESPACE or not name:
             continue
-        values[name] = _decode(text)
+        try:
+            values[name] = _decode(text)
+        except ValueError as error:
+            raise ConfigError([f"{NAMESPACE}:{name}: {error}"]) from None
     try:
         config = StackConfig.model_validate(values)
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
             loc = error["loc"] or ("",)
+            cause = (error.get("ctx") or {}).get("error")
+            if isinstance(cause, FieldProblem):
+                # "must be ..." about a field, found by its model's validator: named at the field.
+                path = _field_path(loc) + ("" if cause.path.startswith("[") else ".") + cause.path
+                problems.append(f"{path}: {cause.problem}")
+                continue
             problems.append(f"{_field_path(loc)}: {_problem(error)}")
         raise ConfigError(problems) from None
     # Checks across sections (quotas vs pool limits, sharing vs instance types, ...).
     from gpufleet.infra.areas import AREAS
 
-    problems = [problem for area in AREAS for problem in area.cross_check(config)]
+    problems = _stack_problems(config) + [problem for area in AREAS for problem in area.cross_check(config)]
     if problems:
         raise ConfigError(problems)
     return config
 
 
+def _stack_problems(config: StackConfig) -> list[str]:
+    """Rules on fields of several sections: ARNs in the region's partition; in prod, a public API
+    endpoint must be acknowledged and no image may float on ``latest``."""
+    problems = []
+    if config.environment == "prod" and config.cluster.endpoint_public_access and not config.cluster.acknowledge_public_endpoint:
+        problems.append(f"{NAMESPACE}:cluster.acknowledgePublicEndpoint: a prod stack with endpointPublicAccess: true must "
+                        "set acknowledgePublicEndpoint: true (the Kubernetes API is then reachable from "
+                        f"{', '.join(config.cluster.public_access_cidrs)}); or turn the public endpoint off")
+    partition = partition_of(config.region)
+    for path, arn in _arns(config):
+        if arn and arn.split(":")[1] != partition:
+            problems.append(f"{path}: {arn} is in partition {arn.split(':')[1]!r}, but region {config.region} is in "
+                            f"{partition!r}: the ARN cannot be used there")
+    if config.environment == "prod":
+        for path, image in _images(config):
+            if image_is_latest(image):
+                problems.append(f"{path}: {image!r} floats on the 'latest' tag, refused in prod: pin a version "
+                                "(and preferably a digest, @sha256:...)")
+    return problems
+
+
+def _arns(config: StackConfig) -> list[tuple[str, Optional[str]]]:
+    """(field path, ARN) of every ARN the stack names."""
+    found: list[tuple[str, Optional[str]]] = [
+        (f"{NAMESPACE}:cluster.adminAccess[{i}].principalArn", entry.principal_arn)
+        for i, entry in enumerate(config.cluster.admin_access)
+    ]
+    for i, team in enumerate(config.teams):
+        found += [(f"{NAMESPACE}:teams[{i}].access[{k}].principalArn", entry.principal_arn)
+                  for k, entry in enumerate(team.access)]
+    found.append((f"{NAMESPACE}:modelCache.kmsKeyArn", config.model_cache.kms_key_arn))
+    return found
+
+
+def _images(config: StackConfig) -> list[tuple[str, Optional[str]]]:
+    """(field path, image) of every image the stack names."""
+    found: list[tuple[str, Optional[str]]] = []
+    for i, service in enumerate(config.serving.inference_services):
+        found.append((f"{NAMESPACE}:serving.inferenceServices[{i}].image", service.image))
+        canary = getattr(service, "canary", None)
+        if canary is not None:
+            found.append((f"{NAMESPACE}:serving.inferenceServices[{i}].canary.image", getattr(canary, "image", None)))
+    for i, triton in enumerate(getattr(config.serving, "triton_services", ())):
+        found.append((f"{NAMESPACE}:serving.tritonServices[{i}].image", triton.image))
+    for section in ("clusters", "jobs", "services"):
+        for i, workload in enumerate(getattr(config.ray, section)):
+            found.append((f"{NAMESPACE}:ray.{section}[{i}].image", workload.image))
+    return found
+
+
 def _decode(text: Any) -> Any:
-    """Engine config values are strings; objects and lists arrive JSON-encoded."""
+    """Engine config values are strings; objects and lists arrive JSON-encoded (raises ValueError for
+    JSON nested past the interpreter's recursion limit)."""
     if not isinstance(text, str):
         return text
     stripped = text.strip()
@@ -325,20 +422,37 @@ def _decode(text: Any) -> Any:
             return json.loads(stripped)
         except json.JSONDecodeError:
             return text
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
     return text
 
 
 def config_map_from_stack_file(document: Mapping[str, Any]) -> dict[str, str]:
-    """``Pulumi.<stack>.yaml`` content → the flat string map the engine hands a program."""
-    config = (document or {}).get("config") or {}
+    """``Pulumi.<stack>.yaml`` content → the flat string map the engine hands a program (raises
+    :class:`ConfigError` for an unknown top-level key, a config that is not a mapping, or a key set
+    both bare and qualified)."""
+    document = document or {}
+    problems = []
+    for key in document:
+        if key not in STACK_FILE_KEYS:
+            close = suggestion(str(key), STACK_FILE_KEYS)
+            hint = f"; did you mean {close}?" if close else f" (a stack file holds {', '.join(STACK_FILE_KEYS)})"
+            problems.append(f"{json.dumps(str(key))[1:-1]}: unknown top-level key of a stack file{hint}")
+    if problems:
+        raise ConfigError(problems)
+    config = document.get("config") or {}
     if not isinstance(config, Mapping):
         raise ConfigError(["config: must be a mapping of namespace:key to value"])
     flat: dict[str, str] = {}
     for key, value in config.items():
-        key = str(key)
+        if not isinstance(key, str):
+            raise ConfigError([f"config: key {key!r} is a {type(key).__name__}: config keys are text (namespace:name)"])
         if ":" not in key:
             # The CLI qualifies bare keys with the project name.
             key = f"{NAMESPACE}:{key}"
+        if key in flat:
+            raise ConfigError([f"{key}: set twice (once as {key.partition(':')[2]}, once as {key}): the Pulumi CLI "
+                               "refuses this"])
         if _is_secure(value):
             # Only the Pulumi CLI can decrypt it; the offline plan carries a stand-in, as a secret.
             flat[key] = SECRET_STAND_IN
@@ -346,6 +460,8 @@ def config_map_from_stack_file(document: Mapping[str, Any]) -> dict[str, str]:
             flat[key] = "true" if value else "false"
         elif isinstance(value, (Mapping, list)):
             flat[key] = json.dumps(value)
+        elif value is None:
+            raise ConfigError([f"{key}: no value (null): give it one or remove the key"])
         else:
             flat[key] = str(value)
     return flat
@@ -367,5 +483,8 @@ def load_from_pulumi() -> StackConfig:
     """The running program's stack configuration (raises :class:`ConfigError`)."""
     from pulumi.runtime.config import CONFIG, get_config_env, is_config_secret
 
+    import pulumi
+
     raw = {**get_config_env(), **CONFIG.get()}
-    return parse_stack_config(raw, secret_keys={key for key in raw if is_config_secret(key)})
+    return parse_stack_config(raw, secret_keys={key for key in raw if is_config_secret(key)},
+                              project=pulumi.get_project())

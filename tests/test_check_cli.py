@@ -142,12 +142,17 @@ def test_invalid_yaml_exits_2_naming_file_and_line(small_rules, cli, tmp_path):
     assert f"{path}:5:1: invalid YAML" in result.output.replace("\n", "")
 
 
-def test_non_kubernetes_documents_and_missing_files_exit_2(small_rules, cli, tmp_path):
+def test_non_kubernetes_documents_and_missing_files(small_rules, cli, tmp_path):
     path = tmp_path / "list.yaml"
     path.write_text("apiVersion: v1\nkind: ConfigMap\n---\n- just\n- a list\n")
     result = cli(str(path))
+    # The ConfigMap was checked: the bad document is listed with it as an input error, and fails the gate.
+    assert result.exit_code == 1
+    assert f"input error: {path}:4: not a Kubernetes object" in result.output.replace("\n", "")
+    path.write_text("- just\n- a list\n")
+    result = cli(str(path))
     assert result.exit_code == 2
-    assert f"{path}:4: expected a Kubernetes object" in result.output.replace("\n", "")
+    assert f"{path}:1: not a Kubernetes object" in result.output.replace("\n", "")
     result = cli(str(tmp_path / "missing.yaml"))
     assert result.exit_code == 2 and "no such file or directory" in result.output
 

@@ -127,7 +127,7 @@ def test_unknown_stack_exits_2_and_lists_stacks(cli):
     ("mutate", "expected"),
     [
         (lambda c: c.update({"gpufleet:colour": "blue"}), "gpufleet:colour: unknown key"),
-        (lambda c: c["gpufleet:network"].update({"azCount": "two"}), "gpufleet:network.azCount: Input should be a valid integer"),
+        (lambda c: c["gpufleet:network"].update({"azCount": "two"}), "gpufleet:network.azCount: must be a number"),
         (lambda c: c["gpufleet:network"].update({"azCount": 40}), "gpufleet:network.azCount: Input should be less than or equal to 6"),
         (lambda c: c.update({"gpufleet:kubernetesVersion": "1.27"}), "gpufleet:kubernetesVersion: Kubernetes 1.27 is not supported by EKS"),
     ],
@@ -147,7 +147,7 @@ def test_broken_yaml_exits_2_with_file_and_line(project_copy):
     (project_copy / "stacks" / "Pulumi.dev.yaml").write_text("config:\n  gpufleet:region: [unclosed\n")
     result = CliRunner().invoke(app, ["plan", "dev", "--project-dir", str(project_copy)])
     assert result.exit_code == 2
-    assert "Pulumi.dev.yaml:3:1: not valid YAML" in result.output
+    assert "Pulumi.dev.yaml:3:1: invalid YAML" in result.output
 
 
 def test_console_script_runs_without_traceback_on_bad_input():

@@ -67,7 +67,7 @@ def test_other_namespaces_are_ignored():
     [
         ("netwrok", {"cidr": "10.0.0.0/16"}, "gpufleet:netwrok", "unknown key"),
         ("network", {"cidr": "10.0.0.0/16", "azs": 3}, "gpufleet:network.azs", "unknown key"),
-        ("network", {"azCount": "three"}, "gpufleet:network.azCount", "valid integer"),
+        ("network", {"azCount": "three"}, "gpufleet:network.azCount", "must be a number"),
         ("network", {"azCount": 9}, "gpufleet:network.azCount", "less than or equal to 6"),
         ("network", {"azCount": 1}, "gpufleet:network.azCount", "greater than or equal to 2"),
         ("network", {"cidr": "8.8.0.0/16"}, "gpufleet:network.cidr", "private"),

@@ -87,7 +87,7 @@ def test_errors_reach_the_stack_config_with_their_path():
     with pytest.raises(ConfigError) as caught:
         parse_stack_config(raw)
     assert caught.value.problems == [
-        "gpufleet:gpuPools[1]: limits.gpus (2) is below one node's GPUs (8 on g6e.48xlarge): raise it or drop the larger instance types",
+        "gpufleet:gpuPools[1].limits.gpus: (2) is below one node's GPUs (8 on g6e.48xlarge): raise it or drop the larger instance types",
     ]
 
 

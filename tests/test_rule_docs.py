@@ -38,6 +38,8 @@ def test_passing_example_is_something_the_rule_judges(rule):
         assert list(gpu_pod_templates(subjects)), "a GPU workload"
     elif rule.name.startswith("eks-"):
         assert any(not s.is_kubernetes for s in subjects)
+    elif rule.name == "image-pinned":
+        assert list(gpu_pod_templates(subjects)), "a GPU workload"
     elif rule.name == "aws-imdsv2-required":
         assert any(s.is_a("karpenter.k8s.aws", "EC2NodeClass") for s in subjects)
     else:

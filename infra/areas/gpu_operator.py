@@ -18,7 +18,7 @@ from gpufleet.components.gpu_instances import instance_types_of
 from gpufleet.components.gpu_monitoring import GpuMonitoring
 from gpufleet.components.gpu_operator import AMI_SHIPS, CHART_VERSION, GpuOperator
 from gpufleet.components.gpu_scheduling import MIG_PROFILES, MPS_MAX_REPLICAS
-from gpufleet.infra.areas.base import ConfigModel, Platform
+from gpufleet.infra.areas.base import ConfigModel, DnsLabel, Labels, Platform
 from gpufleet.infra.areas.observability import ObservabilitySection
 
 _LABEL_VALUE_MAX = 63
@@ -29,9 +29,9 @@ class GpuOperatorSection(ConfigModel):
 
     enabled: bool = True
     """Install the operator (when the stack has GPU pools). Default true."""
-    namespace: str = "gpu-operator"
+    namespace: DnsLabel = "gpu-operator"
     """Namespace created for the operator and its operands. Default ``gpu-operator``."""
-    chart_version: str = CHART_VERSION
+    chart_version: str = Field(CHART_VERSION, pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$")
     """``gpu-operator`` chart version. Default ``v26.7.0``."""
     mig_strategy: Literal["single", "mixed"] = "mixed"
     """How MIG slices are advertised, cluster-wide: ``mixed`` (``nvidia.com/mig-<profile>``) or
@@ -40,7 +40,7 @@ class GpuOperatorSection(ConfigModel):
     """Run the DCGM exporter on every GPU node. Default true."""
     service_monitor: bool = True
     """ServiceMonitor for the DCGM exporter (needs the Prometheus Operator). Default true."""
-    service_monitor_labels: dict[str, str] = {}
+    service_monitor_labels: Labels = {}
     """Labels on that ServiceMonitor, e.g. ``{release: kube-prometheus-stack}``. Default none."""
     scrape_interval: str = Field("15s", pattern=r"^[0-9]+(ms|s|m)$")
     """DCGM exporter scrape interval. Default ``15s``."""
@@ -73,11 +73,11 @@ class MonitoringSection(ConfigModel):
     turns it on)."""
     stack: ObservabilitySection = ObservabilitySection()
     """The bundled stack's settings (with ``install: true``)."""
-    namespace: Optional[str] = None
+    namespace: Optional[DnsLabel] = None
     """Their namespace (must exist). Default: the GPU Operator's namespace."""
-    rule_labels: dict[str, str] = {}
+    rule_labels: Labels = {}
     """Labels on the PrometheusRule (your Prometheus' ``ruleSelector``). Default none."""
-    dashboard_labels: dict[str, str] = {"grafana_dashboard": "1"}
+    dashboard_labels: Labels = {"grafana_dashboard": "1"}
     """Labels on the dashboard ConfigMap (Grafana sidecar). Default ``{grafana_dashboard: "1"}``."""
     thresholds: AlertThresholdsSection = AlertThresholdsSection()
     """Alert thresholds."""

@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gpufleet.components.efa import EfaDevicePlugin
 from gpufleet.components.gpu_node_pool import GpuNodePool, PoolArgumentError, node_overlays, pool_spec
 from gpufleet.components.gpu_scheduling import GpuPlacement
 from gpufleet.components.karpenter import Karpenter
 from gpufleet.components.karpenter_policy import KARPENTER_VERSION
-from gpufleet.infra.areas.base import ConfigModel, DnsLabel, Platform, camel_path
+from gpufleet.infra.areas.base import (
+    ConfigModel, DnsLabel, FieldProblem, LabelKey, Labels, Platform, camel_path, label_value_problem,
+)
 from gpufleet.infra.areas.workload_identity import workload_identity_args
 
 if TYPE_CHECKING:
@@ -70,11 +72,19 @@ class BudgetConfig(ConfigModel):
     nodes: str
     """Nodes disrupted at once: a count (``"1"``) or percentage (``"10%"``)."""
     reasons: Optional[tuple[Literal["Underutilized", "Empty", "Drifted"], ...]] = None
-    """Reasons it applies to. Default all."""
+    """Reasons it applies to, each once. Default all."""
     schedule: Optional[str] = None
     """Cron schedule (UTC) when it starts; needs ``duration``. Default always."""
     duration: Optional[str] = None
     """How long it lasts after each schedule hit, e.g. ``8h``. Default always."""
+
+    @field_validator("reasons")
+    @classmethod
+    def _unique_reasons(cls, value: Optional[tuple[str, ...]]) -> Optional[tuple[str, ...]]:
+        # Karpenter's CRD: reasons is a set (x-kubernetes-list-type: set); the API server refuses repeats.
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("a reason is listed twice")
+        return value
 
 
 class DisruptionConfig(ConfigModel):
@@ -84,28 +94,36 @@ class DisruptionConfig(ConfigModel):
     """When Karpenter may consolidate nodes: ``WhenEmptyOrUnderutilized`` or ``WhenEmpty``. Default ``WhenEmptyOrUnderutilized``."""
     consolidate_after: str = "30m"
     """Quiet time before consolidation, or ``Never``. Default ``30m``."""
-    budgets: tuple[BudgetConfig, ...] = (BudgetConfig(nodes="10%"),)
+    budgets: tuple[BudgetConfig, ...] = Field((BudgetConfig(nodes="10%"),), max_length=50)
     """How many nodes Karpenter may disrupt at once, and when. Default one budget of 10%."""
 
 
 class RootVolumeConfig(ConfigModel):
     """Encrypted gp3 volume for images and ephemeral storage."""
 
-    size_gib: int = 200
-    """Size of the encrypted gp3 root volume (images, ephemeral storage). Default 200 GiB."""
-    iops: int = 6000
-    """Provisioned gp3 IOPS. Default 6000."""
-    throughput_mibps: int = 500
-    """Provisioned gp3 throughput. Default 500 MiB/s."""
+    size_gib: int = Field(200, ge=20, le=16_384)
+    """Size of the encrypted gp3 root volume (images, ephemeral storage). Default 200 GiB (gp3: at most 16 TiB)."""
+    iops: int = Field(6000, ge=3000, le=80_000)
+    """Provisioned gp3 IOPS. Default 6000 (gp3: 3000-80000)."""
+    throughput_mibps: int = Field(500, ge=125, le=2000)
+    """Provisioned gp3 throughput. Default 500 MiB/s (gp3: 125-2000)."""
 
 
 class TaintConfig(ConfigModel):
     """A Kubernetes taint."""
 
-    key: str
+    key: LabelKey
     """Taint key."""
     value: Optional[str] = None
     """Taint value. Default none."""
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, value: Optional[str]) -> Optional[str]:
+        problem = label_value_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
     """Taint effect."""
 
@@ -116,7 +134,7 @@ class SharingConfig(ConfigModel):
     mode: Literal["none", "time-slicing", "mps", "mig"] = "none"
     """``none``, ``time-slicing``, ``mps`` (CUDA MPS: concurrent, memory- and compute-limited clients,
     no fault isolation; al2023, no MIG) or ``mig``. Default ``none``."""
-    replicas: Optional[int] = None
+    replicas: Optional[int] = Field(None, ge=1, le=64)
     """time-slicing: pods per GPU (2-64); mps: MPS clients per GPU (2-48)."""
     acknowledge_no_isolation: Optional[bool] = None
     """mps: accept that one client's fatal GPU fault fails every client on that GPU; required for
@@ -144,7 +162,7 @@ class GpuPoolSection(ConfigModel):
     """AMI alias version (pin it in production). Default ``latest``."""
     limits: PoolLimitsConfig
     """Required: ``{gpus, cpu, memoryGib}``."""
-    labels: dict[str, str] = {}
+    labels: Labels = {}
     """Extra node labels. Default none."""
     taints: tuple[TaintConfig, ...] = ()
     """Taints besides ``nvidia.com/gpu=true:NoSchedule`` (always set). Default none."""
@@ -155,7 +173,7 @@ class GpuPoolSection(ConfigModel):
     termination_grace_period: Optional[str] = None
     """Longest drain of a node, e.g. ``2h``; after it Karpenter evicts pods despite PDBs and
     do-not-disrupt. Default ``24h`` (the component's)."""
-    weight: Optional[int] = None
+    weight: Optional[int] = Field(None, ge=1, le=100)
     """Priority among pools, 1-100. Default none."""
     root_volume: RootVolumeConfig = RootVolumeConfig()
     """Root/data volume."""
@@ -172,7 +190,7 @@ class GpuPoolSection(ConfigModel):
         try:
             pool_spec(self.name, self.component_args())
         except PoolArgumentError as error:
-            raise ValueError(f"{camel_path(error.field)} {error.problem}") from None
+            raise FieldProblem(camel_path(error.field), error.problem) from None
         return self
 
     def component_args(self) -> dict[str, Any]:

@@ -24,11 +24,11 @@ from gpufleet.infra.areas.workload_identity import workload_identity_args
 class LustreConfig(ConfigModel):
     """FSx for Lustre settings (``backend: fsxLustre``)."""
 
-    storage_capacity_gib: int = Field(1200, ge=1200)
+    storage_capacity_gib: int = Field(1200, ge=1200, le=2_400_000)
     """1200 or a multiple of 2400 GiB. Default 1200."""
     throughput_per_tib: Literal[125, 250, 500, 1000] = 250
     """MB/s per TiB. Default 250."""
-    s3_import_path: Optional[str] = None
+    s3_import_path: Optional[str] = Field(None, pattern=r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")
     """``s3://bucket/prefix`` imported automatically at ``/s3``. Default none."""
 
     @field_validator("storage_capacity_gib")
@@ -53,7 +53,7 @@ class ModelCacheSection(ConfigModel):
     loader Jobs and no read-write Ray mounts). Default ``efs``."""
     lustre: LustreConfig = LustreConfig()
     """Settings of the ``fsxLustre`` backend."""
-    teams: Optional[tuple[str, ...]] = None
+    teams: Optional[tuple[DnsLabel, ...]] = None
     """Teams whose namespace gets a claim. Default every team in ``gpufleet:teams``."""
     claim_name: DnsLabel = "model-weights"
     """Name of the claim in each namespace. Default ``model-weights``."""
@@ -66,7 +66,7 @@ class ModelCacheSection(ConfigModel):
     kms_key_arn: Optional[str] = None
     """Customer managed KMS key for encryption at rest. Default the AWS managed EFS key (``s3``:
     SSE-S3)."""
-    addon_version: Optional[str] = Field(None, pattern=r"^v\d+\.\d+\.\d+-eksbuild\.\d+$")
+    addon_version: Optional[str] = Field(None, pattern=r"^v[0-9]+\.[0-9]+\.[0-9]+-eksbuild\.[0-9]+$")
     """CSI add-on version, e.g. ``v3.5.0-eksbuild.1``. Default: the version gpufleet pins for
     ``gpufleet:kubernetesVersion`` (``EFS_CSI_ADDON_VERSIONS`` / ``FSX_CSI_ADDON_VERSIONS`` /
     ``S3_CSI_ADDON_VERSIONS``)."""
@@ -74,7 +74,7 @@ class ModelCacheSection(ConfigModel):
     @field_validator("kms_key_arn")
     @classmethod
     def _kms(cls, value: Optional[str]) -> Optional[str]:
-        if value is not None and not re.fullmatch(r"arn:aws[-a-z]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[\w/-]+", value):
+        if value is not None and not re.fullmatch(r"arn:aws[-a-z]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9_/-]{1,256}", value):
             raise ValueError("must be a KMS key or alias ARN")
         return value
 

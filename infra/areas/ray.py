@@ -18,7 +18,7 @@ from gpufleet.components.kuberay import DEFAULT_NAMESPACE, KubeRayOperator
 from gpufleet.components.ray_cluster import RAY_VERSION, RayCluster, RayService, plan_cluster, worker_capacity
 from gpufleet.components.ray_job import MAX_JOB_NAME, RayJob, plan_job
 from gpufleet.components.ray_serve_config import serve_config
-from gpufleet.infra.areas.base import ConfigModel, DnsLabel, Platform, camel_path
+from gpufleet.infra.areas.base import ConfigModel, DnsLabel, ImageRef, Labels, Platform, PositiveQuantity, camel_path
 from gpufleet.infra.areas.gpu_pools import configured_placements
 
 
@@ -38,13 +38,13 @@ class RayOperatorConfig(ConfigModel):
 class RayHeadConfig(ConfigModel):
     """The head pod, on CPU nodes (the system node group unless ``nodeSelector`` names others)."""
 
-    cpu: str = "1"
+    cpu: PositiveQuantity = "1"
     """CPU request = limit. Default ``"1"``."""
-    memory: str = "4Gi"
+    memory: PositiveQuantity = "4Gi"
     """Memory request = limit. Default ``4Gi``."""
-    shm_size: str = "1Gi"
+    shm_size: PositiveQuantity = "1Gi"
     """``/dev/shm`` size. Default ``1Gi``."""
-    node_selector: Optional[dict[str, str]] = None
+    node_selector: Optional[Labels] = None
     """CPU nodes for the head. Default the system node group."""
 
 
@@ -53,19 +53,19 @@ class RayWorkerGroupConfig(ConfigModel):
 
     group_name: str
     """Group name (DNS label, at most 30 characters)."""
-    gpus: int = Field(ge=1)
+    gpus: int = Field(ge=1, le=64)
     """GPUs per worker (units of the pool's GPU resource), request = limit."""
-    cpu: str
+    cpu: PositiveQuantity
     """CPU per worker, request = limit, e.g. ``"8"``."""
-    memory: str
+    memory: PositiveQuantity
     """Memory per worker, request = limit, e.g. ``64Gi`` (includes ``/dev/shm``)."""
     min_replicas: int = Field(0, ge=0, le=1000)
     """Workers kept when idle. Default 0."""
     max_replicas: int = Field(1, ge=1, le=1000)
     """Most workers the autoscaler starts. Default 1."""
-    shm_size: str = "8Gi"
+    shm_size: PositiveQuantity = "8Gi"
     """``/dev/shm`` per worker. Default ``8Gi``."""
-    pool: Optional[str] = None
+    pool: Optional[DnsLabel] = None
     """GPU pool of this group. Default the cluster's ``pool``."""
     spread: bool = True
     """Prefer one worker of the group per node. Default true."""
@@ -78,8 +78,8 @@ class _RayWorkload(ConfigModel):
     """Team (= namespace) that owns it: its quota, queue and model cache apply."""
     pool: DnsLabel
     """GPU pool of the worker groups (``gpufleet:gpuPools`` name)."""
-    image: Optional[str] = None
-    """Ray image, pinned by tag or digest. Default ``rayproject/ray:<rayVersion>-py312-gpu``."""
+    image: Optional[ImageRef] = None
+    """Ray image, pinned by tag or digest (``latest`` is refused in prod). Default ``rayproject/ray:<rayVersion>-py312-gpu``."""
     ray_version: str = RAY_VERSION
     """Ray version of the image. Default the version gpufleet is tested with."""
     head: RayHeadConfig = RayHeadConfig()
@@ -147,7 +147,7 @@ class ServeDeploymentConfig(ConfigModel):
 
     name: str
     """Deployment name as in the application code."""
-    gpus: float = Field(1, gt=0)
+    gpus: float = Field(1, gt=0, le=64)
     """GPUs per replica. Default 1."""
     min_replicas: int = Field(1, ge=0)
     """Fewest replicas Ray Serve autoscaling keeps. Default 1."""

@@ -7,27 +7,34 @@ from __future__ import annotations
 import re
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from gpufleet.components.inference_service import TYPE as SERVICE_TYPE
 from gpufleet.components.inference_service import check_labels
 from gpufleet.components.kserve import DEFAULT_NAMESPACE as KSERVE_NAMESPACE
-from gpufleet.infra.areas.base import ConfigModel
+from gpufleet.infra.areas.base import ConfigModel, DnsLabel, DnsSubdomain, ImageRef, PositiveQuantity, SecretKey
 from gpufleet.infra.areas.multi_node_config import LeaderWorkerSetConfig, MultiNodeServiceConfig
 
 
 class GatewayApiConfig(ConfigModel):
     """Gateway API routing of the services (needed for canary traffic splits)."""
 
-    gateway: Optional[str] = None
+    gateway: Optional[str] = Field(None, pattern=r"^[a-z0-9-]+/[a-z0-9-]+$")
     """``<namespace>/<name>`` of the Gateway. Default ``<kserve namespace>/inference-gateway``."""
     create_gateway: bool = True
     """gpufleet creates that Gateway (never the KServe chart: its Gateway's class is hard-coded
     ``envoy``). Default true; false to attach to an existing Gateway."""
-    class_name: Optional[str] = None
+    class_name: Optional[DnsLabel] = None
     """GatewayClass of the created Gateway (e.g. Envoy Gateway's ``eg``). Required when ``createGateway``."""
     request_timeout_seconds: int = Field(300, ge=1, le=3600)
     """Longest a request may take through a service's route. Default 300."""
+
+    @model_validator(mode="after")
+    def _class_name(self) -> "GatewayApiConfig":
+        # The same rule as components.kserve (gateway_api.class_name), named by its YAML path here.
+        if self.create_gateway and self.class_name is None:
+            raise ValueError("className is required when createGateway is true (the GatewayClass of the Gateway)")
+        return self
 
 
 class KServeConfig(ConfigModel):
@@ -35,16 +42,23 @@ class KServeConfig(ConfigModel):
 
     enabled: Optional[bool] = None
     """Install KServe. Default: when ``inferenceServices`` is not empty."""
-    namespace: str = KSERVE_NAMESPACE
+    namespace: DnsLabel = KSERVE_NAMESPACE
     """Controller namespace. Default ``kserve-system``."""
     install_cert_manager: bool = True
     """Install cert-manager too (false when the cluster has one). Default true."""
-    domain: str = "example.com"
+    domain: str = Field("example.com", max_length=253, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$")
     """Domain of InferenceService hostnames. Default ``example.com``."""
-    ingress_class_name: Optional[str] = None
+    ingress_class_name: Optional[DnsLabel] = None
     """Create Ingresses of this class. Default none (in-cluster only, or ``gatewayApi``)."""
     gateway_api: Optional[GatewayApiConfig] = None
     """Route with Gateway API HTTPRoutes. Default none."""
+
+    @model_validator(mode="after")
+    def _one_ingress(self) -> "KServeConfig":
+        # The same rule as components.kserve.kserve_values, named by its YAML path here.
+        if self.ingress_class_name is not None and self.gateway_api is not None:
+            raise ValueError("set ingressClassName or gatewayApi, not both")
+        return self
 
 
 class KedaConfig(ConfigModel):
@@ -59,9 +73,9 @@ class KedaConfig(ConfigModel):
 class HfTokenSecretConfig(ConfigModel):
     """A Secret key holding a Hugging Face token (the token never goes in the stack file)."""
 
-    name: str
+    name: DnsSubdomain
     """Secret name in the team namespace."""
-    key: str = "token"
+    key: SecretKey = "token"
     """Key in the Secret. Default ``token``."""
 
 
@@ -140,8 +154,8 @@ class InferenceServiceConfig(ConfigModel):
     """Team (``gpufleet:teams[].name``) whose namespace serves it."""
     pool: str
     """GPU pool (``gpufleet:gpuPools[].name``) it runs on."""
-    model: str
-    """Model name clients request (vLLM ``--served-model-name``)."""
+    model: str = Field(pattern=r"^\S{1,256}$")
+    """Model name clients request (vLLM ``--served-model-name``; no whitespace)."""
     storage: str
     """``pvc://<path>`` on the team's model cache, or an ``hf://``, ``s3://``, ``gs://``, ``https://`` URI."""
     weights_source: Optional[str] = None
@@ -149,15 +163,16 @@ class InferenceServiceConfig(ConfigModel):
     the service starts (using ``hfTokenSecret``). Required with ``pvc://`` storage unless ``preloaded``."""
     preloaded: bool = False
     """The ``pvc://`` weights are already in the claim (no loader Job). Default false."""
-    image: Optional[str] = None
-    """vLLM image. Default the component's pinned vLLM release."""
-    gpus: int = 1
+    image: Optional[ImageRef] = None
+    """vLLM image, with a tag or digest (``latest`` is refused in prod). Default the component's pinned
+    vLLM release."""
+    gpus: int = Field(1, ge=1, le=64)
     """GPUs (pool resource units) per replica. Default 1."""
-    cpu: str = "8"
+    cpu: PositiveQuantity = "8"
     """CPU per replica. Default ``"8"``."""
-    memory: str = "32Gi"
+    memory: PositiveQuantity = "32Gi"
     """Memory per replica. Default ``"32Gi"``."""
-    shm_size: str = "8Gi"
+    shm_size: PositiveQuantity = "8Gi"
     """``/dev/shm`` size. Default ``"8Gi"``."""
     min_replicas: int = 1
     """Replicas kept at all times (0 only with a Kafka or queue trigger). Default 1."""
@@ -165,7 +180,7 @@ class InferenceServiceConfig(ConfigModel):
     """Most replicas KEDA scales to. Default ``minReplicas`` (no autoscaling)."""
     max_model_len: Optional[int] = None
     """vLLM ``--max-model-len``. Default the model's."""
-    gpu_memory_utilization: Optional[float] = None
+    gpu_memory_utilization: Optional[float] = Field(None, gt=0, le=1)
     """vLLM ``--gpu-memory-utilization``. Default 0.9 (0.9 / replicas on time-sliced pools)."""
     extra_args: tuple[str, ...] = ()
     """More vLLM flags. Default none."""
@@ -236,8 +251,8 @@ class ServingSection(ConfigModel):
     @field_validator("prometheus_url")
     @classmethod
     def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("must be an http(s) URL")
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError("must be an http(s) URL (no spaces)")
         return value
 
     @property

@@ -10,7 +10,7 @@ from typing import Literal, Optional
 from pydantic import Field, ValidationInfo, field_validator
 
 from gpufleet.components.triton_models import BACKEND_FILES
-from gpufleet.infra.areas.base import ConfigModel
+from gpufleet.infra.areas.base import ConfigModel, ImageRef
 from gpufleet.infra.areas.serving_config import DisruptionBudgetConfig, HfTokenSecretConfig
 
 Backend = Literal["onnxruntime", "tensorrt", "pytorch", "tensorflow", "openvino", "python"]
@@ -108,8 +108,9 @@ class TritonServiceConfig(ConfigModel):
     """``pvc://<path>``: the model repository directory on the team's model cache."""
     models: tuple[TritonModelConfig, ...]
     """The models of the repository."""
-    image: Optional[str] = None
-    """Triton image. Default the component's pinned ``nvcr.io/nvidia/tritonserver`` release."""
+    image: Optional[ImageRef] = None
+    """Triton image, with a tag or digest (``latest`` is refused in prod). Default the component's pinned
+    ``nvcr.io/nvidia/tritonserver`` release."""
     gpus: int = 1
     """GPUs per replica. Default 1."""
     cpu: str = "4"

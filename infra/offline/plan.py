@@ -13,6 +13,7 @@ import yaml
 from gpufleet.infra.config import ConfigError, config_map_from_stack_file, parse_stack_config, secure_keys_of_stack_file
 from gpufleet.infra.offline.engine import Recording, plain, run_project_main
 from gpufleet.infra.offline.fakes import FakeCloud
+from gpufleet.infra.yaml_input import YamlInputError, load_single, read_file
 
 
 PLAN_KEYS = ("gpufleet:environment", "gpufleet:region", "gpufleet:kubernetesVersion")
@@ -62,12 +63,13 @@ class Project:
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", stack) or not path.is_file():
             known = ", ".join(self.stacks()) or "none"
             raise PlanInputError([f"unknown stack {stack!r}: no {path.relative_to(self.root)} (stacks here: {known})"])
+        shown = str(path.relative_to(self.root))
+        document = self._qualified(_read_yaml(path, shown, stack_file=True), shown)
         try:
-            document = self._qualified(_read_yaml(path))
             config = config_map_from_stack_file(document)
-            parse_stack_config(config, secret_keys=secure_keys_of_stack_file(document))
+            parse_stack_config(config, secret_keys=secure_keys_of_stack_file(document), project=self.name)
         except ConfigError as error:
-            problems = [f"{path.relative_to(self.root)}: {p}" for p in error.problems]
+            problems = [f"{shown}: {p}" for p in error.problems]
             missing = [key for key in PLAN_KEYS if any(p.startswith(f"{key}: required") for p in error.problems)]
             if missing:
                 problems.append(
@@ -75,38 +77,47 @@ class Project:
                     "that does not read them: the environment chooses the policy level (prod: production rules "
                     "are mandatory), the region is the one the offline AWS answers come from, and the "
                     f"Kubernetes version picks the schemas objects are checked against. Add them to "
-                    f"{path.relative_to(self.root)} under config:"
+                    f"{shown} under config:"
                 )
             raise PlanInputError(problems) from None
         return config
 
     def secret_keys(self, stack: str) -> list[str]:
         """The keys of ``stack`` whose values are encrypted: the engine marks them secret."""
-        return secure_keys_of_stack_file(self._qualified(_read_yaml(self.stacks_dir / f"Pulumi.{stack}.yaml")))
+        path = self.stacks_dir / f"Pulumi.{stack}.yaml"
+        shown = str(path.relative_to(self.root))
+        return secure_keys_of_stack_file(self._qualified(_read_yaml(path, shown, stack_file=True), shown))
 
-    def _qualified(self, document: dict[str, Any]) -> dict[str, Any]:
+    def _qualified(self, document: dict[str, Any], shown: str) -> dict[str, Any]:
         """Bare config keys qualified with the project name, as the Pulumi CLI qualifies them (a user's
-        program ``myml`` reads ``replicas:`` as ``myml:replicas``)."""
+        program ``myml`` reads ``replicas:`` as ``myml:replicas``); a key set both bare and qualified
+        is refused, as the Pulumi CLI refuses it."""
         config = document.get("config")
         if not isinstance(config, dict):
             return document
-        qualified = {str(k) if ":" in str(k) else f"{self.name}:{k}": v for k, v in config.items()}
+        qualified: dict[Any, Any] = {}
+        for key, value in config.items():
+            name = key if not isinstance(key, str) or ":" in key else f"{self.name}:{key}"
+            if name in qualified:
+                raise PlanInputError([f"{shown}: {name}: set twice (once as {key}, once as {name}): the Pulumi CLI "
+                                      "refuses this"])
+            qualified[name] = value
         return {**document, "config": qualified}
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def _read_yaml(path: Path, shown: Optional[str] = None, *, stack_file: bool = False) -> dict[str, Any]:
+    """One YAML mapping from ``path``, read by :mod:`gpufleet.infra.yaml_input` (size limit, UTF-8,
+    no duplicate keys, aliases within budget, plain tags only, no unquoted dates); problems name
+    ``shown`` (default ``path``) with the line and, in a stack file, the config key path."""
+    where = shown or str(path)
     try:
-        document = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise PlanInputError([f"{path}{where}: not valid YAML ({getattr(error, 'problem', error)})"]) from None
-    except OSError as error:
-        raise PlanInputError([f"{path}: cannot read ({error.strerror})"]) from None
+        document = load_single(read_file(path, shown=where), where, dates=False, strip_root=stack_file)
+    except YamlInputError as error:
+        raise PlanInputError(error.problems) from None
     if document is None:
         return {}
     if not isinstance(document, dict):
-        raise PlanInputError([f"{path}: expected a YAML mapping at the top level"])
+        raise PlanInputError([f"{where}: expected a YAML mapping at the top level, found {type(document).__name__}"])
     return document
 
 
@@ -168,7 +179,7 @@ def plan_stack(project: Project, stack: str) -> Plan:
     schemas and the pinned controllers' admission webhooks."""
     config = project.stack_config(stack)
     secret_keys = project.secret_keys(stack)
-    stack_config = parse_stack_config(config, secret_keys=secret_keys)
+    stack_config = parse_stack_config(config, secret_keys=secret_keys, project=project.name)
     recording = run_project_main(
         project.main_dir,
         project=project.name,

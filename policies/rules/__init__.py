@@ -29,6 +29,7 @@ from gpufleet.policies.rules import (
     gpu_toleration_required,
     gpu_workload_schedulable,
     gpufleet_ignore_reason,
+    image_pinned,
 )
 
 RULES: tuple[Rule, ...] = (
@@ -43,6 +44,7 @@ RULES: tuple[Rule, ...] = (
     gpu_pdb_required.RULE,
     aws_imdsv2_required.RULE,
     container_non_root.RULE,
+    image_pinned.RULE,
     gpu_namespace_quota.RULE,
     gpu_dcgm_exporter_present.RULE,
     gpu_nodepool_taint_and_limits.RULE,
