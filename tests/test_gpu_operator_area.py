@@ -268,10 +268,10 @@ def test_the_real_pool_model_reports_prod_mps_without_acknowledgement():
 
 @pytest.mark.parametrize(("sharing", "message"), [
     ({"mode": "mps", "replicas": 4, "migProfile": "1g.10gb"},
-     "sharing.migProfile is set but mode is 'mps': the NVIDIA device plugin cannot share MIG devices with MPS"),
-    ({"mode": "mps", "replicas": 60}, "sharing.replicas must be an integer from 2 to 48 with mps"),
+     "sharing.migProfile: is set but mode is 'mps': the NVIDIA device plugin cannot share MIG devices with MPS"),
+    ({"mode": "mps", "replicas": 60}, "sharing.replicas: must be an integer from 2 to 48 with mps"),
     ({"mode": "time-slicing", "replicas": 4, "acknowledgeNoIsolation": True},
-     "sharing.acknowledgeNoIsolation only applies to mode 'mps'"),
+     "sharing.acknowledgeNoIsolation: only applies to mode 'mps'"),
 ])
 def test_the_real_pool_model_names_mps_fields(sharing, message):
     def edit(pools):

@@ -135,5 +135,5 @@ def test_efa_asked_of_a_pool_without_efa_names_the_pool_field():
     serving["efa"] = True
     pools = [serving if p["name"] == "serving" else p for p in pools]
     problems = _problems(with_config(raw, "gpuPools", pools))
-    assert any(p.startswith("gpufleet:gpuPools[0]: efa is true but g6e.12xlarge, ") and
+    assert any(p.startswith("gpufleet:gpuPools[0].efa: is true but g6e.12xlarge, ") and
                "have no EFA interfaces gpufleet knows of (EFA types: p4d.24xlarge (4)" in p for p in problems), problems
