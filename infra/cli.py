@@ -18,11 +18,11 @@ from rich.tree import Tree
 
 from gpufleet.infra.cli_check import check, rules_app
 from gpufleet.infra.cli_tables import print_table
-from gpufleet.infra.offline.engine import Recording
 from gpufleet.infra.offline.graph import GraphDetail, GraphFormatError, graph_format, plan_graph
-from gpufleet.infra.offline.plan import Plan, PlanInputError, Project, plan_stack
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the plan machinery imports the Pulumi SDK: `gpufleet --help` and `check` do without
+    from gpufleet.infra.offline.engine import Recording
+    from gpufleet.infra.offline.plan import Plan
     from gpufleet.policies.analyzer import PolicyReport
 
 app = typer.Typer(
@@ -95,6 +95,8 @@ def plan(
     Pulumi service is contacted. The gpu-production policy pack then judges the plan as `pulumi
     preview --policy-pack` would; any mandatory violation fails the command (exit 1). Bad input
     (unknown stack, invalid stack file or configuration) exits 2, naming the field."""
+    from gpufleet.infra.offline.plan import PlanInputError, Project, plan_stack
+
     pack_config = _read_policy_config(policy_config) if policy_config is not None else None
     try:
         graph_fmt = graph_format(graph) if graph is not None else None

@@ -116,6 +116,45 @@ def _proxy_target(value: Any) -> Any:
         return None
 
 
+class _SubjectCache:
+    """Each resource as a :class:`Subject` with :func:`plain_props` properties, made once per resource
+    for all policies instead of once per policy.
+
+    ``pulumi_policy`` hands every policy its own deserialized copy of a resource's properties, so the
+    cache is keyed by the kind of call (``Analyze`` sees inputs, ``AnalyzeStack`` outputs), URN, type
+    and name, and an entry is used only when the raw properties are the very object converted or
+    equal to it (a C-level comparison, far cheaper than the conversion). Handing every policy the
+    same Subject also shares what rules derive from it (pod templates, their cross-resource
+    resolution) between policies, as ``gpufleet check`` does. Rules read subjects and never change
+    them. Bounded: cleared when it grows past :attr:`LIMIT` entries."""
+
+    LIMIT = 50_000
+
+    def __init__(self) -> None:
+        self._entries: dict[tuple[str, str, str, str], tuple[Any, Subject]] = {}
+
+    def get(self, scope: str, type_: str, name: str, urn: str, props: Any) -> Subject:
+        raw = _proxy_target(props)
+        if raw is None:
+            raw = props
+        key = (scope, urn, type_, name)
+        entry = self._entries.get(key)
+        if entry is not None and (entry[0] is raw or entry[0] == raw):
+            return entry[1]
+        subject = Subject(type_, name, plain_props(props), urn)
+        if len(self._entries) >= self.LIMIT:
+            self._entries.clear()
+        self._entries[key] = (raw, subject)
+        return subject
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+SUBJECTS = _SubjectCache()
+"""The process's cache of converted resources (:class:`_SubjectCache`)."""
+
+
 EXEMPT_SETTING = "exempt"
 """Setting every policy takes: glob patterns of resources the policy leaves alone."""
 
@@ -226,7 +265,7 @@ def _resource_validation(rule: Rule, production: bool, assume: frozenset[str]) -
     assert check is not None
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        subject = Subject(args.resource_type, args.name, plain_props(args.props), args.urn)
+        subject = SUBJECTS.get("inputs", args.resource_type, args.name, args.urn, args.props)
         context = _context(rule, args.get_config(), production, assume)
         if _exempt(subject, context):
             return
@@ -241,7 +280,7 @@ def _stack_validation(rule: Rule, production: bool, assume: frozenset[str]) -> C
     assert check is not None
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        subjects = [Subject(r.resource_type, r.name, plain_props(r.props), r.urn) for r in args.resources]
+        subjects = [SUBJECTS.get("outputs", r.resource_type, r.name, r.urn, r.props) for r in args.resources]
         context = _context(rule, args.get_config(), production, assume)
         for subject, message in check(subjects, context):
             if not _exempt(subject, context):
