@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import abc as _abc
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
@@ -93,11 +94,20 @@ def plain_props(value: Any) -> Any:
     raw values sit behind their ``"__target"`` key, the same door ``pulumi_policy``'s own
     serializer uses.
     """
-    if isinstance(value, Mapping) or isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+    kind = type(value)
+    if kind is str:  # the common leaves first: no ABC isinstance checks on the hot path
+        return UNKNOWN if _is_unknown_sentinel(value) else value
+    if kind is dict:
+        return {key: plain_props(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [plain_props(item) for item in value]
+    if kind is float or kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, _abc.Mapping) or isinstance(value, _abc.Sequence) and not isinstance(value, (str, bytes)):
         target = _proxy_target(value)
         if target is not None:
             value = target
-    if isinstance(value, Mapping):
+    if isinstance(value, _abc.Mapping):
         return {key: plain_props(value[key]) for key in value}
     if isinstance(value, (list, tuple)):
         return [plain_props(item) for item in value]
@@ -117,34 +127,29 @@ def _proxy_target(value: Any) -> Any:
 
 
 class _SubjectCache:
-    """Each resource as a :class:`Subject` with :func:`plain_props` properties, made once per resource
-    for all policies instead of once per policy.
+    """One :class:`Subject` per resource for all policies, while :attr:`active` (the offline harness,
+    :func:`gpufleet.policies.analyzer.shared_conversion`, turns it on around each analyzer call).
 
-    ``pulumi_policy`` hands every policy its own deserialized copy of a resource's properties, so the
-    cache is keyed by the kind of call (``Analyze`` sees inputs, ``AnalyzeStack`` outputs), URN, type
-    and name, and an entry is used only when the raw properties are the very object converted or
-    equal to it (a C-level comparison, far cheaper than the conversion). Handing every policy the
-    same Subject also shares what rules derive from it (pod templates, their cross-resource
-    resolution) between policies, as ``gpufleet check`` does. Rules read subjects and never change
-    them. Bounded: cleared when it grows past :attr:`LIMIT` entries."""
-
-    LIMIT = 50_000
+    There the servicer hands every policy the very same properties object for a resource, so the
+    subject (its :func:`plain_props` conversion, and what rules derive from it: pod templates and
+    their cross-resource resolution) is made once and shared, as ``gpufleet check`` shares it. An
+    entry is found by the identity of the properties object (held, so the identity is never reused)
+    plus the resource's type, name and URN. Inactive (under the Pulumi CLI, where every policy gets
+    its own copy), each call converts afresh, as before."""
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[str, str, str, str], tuple[Any, Subject]] = {}
+        self.active = False
+        self._entries: dict[tuple[int, str, str, str], tuple[Any, Subject]] = {}
 
-    def get(self, scope: str, type_: str, name: str, urn: str, props: Any) -> Subject:
-        raw = _proxy_target(props)
-        if raw is None:
-            raw = props
-        key = (scope, urn, type_, name)
+    def get(self, type_: str, name: str, urn: str, props: Any) -> Subject:
+        if not self.active:
+            return Subject(type_, name, plain_props(props), urn)
+        key = (id(props), type_, name, urn)
         entry = self._entries.get(key)
-        if entry is not None and (entry[0] is raw or entry[0] == raw):
+        if entry is not None and entry[0] is props:
             return entry[1]
         subject = Subject(type_, name, plain_props(props), urn)
-        if len(self._entries) >= self.LIMIT:
-            self._entries.clear()
-        self._entries[key] = (raw, subject)
+        self._entries[key] = (props, subject)
         return subject
 
     def clear(self) -> None:
@@ -152,7 +157,7 @@ class _SubjectCache:
 
 
 SUBJECTS = _SubjectCache()
-"""The process's cache of converted resources (:class:`_SubjectCache`)."""
+"""The process's subject cache (:class:`_SubjectCache`)."""
 
 
 EXEMPT_SETTING = "exempt"
@@ -256,6 +261,28 @@ def _context(rule: Rule, config: Mapping[str, Any], production: bool, assume: fr
                        assume=assume | parse_assumptions(own_tokens, f"{rule.name}.{ASSUME_KEY}"))
 
 
+class _Contexts:
+    """A policy's :func:`_context` per config it is handed, made once: the servicer hands each call a
+    shallow copy of the same config, so the entry is found by the identity of its values (the
+    copy is held, so those identities are not reused)."""
+
+    def __init__(self, rule: Rule, production: bool, assume: frozenset[str]):
+        self.rule, self.production, self.assume = rule, production, assume
+        self._entries: dict[tuple[Any, ...], tuple[Mapping[str, Any], RuleContext]] = {}
+
+    def __call__(self, config: Optional[Mapping[str, Any]]) -> RuleContext:
+        config = config or {}
+        key = tuple((k, id(v)) for k, v in config.items())
+        entry = self._entries.get(key)
+        if entry is not None and all(entry[0][k] is v for k, v in config.items()):
+            return entry[1]
+        context = _context(self.rule, config, self.production, self.assume)
+        if len(self._entries) >= 16:
+            self._entries.clear()
+        self._entries[key] = (config, context)
+        return context
+
+
 def _exempt(subject: Subject, context: RuleContext) -> bool:
     return is_exempt(subject.kind, subject.namespace, subject.object_name, context.get(EXEMPT_SETTING))
 
@@ -264,9 +291,11 @@ def _resource_validation(rule: Rule, production: bool, assume: frozenset[str]) -
     check = rule.check_resource
     assert check is not None
 
+    contexts = _Contexts(rule, production, assume)
+
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        subject = SUBJECTS.get("inputs", args.resource_type, args.name, args.urn, args.props)
-        context = _context(rule, args.get_config(), production, assume)
+        subject = SUBJECTS.get(args.resource_type, args.name, args.urn, args.props)
+        context = contexts(args.get_config())
         if _exempt(subject, context):
             return
         for message in check(subject, context):
@@ -279,9 +308,11 @@ def _stack_validation(rule: Rule, production: bool, assume: frozenset[str]) -> C
     check = rule.check_stack
     assert check is not None
 
+    contexts = _Contexts(rule, production, assume)
+
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        subjects = [SUBJECTS.get("outputs", r.resource_type, r.name, r.urn, r.props) for r in args.resources]
-        context = _context(rule, args.get_config(), production, assume)
+        subjects = [SUBJECTS.get(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
+        context = contexts(args.get_config())
         for subject, message in check(subjects, context):
             if not _exempt(subject, context):
                 report_violation(message, subject.urn or None)
