@@ -56,6 +56,17 @@ def scaled_project(directory: Path, sizes: list[int]) -> Path:
             service["model"] = f"model-{index}"
             services.append(service)
         document["config"]["gpufleet:serving"]["inferenceServices"] = services
+        config = document["config"]
+        for pool in config["gpufleet:gpuPools"]:  # room for every replica on the pools ...
+            if pool["name"] == template["pool"]:
+                pool["limits"] = {"gpus": 16 + 2 * size, "cpu": 384 + 32 * size, "memoryGib": 4096 + 256 * size}
+        for team in config["gpufleet:teams"]:  # ... in the team's quota ...
+            if team["name"] == template["team"]:
+                team["cpu"] = team["cpu"] + 40 * size
+                team["memoryGib"] = team["memoryGib"] + 160 * size
+        nodes = config["gpufleet:cluster"]["systemNodes"]  # ... and the weights loaders on the system nodes
+        nodes["minSize"] = nodes["desiredSize"] = 3 + size // 4
+        nodes["maxSize"] = max(nodes["maxSize"], nodes["minSize"])
         (directory / "stacks" / f"Pulumi.svc{size}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     return directory
 

@@ -77,14 +77,20 @@ class AnalyzerResource:
         *,
         outputs: bool = False,
         by_urn: Optional[Mapping[str, "RegisteredResource"]] = None,
+        providers: Optional[dict[str, "AnalyzerResource"]] = None,
     ) -> "AnalyzerResource":
         """The engine's view of a recorded registration: ``Analyze`` sees its inputs,
-        ``AnalyzeStack`` its outputs (``outputs=True``)."""
+        ``AnalyzeStack`` its outputs (``outputs=True``). ``providers``: provider URN → its view,
+        shared between calls (filled as providers are met)."""
         provider = None
         provider_urn = resource.provider.rsplit("::", 1)[0] if resource.provider else ""
         if by_urn and provider_urn in by_urn:
-            registered = by_urn[provider_urn]
-            provider = cls(registered.urn, registered.type, registered.name, registered.inputs)
+            provider = providers.get(provider_urn) if providers is not None else None
+            if provider is None:
+                registered = by_urn[provider_urn]
+                provider = cls(registered.urn, registered.type, registered.name, registered.inputs)
+                if providers is not None:
+                    providers[provider_urn] = provider
         properties = resource.outputs if outputs and resource.outputs else resource.inputs
         return cls(
             urn=resource.urn,
@@ -101,7 +107,13 @@ class AnalyzerResource:
         )
 
     def struct(self) -> struct_pb2.Struct:
-        return to_struct(self.properties)
+        """The properties as the engine's ``Struct`` (built once per resource object: a provider is
+        shared by every resource that uses it)."""
+        cached = self.__dict__.get("_struct")
+        if cached is None:
+            cached = to_struct(self.properties)
+            object.__setattr__(self, "_struct", cached)
+        return cached
 
     def options(self) -> analyzer_pb2.AnalyzerResourceOptions:
         return analyzer_pb2.AnalyzerResourceOptions(
@@ -415,11 +427,13 @@ def analyze_recording(
     analyzer.configure_stack(project=recording.project, stack=recording.stack, config=stack_config, dry_run=preview)
     analyzer.configure(pack_config)
     by_urn = recording.by_urn()
+    providers: dict[str, AnalyzerResource] = {}
     report = PolicyReport()
     for registered in recording.resources:
-        resource = AnalyzerResource.from_registered(registered, by_urn=by_urn)
+        resource = AnalyzerResource.from_registered(registered, by_urn=by_urn, providers=providers)
         _collect(report, analyzer.analyze(resource, fast=fast), {resource.urn: resource}, default=resource)
-    stack_resources = [AnalyzerResource.from_registered(r, outputs=True, by_urn=by_urn) for r in recording.resources]
+    stack_resources = [AnalyzerResource.from_registered(r, outputs=True, by_urn=by_urn, providers=providers)
+                       for r in recording.resources]
     _collect(report, analyzer.analyze_stack(stack_resources, fast=fast), {r.urn: r for r in stack_resources}, default=None,
              stack_name=f"{recording.project}-{recording.stack}")
     return report

@@ -284,7 +284,10 @@ class _Contexts:
 
 
 def _exempt(subject: Subject, context: RuleContext) -> bool:
-    return is_exempt(subject.kind, subject.namespace, subject.object_name, context.get(EXEMPT_SETTING))
+    patterns = context.get(EXEMPT_SETTING)
+    if not patterns:
+        return False  # the common case: no exemptions, no resource path to build
+    return is_exempt(subject.kind, subject.namespace, subject.object_name, patterns)
 
 
 def _resource_validation(rule: Rule, production: bool, assume: frozenset[str]) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
