@@ -208,6 +208,7 @@ def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[
     note = f"{len(objects) - len(unchecked)} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
     note += ", upstream CRDs)" if upstream else f"; {missing_schemas_hint(unchecked)})" if unchecked else ")"
     note += "; admission webhooks of KServe, KubeRay and Kueue checked"
+    validator.save_cel_outcomes()
     return errors, note, rejections
 
 

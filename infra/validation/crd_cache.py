@@ -128,3 +128,82 @@ def without_descriptions(schema: Any) -> Any:
         else:
             out[key] = value
     return out
+
+
+class CelOutcomes:
+    """CEL rule outcomes by (rule, canonical JSON of the value it judged), kept across runs.
+
+    cel-python interprets every rule in Python (milliseconds for the Gateway API's HTTPRoute rules),
+    and a plan judges the same values run after run. An outcome depends only on the rule text, the
+    value and the evaluator, so the store is keyed by the gpufleet, cel-python and Python versions;
+    an entry maps a sha256 of rule and value to ``(verdict, reason)``. Loaded on first use, written by
+    :meth:`save` when something was added (at most :data:`LIMIT` entries; past that it starts over).
+    """
+
+    LIMIT = 200_000
+
+    def __init__(self) -> None:
+        self._entries: Optional[dict[bytes, tuple[Optional[bool], Optional[str]]]] = None
+        self._dirty = False
+
+    def _path(self) -> Optional[Path]:
+        try:
+            from importlib.metadata import version
+
+            cel_version = version("cel-python")
+        except Exception:  # noqa: BLE001
+            cel_version = "unknown"
+        return _entry_path(["cel-outcomes", FORMAT, _version(), cel_version, list(sys.version_info[:2])])
+
+    def _load(self) -> dict[bytes, tuple[Optional[bool], Optional[str]]]:
+        if self._entries is None:
+            self._entries = {}
+            path = self._path()
+            if path is not None:
+                try:
+                    data = marshal.loads(path.read_bytes())
+                    if isinstance(data, dict):
+                        self._entries = data
+                except (OSError, EOFError, ValueError, TypeError):
+                    pass
+        return self._entries
+
+    @staticmethod
+    def key(rule: str, canonical: str) -> bytes:
+        return hashlib.sha256(f"{rule}\0{canonical}".encode()).digest()
+
+    def get(self, key: bytes) -> Optional[tuple[Optional[bool], Optional[str]]]:
+        entry = self._load().get(key)
+        return tuple(entry) if entry is not None else None  # type: ignore[return-value]
+
+    def put(self, key: bytes, outcome: tuple[Optional[bool], Optional[str]]) -> None:
+        entries = self._load()
+        if len(entries) >= self.LIMIT:
+            entries.clear()
+        entries[key] = outcome
+        self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty or self._entries is None:
+            return
+        path = self._path()
+        self._dirty = False
+        if path is None:
+            return
+        try:
+            payload = marshal.dumps(self._entries)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".marshal")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(payload)
+                os.replace(tmp, path)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        except (OSError, ValueError):
+            return
+
+
+CEL_OUTCOMES = CelOutcomes()
+"""The process's store of CEL outcomes (:class:`CelOutcomes`)."""

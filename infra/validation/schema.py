@@ -449,6 +449,10 @@ class ManifestValidator:
         key = (api_version, kind)
         return key in self._builtins.index or key in self._crds
 
+    def save_cel_outcomes(self) -> None:
+        """Keep the CEL outcomes judged so far for later runs (:class:`.crd_cache.CelOutcomes`)."""
+        crd_cache.CEL_OUTCOMES.save()
+
     def crd_kinds(self) -> list[tuple[str, str]]:
         """The (apiVersion, kind) pairs served by the loaded CRDs."""
         return sorted(self._crds)
@@ -550,9 +554,13 @@ class ManifestValidator:
             memo_key = (rule, canonical)
             outcome = node.cel_memo.get(memo_key)
             if outcome is None:
-                if self_value is _NO_DEFAULT:
-                    self_value = _cel_value(x, node)
-                outcome = _run_rule(rule, self_value)
+                stored_key = crd_cache.CelOutcomes.key(rule, canonical)
+                outcome = crd_cache.CEL_OUTCOMES.get(stored_key)  # judged by an earlier run
+                if outcome is None:
+                    if self_value is _NO_DEFAULT:
+                        self_value = _cel_value(x, node)
+                    outcome = _run_rule(rule, self_value)
+                    crd_cache.CEL_OUTCOMES.put(stored_key, outcome)
                 if len(node.cel_memo) >= 4096:
                     node.cel_memo.clear()
                 node.cel_memo[memo_key] = outcome
