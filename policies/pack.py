@@ -26,19 +26,17 @@ import json
 import os
 from collections import abc as _abc
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from pulumi_policy import (
-    EnforcementLevel,
-    Policy,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
-from pulumi_policy.proxy import _is_unknown as _is_unknown_sentinel
+if TYPE_CHECKING:  # pulumi_policy imports the Pulumi SDK: `gpufleet check` (exemptions, settings) does without
+    from pulumi_policy import (
+        EnforcementLevel,
+        Policy,
+        PolicyConfigSchema,
+        ReportViolation,
+        ResourceValidationArgs,
+        StackValidationArgs,
+    )
 
 from gpufleet.policies.core import (
     ASSUME_KEY, ASSUMPTION_TOKENS, PolicyConfig, Rule, RuleContext, Subject, Violation, parse_assumptions,
@@ -60,11 +58,26 @@ PRODUCTION_ENV_VAR = "GPUFLEET_POLICY_PRODUCTION"
 """Environment variable forcing production defaults on (``true``) or off (``false``) for stacks
 whose config has no ``gpufleet:environment`` (e.g. a program that only imports gpufleet components)."""
 
-_LEVELS: Mapping[str, EnforcementLevel] = {
-    "advisory": EnforcementLevel.ADVISORY,
-    "mandatory": EnforcementLevel.MANDATORY,
-    "disabled": EnforcementLevel.DISABLED,
-}
+def _levels() -> Mapping[str, "EnforcementLevel"]:
+    from pulumi_policy import EnforcementLevel
+
+    return {
+        "advisory": EnforcementLevel.ADVISORY,
+        "mandatory": EnforcementLevel.MANDATORY,
+        "disabled": EnforcementLevel.DISABLED,
+    }
+
+
+_SENTINEL_CHECK: list[Callable[[Any], bool]] = []
+
+
+def _is_unknown_sentinel(value: Any) -> bool:
+    """``pulumi_policy``'s own test for the engine's unknown sentinels (imported on first use)."""
+    if not _SENTINEL_CHECK:
+        from pulumi_policy.proxy import _is_unknown
+
+        _SENTINEL_CHECK.append(_is_unknown)
+    return _SENTINEL_CHECK[0](value)
 
 
 class _Unknown:
@@ -211,13 +224,13 @@ def without_exempt(violations: Iterable[Violation], rules: Sequence[Rule], confi
 def settings_problems(data: Mapping[str, Any], rules: Sequence[Rule]) -> list[str]:
     """Problems with the settings a pack config JSON gives each rule, judged by the policies'
     config schemas as the Pulumi CLI judges ``--policy-pack-config`` (unknown keys are ignored)."""
-    import jsonschema
-
     problems: list[str] = []
     for rule in rules:
         given = data.get(rule.name)
         if not isinstance(given, Mapping):
             continue
+        import jsonschema  # only when some rule is given settings
+
         settings = {k: v for k, v in given.items() if k != "enforcementLevel"}
         schema = {"type": "object", "properties": config_schema(rule).properties}
         for error in jsonschema.Draft7Validator(schema).iter_errors(settings):
@@ -226,7 +239,7 @@ def settings_problems(data: Mapping[str, Any], rules: Sequence[Rule]) -> list[st
     return problems
 
 
-def config_schema(rule: Rule) -> PolicyConfigSchema:
+def config_schema(rule: Rule) -> "PolicyConfigSchema":
     """The rule's settings as a CrossGuard config schema: each setting's JSON schema with its
     ``default`` (the engine fills defaults from the schema before calling ``Configure``), plus the
     ``exempt`` list every policy takes."""
@@ -238,6 +251,8 @@ def config_schema(rule: Rule) -> PolicyConfigSchema:
         properties[key] = entry
     properties.setdefault(EXEMPT_SETTING, dict(EXEMPT_SCHEMA))
     properties.setdefault(ASSUME_KEY, dict(ASSUME_SCHEMA))
+    from pulumi_policy import PolicyConfigSchema
+
     return PolicyConfigSchema(properties=properties)
 
 
@@ -325,7 +340,7 @@ def _stack_validation(rule: Rule, production: bool, assume: frozenset[str]) -> C
 
 def build_policies(
     rules: Optional[Sequence[Rule]] = None, *, production: bool = False, assume: frozenset[str] = frozenset()
-) -> list[Policy]:
+) -> list["Policy"]:
     """One CrossGuard policy per rule check (default: all of gpufleet's rules), with the pack-wide
     ``assume`` tokens (:func:`assume_from_environ`) in every policy's context.
 
@@ -337,9 +352,12 @@ def build_policies(
         from gpufleet.policies.rules import RULES
 
         rules = RULES
-    policies: list[Policy] = []
+    from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+
+    levels = _levels()
+    policies: list["Policy"] = []
     for rule in rules:
-        level = _LEVELS[rule.default_enforcement(production)]
+        level = levels[rule.default_enforcement(production)]
         schema = config_schema(rule)
         if rule.check_resource is not None:
             policies.append(ResourceValidationPolicy(
@@ -412,6 +430,8 @@ def assume_from_environ(environ: Optional[Mapping[str, str]] = None) -> frozense
     return parse_assumptions([raw] if isinstance(raw, str) else [], where)
 
 
-def default_enforcement(production: bool) -> EnforcementLevel:
+def default_enforcement(production: bool) -> "EnforcementLevel":
     """The pack-wide level for policies without one (every gpufleet policy sets its own)."""
+    from pulumi_policy import EnforcementLevel
+
     return EnforcementLevel.MANDATORY if production else EnforcementLevel.ADVISORY
