@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 import pulumi
 from google.protobuf import empty_pb2, json_format
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import rpc, settings
 from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.config import set_all_config
@@ -229,6 +230,22 @@ async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
             break
 
 
+def _source_positions() -> Callable[[Any], Any]:
+    """``pulumi.runtime.resource._get_source_position_for_frame`` once per (file, line): the SDK turns
+    every frame of every registration's stack trace into a ``file://`` URI with pathlib (a fifth of
+    a large plan); the answer depends on the file name and line only."""
+    sdk = pulumi_resource._get_source_position_for_frame
+    known: dict[tuple[str, Optional[int]], Any] = {}
+
+    def position(frame: Any) -> Any:
+        key = (frame.filename, frame.lineno)
+        if key not in known:
+            known[key] = sdk(frame)
+        return known[key]
+
+    return position
+
+
 def run_program(
     program: Callable[[], Any],
     *,
@@ -265,12 +282,14 @@ def run_program(
             monitor = _RecordingMonitor(mocks, on_resource)
             _configure(monitor, project=project, stack=stack, preview=preview)
             set_all_config(dict(config), list(secret_keys))
-            sdk_wait = pulumi_stack.wait_for_rpcs
+            sdk_wait, sdk_position = pulumi_stack.wait_for_rpcs, pulumi_resource._get_source_position_for_frame
             pulumi_stack.wait_for_rpcs = _wait_for_rpcs  # type: ignore[assignment]
+            pulumi_resource._get_source_position_for_frame = _source_positions()  # type: ignore[assignment]
             try:
                 loop.run_until_complete(run_in_stack(program))
             finally:
                 pulumi_stack.wait_for_rpcs = sdk_wait  # type: ignore[assignment]
+                pulumi_resource._get_source_position_for_frame = sdk_position  # type: ignore[assignment]
             return Recording(project, stack, monitor.recorded, monitor.stack_outputs)
         finally:
             loop.run_until_complete(loop.shutdown_default_executor())

@@ -16,6 +16,7 @@ read or written is skipped: validation then parses the YAML as before.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import marshal
 import os
@@ -25,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-FORMAT = 1
+FORMAT = 2
 """Bump when what an entry holds changes."""
 
 DISABLE_ENV = "GPUFLEET_NO_CRD_CACHE"
@@ -57,36 +58,53 @@ def _entry_path(key: list[Any]) -> Optional[Path]:
     return cache_root() / "crd-schemas" / f"{digest}.marshal"
 
 
-def load(path: str, stamp: tuple[int, int]) -> Optional[dict[str, Any]]:
-    """The stored entry for the CRD file (``{"index": [...], "schemas": {...} or None}``), or None."""
-    key = _key(path, stamp)
-    entry = _entry_path(key)
-    if entry is None:
+def load(path: str, stamp: tuple[int, int], *, schemas: bool = True) -> Optional[dict[str, Any]]:
+    """The stored entry for the CRD file: ``{"index": [...], "schemas": {...} or None}`` (the schemas
+    only when asked for: they are a separate, larger entry), or None when the index is not stored."""
+    index = load_extra(path, stamp, ("index",))
+    if not isinstance(index, list):
         return None
-    try:
-        data = marshal.loads(entry.read_bytes())
-    except (OSError, EOFError, ValueError, TypeError):
-        return None
-    if not isinstance(data, dict) or data.get("key") != key or not isinstance(data.get("index"), list):
-        return None
-    schemas = data.get("schemas")
+    stored = load_extra(path, stamp, ("schemas",)) if schemas else None
     return {
-        "index": [tuple(e) for e in data["index"]],
-        "schemas": None if schemas is None else {tuple(k.split("\0")): v for k, v in schemas.items()},
+        "index": [tuple(e) for e in index],
+        "schemas": {tuple(k.split("\0")): v for k, v in stored.items()} if isinstance(stored, dict) else None,
     }
 
 
 def store(path: str, stamp: tuple[int, int], index: Index, schemas: Optional[Schemas] = None) -> None:
-    """Write the entry for the CRD file (atomically; silently skipped when the cache is not writable)."""
-    key = _key(path, stamp)
+    """Write the entries for the CRD file (atomically; silently skipped when the cache is not writable)."""
+    if schemas is not None:
+        store_extra(path, stamp, ("schemas",), {"\0".join(k): v for k, v in schemas.items()})
+    store_extra(path, stamp, ("index",), [list(e) for e in index])
+
+
+def load_extra(path: str, stamp: tuple[int, int], name: tuple[str, ...]) -> Any:
+    """Another compiled form of the CRD file (e.g. a version's JSON Schema), stored by :func:`store_extra`."""
+    key = [*_key(path, stamp), *name]
+    entry = _entry_path(key)
+    if entry is None:
+        return None
+    was_enabled = gc.isenabled()
+    gc.disable()  # building ~10^5 objects: no point in the cyclic collector scanning them meanwhile
+    try:
+        data = marshal.loads(entry.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    finally:
+        if was_enabled:
+            gc.enable()
+    return data.get("value") if isinstance(data, dict) and data.get("key") == key else None
+
+
+def store_extra(path: str, stamp: tuple[int, int], name: tuple[str, ...], value: Any) -> None:
+    key = [*_key(path, stamp), *name]
     entry = _entry_path(key)
     if entry is None:
         return
-    data = {
-        "key": key,
-        "index": [list(e) for e in index],
-        "schemas": None if schemas is None else {"\0".join(k): v for k, v in schemas.items()},
-    }
+    _write(entry, {"key": key, "value": value})
+
+
+def _write(entry: Path, data: Any) -> None:
     try:
         payload = marshal.dumps(data)
         entry.parent.mkdir(parents=True, exist_ok=True)
@@ -190,19 +208,7 @@ class CelOutcomes:
         self._dirty = False
         if path is None:
             return
-        try:
-            payload = marshal.dumps(self._entries)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".marshal")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    f.write(payload)
-                os.replace(tmp, path)
-            except BaseException:
-                os.unlink(tmp)
-                raise
-        except (OSError, ValueError):
-            return
+        _write(path, self._entries)
 
 
 CEL_OUTCOMES = CelOutcomes()

@@ -47,7 +47,7 @@ from referencing import Registry, Resource
 from gpufleet.infra.validation import crd_cache
 from gpufleet.infra.validation.cel import _OLDSELF, _REASONS, _cel_value, _run_rule
 from gpufleet.infra.validation.messages import _describe, _join, _object_meta_problems, _plain, _short, _where
-from gpufleet.infra.validation.structural import _NO_DEFAULT, _apply_defaults, _convert_root, _Node
+from gpufleet.infra.validation.structural import _NO_DEFAULT, _apply_defaults, _convert_root, _Node, annotate_walk
 
 __all__ = ["ManifestValidator", "upstream_dir"]
 
@@ -300,7 +300,7 @@ def _shallow_crd_index(text: str) -> list[tuple[str, str, str, bool]] | None:
 def _crd_file_index(path: str, stamp: _Stamp) -> tuple[tuple[str, str, str, bool], ...]:
     """(group, version, kind, served) for every CRD version in a file (from the compiled cache,
     :mod:`.crd_cache`, when it holds the file)."""
-    cached = crd_cache.load(path, stamp)
+    cached = crd_cache.load(path, stamp, schemas=False)
     if cached is not None:
         return tuple(cached["index"])
     with open(path, encoding="utf-8") as f:
@@ -376,7 +376,10 @@ def _crd_schemas(path: str, stamp: _Stamp) -> crd_cache.Schemas:
             if isinstance(v, dict) and isinstance(v.get("name"), str):
                 # the last document defining a version wins, as it did when each lookup scanned the file
                 raw = (v.get("schema") or {}).get("openAPIV3Schema")
-                schemas[(group, v["name"], kind)] = crd_cache.without_descriptions(raw) if raw else None
+                stripped = crd_cache.without_descriptions(raw) if raw else None
+                if isinstance(stripped, dict):
+                    annotate_walk(stripped)
+                schemas[(group, v["name"], kind)] = stripped
     try:
         index = _full_crd_index(path, stamp)
     except ValueError:
@@ -393,7 +396,12 @@ def _compiled_crd(ref: _CrdRef, schema_version: str) -> _CompiledCrd:
         raise LookupError(f"{ref.path}: no CRD version {ref.group}/{ref.version} {ref.kind} (file changed?)")
     schema = schemas[key] or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     b = _builtins(schema_version)
-    js = _convert_root(schema, f"{b.defs_uri}#/$defs/{_OBJECT_META}")
+    objmeta_uri = f"{b.defs_uri}#/$defs/{_OBJECT_META}"
+    converted_key = ("converted", ref.group, ref.version, ref.kind, objmeta_uri)
+    js = crd_cache.load_extra(ref.path, ref.stamp, converted_key)
+    if not isinstance(js, dict):
+        js = _convert_root(schema, objmeta_uri)
+        crd_cache.store_extra(ref.path, ref.stamp, converted_key, js)
     validator = _Validator(js, registry=b.registry, format_checker=_FORMATS)
     return _CompiledCrd(ref, _Node(schema), validator)
 
