@@ -65,8 +65,8 @@ def scaled_project(directory: Path, sizes: list[int]) -> Path:
                 team["cpu"] = team["cpu"] + 40 * size
                 team["memoryGib"] = team["memoryGib"] + 160 * size
         nodes = config["gpufleet:cluster"]["systemNodes"]  # ... and the weights loaders on the system nodes
-        nodes["instanceTypes"] = ["m7i.16xlarge"] if size > 100 else nodes["instanceTypes"]
-        nodes["minSize"] = nodes["desiredSize"] = min(50, 3 + size // (32 if size > 100 else 4))
+        nodes["instanceTypes"] = ["m7i.8xlarge"] if size > 100 else nodes["instanceTypes"]
+        nodes["minSize"] = nodes["desiredSize"] = min(50, 3 + size // (25 if size > 100 else 4))
         nodes["maxSize"] = max(nodes["maxSize"], nodes["minSize"])
         (directory / "stacks" / f"Pulumi.svc{size}.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     return directory
