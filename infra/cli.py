@@ -121,7 +121,8 @@ def plan(
         (out / "policy.json").write_text(json.dumps(report.document(), indent=2) + "\n")
     if output_format is OutputFormat.json:
         # stdout stays exactly plan.json; the policy findings go to stderr (and to policy.json with --out).
-        print(json.dumps(result.document(), indent=2))
+        json.dump(result.document(), sys.stdout, indent=2)  # streamed: a large plan is not held twice as text
+        print()
         if report.violations:
             _print_violations(report.violations, err_console, title=f"Policy violations in {stack}")
     else:
