@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
-FORMAT = 2
+FORMAT = 3
 """Bump when what an entry holds changes."""
 
 DISABLE_ENV = "GPUFLEET_NO_CRD_CACHE"
@@ -153,8 +153,9 @@ class CelOutcomes:
 
     cel-python interprets every rule in Python (milliseconds for the Gateway API's HTTPRoute rules),
     and a plan judges the same values run after run. An outcome depends only on the rule text, the
-    value and the evaluator, so the store is keyed by the gpufleet, cel-python and Python versions;
-    an entry maps a sha256 of rule and value to ``(verdict, reason)``. Loaded on first use, written by
+    value, the schema node that converts the value to CEL types, and the evaluator, so the store is
+    keyed by the gpufleet, cel-python and Python versions and an entry maps a sha256 of rule, value
+    and schema node to ``(verdict, reason)``. Loaded on first use, written by
     :meth:`save` when something was added (at most :data:`LIMIT` entries; past that it starts over).
     """
 
@@ -187,8 +188,9 @@ class CelOutcomes:
         return self._entries
 
     @staticmethod
-    def key(rule: str, canonical: str) -> bytes:
-        return hashlib.sha256(f"{rule}\0{canonical}".encode()).digest()
+    def key(rule: str, canonical: str, schema: str) -> bytes:
+        """Rule text, the value's canonical JSON and the digest of the schema node that converts it."""
+        return hashlib.sha256(f"{rule}\0{canonical}\0{schema}".encode()).digest()
 
     def get(self, key: bytes) -> Optional[tuple[Optional[bool], Optional[str]]]:
         entry = self._load().get(key)

@@ -562,7 +562,7 @@ class ManifestValidator:
             memo_key = (rule, canonical)
             outcome = node.cel_memo.get(memo_key)
             if outcome is None:
-                stored_key = crd_cache.CelOutcomes.key(rule, canonical)
+                stored_key = crd_cache.CelOutcomes.key(rule, canonical, node.fingerprint)
                 outcome = crd_cache.CEL_OUTCOMES.get(stored_key)  # judged by an earlier run
                 if outcome is None:
                     if self_value is _NO_DEFAULT:

@@ -55,7 +55,7 @@ class _Node:
 
     __slots__ = (
         "type", "nullable", "_raw", "_properties", "_additional", "_items", "default", "rules", "list_type",
-        "map_keys", "int_or_string", "fmt", "walk", "cel_memo",
+        "map_keys", "int_or_string", "fmt", "walk", "cel_memo", "_fingerprint",
     )
 
     def __init__(self, raw: Mapping[str, Any]):
@@ -67,6 +67,7 @@ class _Node:
         self._properties: Any = _NO_DEFAULT
         self._additional: Any = _NO_DEFAULT
         self._items: Any = _NO_DEFAULT
+        self._fingerprint: str | None = None
         self.default = copy.deepcopy(raw["default"]) if "default" in raw else _NO_DEFAULT
         rules = raw.get("x-kubernetes-validations") or []
         self.rules: tuple[Mapping[str, Any], ...] = tuple(
@@ -87,6 +88,18 @@ class _Node:
             self.walk = bool(self.rules) or self.list_type in ("set", "map") or any(c.walk for c in children)
         # (rule, canonical JSON of the value) -> (result, None) | (None, reason not evaluated)
         self.cel_memo: dict[tuple[str, str], tuple[bool | None, str | None]] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of this node's schema: a CEL rule's value is converted by it (integer or double,
+        timestamps), so a stored outcome is keyed by it too."""
+        if getattr(self, "_fingerprint", None) is None:
+            import hashlib
+            import json
+
+            text = json.dumps(self._raw, sort_keys=True, default=str)
+            self._fingerprint = hashlib.sha256(text.encode()).hexdigest()
+        return self._fingerprint
 
     @property
     def properties(self) -> dict[str, _Node] | None:
