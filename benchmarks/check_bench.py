@@ -4,12 +4,17 @@ Generates a mix of GPU Deployments, Jobs, Services, PodDisruptionBudgets and Nam
 objects strong (they break several rules: findings cost time too, so the mix is not kept clean),
 writes it as one multi-document file, and times, separately, YAML loading, rule evaluation (resource
 and stack rules) and the whole command.
+Also the start-up rows of the README's Performance table, as child processes (CPU and wall, medians
+of ``--rounds``, each paired with a bare ``python -c pass`` so a loaded machine shows in the ratio):
+``gpufleet --help``, ``gpufleet check`` on one small file, and ``gpufleet check`` on 1,000 objects
+with the default text output and with ``--format json``.
 Run by hand: ``venv/bin/python benchmarks/check_bench.py [--count 5000] [--rounds 5]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,7 +25,7 @@ from typer.testing import CliRunner
 from gpufleet.infra.cli import app
 from gpufleet.infra.manifests import load
 from gpufleet.policies.core import Subject, evaluate
-from timing import median_seconds  # benchmarks/ is on sys.path: run as a script
+from timing import PYTHON, median_seconds, paired, run_child  # benchmarks/ is on sys.path: run as a script
 
 
 def manifests(count: int) -> list[dict[str, Any]]:
@@ -80,9 +85,35 @@ def main() -> None:
         runner = CliRunner()
         command_s = median_seconds(lambda: runner.invoke(app, ["check", "--format", "json", str(path)]), args.rounds)
 
-    print(f"gpufleet check over {len(loaded)} manifests ({len(violations)} violations), median of {args.rounds}:")
-    for label, seconds in (("load YAML", load_s), ("evaluate rules", rules_s), ("whole command", command_s)):
-        print(f"  {label:<15} {seconds * 1000:8.1f} ms  {len(loaded) / seconds:10.0f} manifests/s")
+        print(f"gpufleet check over {len(loaded)} manifests ({len(violations)} violations), median of {args.rounds}:")
+        for label, seconds in (("load YAML", load_s), ("evaluate rules", rules_s), ("whole command", command_s)):
+            print(f"  {label:<15} {seconds * 1000:8.1f} ms  {len(loaded) / seconds:10.0f} manifests/s")
+
+        thousand = Path(directory) / "thousand.yaml"
+        thousand.write_text(yaml.safe_dump_all(manifests(1000), sort_keys=False))
+        small = Path(directory) / "small.yaml"
+        small.write_text(yaml.safe_dump_all(manifests(4), sort_keys=False))
+        gpufleet = [PYTHON, "-m", "gpufleet"]
+        bare = [PYTHON, "-c", "pass"]
+        print(f"start-up and check as child processes, median of {args.rounds} (bare python: the interpreter alone):")
+        for label, argv in (
+            ("gpufleet --help", [*gpufleet, "--help"]),
+            ("check, 4 objects", [*gpufleet, "check", str(small)]),
+            ("check, 1000 objects, text", [*gpufleet, "check", str(thousand)]),
+            ("check, 1000 objects, json", [*gpufleet, "check", "--format", "json", str(thousand)]),
+        ):
+            usages: list = []
+            bares: list = []
+            paired(lambda: _keep(usages, run_child(argv)), lambda: _keep(bares, run_child(bare)), args.rounds)
+            cpu = statistics.median(u.cpu for u in usages)
+            wall = statistics.median(u.wall for u in usages)
+            bare_wall = statistics.median(u.wall for u in bares)
+            print(f"  {label:<27} {cpu:6.2f} s CPU  {wall:6.2f} s wall  (bare python {bare_wall:5.2f} s wall)")
+
+
+def _keep(into: list, usage) -> float:
+    into.append(usage)
+    return usage.wall
 
 
 if __name__ == "__main__":

@@ -19,11 +19,11 @@ from rich.tree import Tree
 from gpufleet.infra.cli_check import check, rules_app
 from gpufleet.infra.cli_simulate import simulate
 from gpufleet.infra.cli_tables import print_table
-from gpufleet.infra.offline.engine import Recording
 from gpufleet.infra.offline.graph import GraphDetail, GraphFormatError, graph_format, plan_graph
-from gpufleet.infra.offline.plan import Plan, PlanInputError, Project, plan_stack
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the plan machinery imports the Pulumi SDK: `gpufleet --help` and `check` do without
+    from gpufleet.infra.offline.engine import Recording
+    from gpufleet.infra.offline.plan import Plan
     from gpufleet.policies.analyzer import PolicyReport
 
 app = typer.Typer(
@@ -96,6 +96,8 @@ def plan(
     Pulumi service is contacted. The gpu-production policy pack then judges the plan as `pulumi
     preview --policy-pack` would; any mandatory violation fails the command (exit 1). Bad input
     (unknown stack, invalid stack file or configuration) exits 2, naming the field."""
+    from gpufleet.infra.offline.plan import PlanInputError, Project, plan_stack
+
     pack_config = _read_policy_config(policy_config) if policy_config is not None else None
     try:
         graph_fmt = graph_format(graph) if graph is not None else None
@@ -120,7 +122,8 @@ def plan(
         (out / "policy.json").write_text(json.dumps(report.document(), indent=2) + "\n")
     if output_format is OutputFormat.json:
         # stdout stays exactly plan.json; the policy findings go to stderr (and to policy.json with --out).
-        print(json.dumps(result.document(), indent=2))
+        json.dump(result.document(), sys.stdout, indent=2)  # streamed: a large plan is not held twice as text
+        print()
         if report.violations:
             _print_violations(report.violations, err_console, title=f"Policy violations in {stack}")
     else:

@@ -27,9 +27,7 @@ import os
 import re
 import shutil
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Optional
@@ -218,6 +216,9 @@ def missing_schemas_hint(kinds: Iterable[str]) -> str:
 
 
 def _read_url(url: str, *, timeout: float, limit: int) -> bytes:
+    import urllib.error  # http.client and ssl: only when something is fetched
+    import urllib.request
+
     request = urllib.request.Request(url, headers={"User-Agent": "gpufleet-schemas-pull"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked

@@ -16,18 +16,20 @@ secrets as signature objects, ``__``-prefixed internal keys dropped), resource o
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 import jsonschema
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2
+import pulumi_policy.policy as _servicer_module
 from pulumi_policy import Policy
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 from gpufleet import __version__ as PACK_VERSION  # PulumiPolicy.yaml's ``version`` wins under the real CLI
 from gpufleet.policies.core import Rule, Subject, Violation
-from gpufleet.policies.pack import PACK_NAME, build_policies, default_enforcement, plain_props
+from gpufleet.policies.pack import PACK_NAME, SUBJECTS, build_policies, default_enforcement, plain_props
 
 if TYPE_CHECKING:  # the engine imports the Pulumi runtime; only type hints need it here
     from gpufleet.infra.offline.engine import Recording, RegisteredResource
@@ -75,14 +77,20 @@ class AnalyzerResource:
         *,
         outputs: bool = False,
         by_urn: Optional[Mapping[str, "RegisteredResource"]] = None,
+        providers: Optional[dict[str, "AnalyzerResource"]] = None,
     ) -> "AnalyzerResource":
         """The engine's view of a recorded registration: ``Analyze`` sees its inputs,
-        ``AnalyzeStack`` its outputs (``outputs=True``)."""
+        ``AnalyzeStack`` its outputs (``outputs=True``). ``providers``: provider URN → its view,
+        shared between calls (filled as providers are met)."""
         provider = None
         provider_urn = resource.provider.rsplit("::", 1)[0] if resource.provider else ""
         if by_urn and provider_urn in by_urn:
-            registered = by_urn[provider_urn]
-            provider = cls(registered.urn, registered.type, registered.name, registered.inputs)
+            provider = providers.get(provider_urn) if providers is not None else None
+            if provider is None:
+                registered = by_urn[provider_urn]
+                provider = cls(registered.urn, registered.type, registered.name, registered.inputs)
+                if providers is not None:
+                    providers[provider_urn] = provider
         properties = resource.outputs if outputs and resource.outputs else resource.inputs
         return cls(
             urn=resource.urn,
@@ -99,7 +107,13 @@ class AnalyzerResource:
         )
 
     def struct(self) -> struct_pb2.Struct:
-        return to_struct(self.properties)
+        """The properties as the engine's ``Struct`` (built once per resource object: a provider is
+        shared by every resource that uses it)."""
+        cached = self.__dict__.get("_struct")
+        if cached is None:
+            cached = to_struct(self.properties)
+            object.__setattr__(self, "_struct", cached)
+        return cached
 
     def options(self) -> analyzer_pb2.AnalyzerResourceOptions:
         return analyzer_pb2.AnalyzerResourceOptions(
@@ -133,6 +147,68 @@ def _without_internal_keys(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_without_internal_keys(v) for v in value]
     return value
+
+
+# -- converting each resource once, not once per policy ---------------------------------------------
+
+class _Once:
+    """``function(x)`` computed once per argument object within a :func:`shared_conversion` call (the
+    argument is held, so its identity is not reused)."""
+
+    def __init__(self, function: Callable[[Any], Any]):
+        self.function = function
+        self.memo: dict[int, tuple[Any, Any]] = {}
+
+    def __call__(self, value: Any, *args: Any, **kwargs: Any) -> Any:
+        if args or kwargs:
+            return self.function(value, *args, **kwargs)
+        entry = self.memo.get(id(value))
+        if entry is None or entry[0] is not value:
+            entry = (value, self.function(value))
+            self.memo[id(value)] = entry
+        return entry[1]
+
+
+class _JsonFormatOnce:
+    """``google.protobuf.json_format`` as the servicer module sees it, with ``MessageToDict`` once per message."""
+
+    def __init__(self) -> None:
+        self.MessageToDict = _Once(json_format.MessageToDict)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(json_format, name)
+
+
+@contextmanager
+def shared_conversion(servicer: Optional[_PolicyAnalyzerServicer] = None) -> Iterator[None]:
+    """Within: ``pulumi_policy``'s servicer converts a resource's properties once for all policies.
+
+    The servicer turns the request's ``Struct`` into a dict (``MessageToDict``), deserializes it and
+    wraps it in its unknown-checking proxy inside its loop over policies: once per policy and
+    resource, the bulk of a pack's cost. Here those three steps are computed once per message and
+    the same (read-only) proxy is handed to every policy, which lets gpufleet's policies share one
+    :class:`Subject` per resource (:data:`gpufleet.policies.pack.SUBJECTS`). Everything else is the
+    servicer's own code; the results are identical (tests compare both paths). Swaps the servicer
+    module's references for the duration of the call: for the offline harness, which calls the
+    servicer from one thread, never under the Pulumi CLI. With ``servicer``, its resource options and
+    provider (also rebuilt per policy) are made once per message as well."""
+    saved = (_servicer_module.json_format, _servicer_module.deserialize_properties,
+             _servicer_module.unknown_checking_proxy, SUBJECTS.active)
+    _servicer_module.json_format = _JsonFormatOnce()  # type: ignore[assignment]
+    _servicer_module.deserialize_properties = _Once(saved[1])  # type: ignore[assignment]
+    _servicer_module.unknown_checking_proxy = _Once(saved[2])  # type: ignore[assignment]
+    SUBJECTS.active = True
+    if servicer is not None:
+        servicer._get_resource_options = _Once(servicer._get_resource_options)  # type: ignore[method-assign]
+        servicer._get_provider_resource = _Once(servicer._get_provider_resource)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        if servicer is not None:
+            del servicer._get_resource_options, servicer._get_provider_resource  # back to the class's methods
+        (_servicer_module.json_format, _servicer_module.deserialize_properties,
+         _servicer_module.unknown_checking_proxy, SUBJECTS.active) = saved
+        SUBJECTS.clear()
 
 
 class PolicyAnalyzer:
@@ -191,14 +267,19 @@ class PolicyAnalyzer:
         self.servicer.Configure(request, None)
         return dict(request.policyConfig)
 
-    def analyze(self, resource: AnalyzerResource) -> analyzer_pb2.AnalyzeResponse:
+    def analyze(self, resource: AnalyzerResource, *, fast: bool = False) -> analyzer_pb2.AnalyzeResponse:
+        """``Analyze`` one resource; ``fast``: within :func:`shared_conversion` (same answer)."""
         request = analyzer_pb2.AnalyzeRequest(
             type=resource.type, properties=resource.struct(), urn=resource.urn, name=resource.name,
             options=resource.options(), provider=resource.provider_message(),
         )
+        if fast:
+            with shared_conversion(self.servicer):
+                return self.servicer.Analyze(request, None)
         return self.servicer.Analyze(request, None)
 
-    def analyze_stack(self, resources: Iterable[AnalyzerResource]) -> analyzer_pb2.AnalyzeResponse:
+    def analyze_stack(self, resources: Iterable[AnalyzerResource], *, fast: bool = False) -> analyzer_pb2.AnalyzeResponse:
+        """``AnalyzeStack`` over ``resources``; ``fast``: within :func:`shared_conversion` (same answer)."""
         request = analyzer_pb2.AnalyzeStackRequest()
         for resource in resources:
             request.resources.append(analyzer_pb2.AnalyzerResource(
@@ -206,6 +287,9 @@ class PolicyAnalyzer:
                 options=resource.options(), provider=resource.provider_message(), parent=resource.parent,
                 dependencies=list(resource.dependencies),
             ))
+        if fast:
+            with shared_conversion(self.servicer):
+                return self.servicer.AnalyzeStack(request, None)
         return self.servicer.AnalyzeStack(request, None)
 
 
@@ -330,9 +414,12 @@ def analyze_recording(
     stack_config: Optional[Mapping[str, str]] = None,
     preview: bool = True,
     rules: Optional[Sequence[Rule]] = None,
+    fast: bool = True,
 ) -> PolicyReport:
     """Run the pack over everything ``recording`` registered, as ``pulumi preview --policy-pack``
-    would: ``Analyze`` per resource (inputs), then ``AnalyzeStack`` (outputs)."""
+    would: ``Analyze`` per resource (inputs), then ``AnalyzeStack`` (outputs). ``fast`` (the
+    default) converts each resource once for all policies (:func:`shared_conversion`); the report is
+    the same either way."""
     policies = build_policies(rules, production=production)
     if not policies:
         return PolicyReport()
@@ -340,12 +427,14 @@ def analyze_recording(
     analyzer.configure_stack(project=recording.project, stack=recording.stack, config=stack_config, dry_run=preview)
     analyzer.configure(pack_config)
     by_urn = recording.by_urn()
+    providers: dict[str, AnalyzerResource] = {}
     report = PolicyReport()
     for registered in recording.resources:
-        resource = AnalyzerResource.from_registered(registered, by_urn=by_urn)
-        _collect(report, analyzer.analyze(resource), {resource.urn: resource}, default=resource)
-    stack_resources = [AnalyzerResource.from_registered(r, outputs=True, by_urn=by_urn) for r in recording.resources]
-    _collect(report, analyzer.analyze_stack(stack_resources), {r.urn: r for r in stack_resources}, default=None,
+        resource = AnalyzerResource.from_registered(registered, by_urn=by_urn, providers=providers)
+        _collect(report, analyzer.analyze(resource, fast=fast), {resource.urn: resource}, default=resource)
+    stack_resources = [AnalyzerResource.from_registered(r, outputs=True, by_urn=by_urn, providers=providers)
+                       for r in recording.resources]
+    _collect(report, analyzer.analyze_stack(stack_resources, fast=fast), {r.urn: r for r in stack_resources}, default=None,
              stack_name=f"{recording.project}-{recording.stack}")
     return report
 

@@ -24,20 +24,19 @@ from __future__ import annotations
 
 import json
 import os
+from collections import abc as _abc
 from fnmatch import fnmatchcase
-from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Optional, Sequence
 
-from pulumi_policy import (
-    EnforcementLevel,
-    Policy,
-    PolicyConfigSchema,
-    ReportViolation,
-    ResourceValidationArgs,
-    ResourceValidationPolicy,
-    StackValidationArgs,
-    StackValidationPolicy,
-)
-from pulumi_policy.proxy import _is_unknown as _is_unknown_sentinel
+if TYPE_CHECKING:  # pulumi_policy imports the Pulumi SDK: `gpufleet check` (exemptions, settings) does without
+    from pulumi_policy import (
+        EnforcementLevel,
+        Policy,
+        PolicyConfigSchema,
+        ReportViolation,
+        ResourceValidationArgs,
+        StackValidationArgs,
+    )
 
 from gpufleet.policies.core import (
     ASSUME_KEY, ASSUMPTION_TOKENS, PolicyConfig, Rule, RuleContext, Subject, Violation, parse_assumptions,
@@ -59,11 +58,26 @@ PRODUCTION_ENV_VAR = "GPUFLEET_POLICY_PRODUCTION"
 """Environment variable forcing production defaults on (``true``) or off (``false``) for stacks
 whose config has no ``gpufleet:environment`` (e.g. a program that only imports gpufleet components)."""
 
-_LEVELS: Mapping[str, EnforcementLevel] = {
-    "advisory": EnforcementLevel.ADVISORY,
-    "mandatory": EnforcementLevel.MANDATORY,
-    "disabled": EnforcementLevel.DISABLED,
-}
+def _levels() -> Mapping[str, "EnforcementLevel"]:
+    from pulumi_policy import EnforcementLevel
+
+    return {
+        "advisory": EnforcementLevel.ADVISORY,
+        "mandatory": EnforcementLevel.MANDATORY,
+        "disabled": EnforcementLevel.DISABLED,
+    }
+
+
+_SENTINEL_CHECK: list[Callable[[Any], bool]] = []
+
+
+def _is_unknown_sentinel(value: Any) -> bool:
+    """``pulumi_policy``'s own test for the engine's unknown sentinels (imported on first use)."""
+    if not _SENTINEL_CHECK:
+        from pulumi_policy.proxy import _is_unknown
+
+        _SENTINEL_CHECK.append(_is_unknown)
+    return _SENTINEL_CHECK[0](value)
 
 
 class _Unknown:
@@ -93,11 +107,20 @@ def plain_props(value: Any) -> Any:
     raw values sit behind their ``"__target"`` key, the same door ``pulumi_policy``'s own
     serializer uses.
     """
-    if isinstance(value, Mapping) or isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+    kind = type(value)
+    if kind is str:  # the common leaves first: no ABC isinstance checks on the hot path
+        return UNKNOWN if _is_unknown_sentinel(value) else value
+    if kind is dict:
+        return {key: plain_props(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        return [plain_props(item) for item in value]
+    if kind is float or kind is int or kind is bool or value is None:
+        return value
+    if isinstance(value, _abc.Mapping) or isinstance(value, _abc.Sequence) and not isinstance(value, (str, bytes)):
         target = _proxy_target(value)
         if target is not None:
             value = target
-    if isinstance(value, Mapping):
+    if isinstance(value, _abc.Mapping):
         return {key: plain_props(value[key]) for key in value}
     if isinstance(value, (list, tuple)):
         return [plain_props(item) for item in value]
@@ -114,6 +137,40 @@ def _proxy_target(value: Any) -> Any:
         return value["__target"]
     except (KeyError, IndexError, TypeError):
         return None
+
+
+class _SubjectCache:
+    """One :class:`Subject` per resource for all policies, while :attr:`active` (the offline harness,
+    :func:`gpufleet.policies.analyzer.shared_conversion`, turns it on around each analyzer call).
+
+    There the servicer hands every policy the very same properties object for a resource, so the
+    subject (its :func:`plain_props` conversion, and what rules derive from it: pod templates and
+    their cross-resource resolution) is made once and shared, as ``gpufleet check`` shares it. An
+    entry is found by the identity of the properties object (held, so the identity is never reused)
+    plus the resource's type, name and URN. Inactive (under the Pulumi CLI, where every policy gets
+    its own copy), each call converts afresh, as before."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self._entries: dict[tuple[int, str, str, str], tuple[Any, Subject]] = {}
+
+    def get(self, type_: str, name: str, urn: str, props: Any) -> Subject:
+        if not self.active:
+            return Subject(type_, name, plain_props(props), urn)
+        key = (id(props), type_, name, urn)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is props:
+            return entry[1]
+        subject = Subject(type_, name, plain_props(props), urn)
+        self._entries[key] = (props, subject)
+        return subject
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+SUBJECTS = _SubjectCache()
+"""The process's subject cache (:class:`_SubjectCache`)."""
 
 
 EXEMPT_SETTING = "exempt"
@@ -167,13 +224,13 @@ def without_exempt(violations: Iterable[Violation], rules: Sequence[Rule], confi
 def settings_problems(data: Mapping[str, Any], rules: Sequence[Rule]) -> list[str]:
     """Problems with the settings a pack config JSON gives each rule, judged by the policies'
     config schemas as the Pulumi CLI judges ``--policy-pack-config`` (unknown keys are ignored)."""
-    import jsonschema
-
     problems: list[str] = []
     for rule in rules:
         given = data.get(rule.name)
         if not isinstance(given, Mapping):
             continue
+        import jsonschema  # only when some rule is given settings
+
         settings = {k: v for k, v in given.items() if k != "enforcementLevel"}
         schema = {"type": "object", "properties": config_schema(rule).properties}
         for error in jsonschema.Draft7Validator(schema).iter_errors(settings):
@@ -182,7 +239,7 @@ def settings_problems(data: Mapping[str, Any], rules: Sequence[Rule]) -> list[st
     return problems
 
 
-def config_schema(rule: Rule) -> PolicyConfigSchema:
+def config_schema(rule: Rule) -> "PolicyConfigSchema":
     """The rule's settings as a CrossGuard config schema: each setting's JSON schema with its
     ``default`` (the engine fills defaults from the schema before calling ``Configure``), plus the
     ``exempt`` list every policy takes."""
@@ -194,6 +251,8 @@ def config_schema(rule: Rule) -> PolicyConfigSchema:
         properties[key] = entry
     properties.setdefault(EXEMPT_SETTING, dict(EXEMPT_SCHEMA))
     properties.setdefault(ASSUME_KEY, dict(ASSUME_SCHEMA))
+    from pulumi_policy import PolicyConfigSchema
+
     return PolicyConfigSchema(properties=properties)
 
 
@@ -217,17 +276,44 @@ def _context(rule: Rule, config: Mapping[str, Any], production: bool, assume: fr
                        assume=assume | parse_assumptions(own_tokens, f"{rule.name}.{ASSUME_KEY}"))
 
 
+class _Contexts:
+    """A policy's :func:`_context` per config it is handed, made once: the servicer hands each call a
+    shallow copy of the same config, so the entry is found by the identity of its values (the
+    copy is held, so those identities are not reused)."""
+
+    def __init__(self, rule: Rule, production: bool, assume: frozenset[str]):
+        self.rule, self.production, self.assume = rule, production, assume
+        self._entries: dict[tuple[Any, ...], tuple[Mapping[str, Any], RuleContext]] = {}
+
+    def __call__(self, config: Optional[Mapping[str, Any]]) -> RuleContext:
+        config = config or {}
+        key = tuple((k, id(v)) for k, v in config.items())
+        entry = self._entries.get(key)
+        if entry is not None and all(entry[0][k] is v for k, v in config.items()):
+            return entry[1]
+        context = _context(self.rule, config, self.production, self.assume)
+        if len(self._entries) >= 16:
+            self._entries.clear()
+        self._entries[key] = (config, context)
+        return context
+
+
 def _exempt(subject: Subject, context: RuleContext) -> bool:
-    return is_exempt(subject.kind, subject.namespace, subject.object_name, context.get(EXEMPT_SETTING))
+    patterns = context.get(EXEMPT_SETTING)
+    if not patterns:
+        return False  # the common case: no exemptions, no resource path to build
+    return is_exempt(subject.kind, subject.namespace, subject.object_name, patterns)
 
 
 def _resource_validation(rule: Rule, production: bool, assume: frozenset[str]) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     check = rule.check_resource
     assert check is not None
 
+    contexts = _Contexts(rule, production, assume)
+
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        subject = Subject(args.resource_type, args.name, plain_props(args.props), args.urn)
-        context = _context(rule, args.get_config(), production, assume)
+        subject = SUBJECTS.get(args.resource_type, args.name, args.urn, args.props)
+        context = contexts(args.get_config())
         if _exempt(subject, context):
             return
         for message in check(subject, context):
@@ -240,9 +326,11 @@ def _stack_validation(rule: Rule, production: bool, assume: frozenset[str]) -> C
     check = rule.check_stack
     assert check is not None
 
+    contexts = _Contexts(rule, production, assume)
+
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        subjects = [Subject(r.resource_type, r.name, plain_props(r.props), r.urn) for r in args.resources]
-        context = _context(rule, args.get_config(), production, assume)
+        subjects = [SUBJECTS.get(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
+        context = contexts(args.get_config())
         for subject, message in check(subjects, context):
             if not _exempt(subject, context):
                 report_violation(message, subject.urn or None)
@@ -252,7 +340,7 @@ def _stack_validation(rule: Rule, production: bool, assume: frozenset[str]) -> C
 
 def build_policies(
     rules: Optional[Sequence[Rule]] = None, *, production: bool = False, assume: frozenset[str] = frozenset()
-) -> list[Policy]:
+) -> list["Policy"]:
     """One CrossGuard policy per rule check (default: all of gpufleet's rules), with the pack-wide
     ``assume`` tokens (:func:`assume_from_environ`) in every policy's context.
 
@@ -264,9 +352,12 @@ def build_policies(
         from gpufleet.policies.rules import RULES
 
         rules = RULES
-    policies: list[Policy] = []
+    from pulumi_policy import ResourceValidationPolicy, StackValidationPolicy
+
+    levels = _levels()
+    policies: list["Policy"] = []
     for rule in rules:
-        level = _LEVELS[rule.default_enforcement(production)]
+        level = levels[rule.default_enforcement(production)]
         schema = config_schema(rule)
         if rule.check_resource is not None:
             policies.append(ResourceValidationPolicy(
@@ -339,6 +430,8 @@ def assume_from_environ(environ: Optional[Mapping[str, str]] = None) -> frozense
     return parse_assumptions([raw] if isinstance(raw, str) else [], where)
 
 
-def default_enforcement(production: bool) -> EnforcementLevel:
+def default_enforcement(production: bool) -> "EnforcementLevel":
     """The pack-wide level for policies without one (every gpufleet policy sets its own)."""
+    from pulumi_policy import EnforcementLevel
+
     return EnforcementLevel.MANDATORY if production else EnforcementLevel.ADVISORY

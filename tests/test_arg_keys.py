@@ -17,7 +17,7 @@ from gpufleet.components.ray_job import RayJobArgs
 
 def _component_classes() -> list[type]:
     return sorted(
-        (obj for obj in vars(components).values()
+        (obj for obj in (getattr(components, name) for name in components.__all__)  # imported on first use
          if isinstance(obj, type) and issubclass(obj, pulumi.ComponentResource)),
         key=lambda cls: cls.__name__,
     )

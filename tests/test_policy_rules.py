@@ -569,9 +569,9 @@ def test_evaluate_is_fast_on_a_thousand_manifests():
             docs.append(doc)
     many = subjects(docs)
     assert len(many) >= 1000
-    start = time.perf_counter()
+    start = time.process_time()  # CPU, not wall: other processes on a busy machine do not count
     evaluate(many, PolicyConfig(production=True))
-    assert time.perf_counter() - start < 2.0
+    assert time.process_time() - start < 2.0
 
 
 def _paths(node: Any, prefix: tuple = ()):

@@ -20,8 +20,11 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 import pulumi
 from google.protobuf import empty_pb2, json_format
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as pulumi_resource
 from pulumi.runtime import rpc, settings
+from pulumi.runtime import stack as pulumi_stack
 from pulumi.runtime.config import set_all_config
+from pulumi.runtime.settings import SETTINGS, _get_rpc_manager
 from pulumi.runtime.stack import run_in_stack
 
 from gpufleet.infra.offline.fakes import FakeCloud
@@ -188,6 +191,63 @@ def _alias_text(alias) -> str:
     return f"name={spec.name or '*'} type={spec.type or '*'} parent={spec.parentUrn or ('<root>' if spec.noParent else '*')}"
 
 
+async def _wait_for_rpcs(await_all_outstanding_tasks: bool = True) -> None:
+    """``pulumi.runtime.stack.wait_for_rpcs`` in linear time, for programs run here.
+
+    The SDK waits for every outstanding Output task with ``asyncio.wait(..., FIRST_COMPLETED)`` in a
+    loop: each round registers a callback on every pending task and returns after one or a few
+    finish, so a program with n pending Outputs costs O(n²) (a thousand inference services: tens of
+    seconds in ``add_done_callback``). Here a round waits until every pending task is done or one
+    raises (``FIRST_EXCEPTION``): the same tasks run in the same order on the same loop (waiting on
+    a task never schedules it), the first failure is raised as before, and Outputs created meanwhile
+    are picked up by the next round, as in the SDK."""
+    rpc_manager = _get_rpc_manager()
+    while True:
+        while len(rpc_manager.rpcs) > 0:
+            await asyncio.sleep(0)
+            try:
+                await rpc_manager.rpcs.pop()
+            except Exception as exn:
+                if rpc_manager.unhandled_exception is not None:
+                    cause = rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+                    raise exn from cause
+                raise
+        if rpc_manager.unhandled_exception is not None:
+            raise rpc_manager.unhandled_exception.with_traceback(rpc_manager.exception_traceback)
+        if await_all_outstanding_tasks:
+            while True:
+                with SETTINGS.lock:
+                    if len(SETTINGS.outputs) == 0:
+                        break
+                    pending_outputs: list[asyncio.Task] = list(SETTINGS.outputs)
+                    SETTINGS.outputs.clear()
+                done, not_done = await asyncio.wait(pending_outputs, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    await task
+                if not_done:
+                    with SETTINGS.lock:
+                        for task in not_done:
+                            SETTINGS.outputs.add(task)
+        if len(rpc_manager.rpcs) == 0:
+            break
+
+
+def _source_positions() -> Callable[[Any], Any]:
+    """``pulumi.runtime.resource._get_source_position_for_frame`` once per (file, line): the SDK turns
+    every frame of every registration's stack trace into a ``file://`` URI with pathlib (a fifth of
+    a large plan); the answer depends on the file name and line only."""
+    sdk = pulumi_resource._get_source_position_for_frame
+    known: dict[tuple[str, Optional[int]], Any] = {}
+
+    def position(frame: Any) -> Any:
+        key = (frame.filename, frame.lineno)
+        if key not in known:
+            known[key] = sdk(frame)
+        return known[key]
+
+    return position
+
+
 def run_program(
     program: Callable[[], Any],
     *,
@@ -224,7 +284,14 @@ def run_program(
             monitor = _RecordingMonitor(mocks, on_resource)
             _configure(monitor, project=project, stack=stack, preview=preview)
             set_all_config(dict(config), list(secret_keys))
-            loop.run_until_complete(run_in_stack(program))
+            sdk_wait, sdk_position = pulumi_stack.wait_for_rpcs, pulumi_resource._get_source_position_for_frame
+            pulumi_stack.wait_for_rpcs = _wait_for_rpcs  # type: ignore[assignment]
+            pulumi_resource._get_source_position_for_frame = _source_positions()  # type: ignore[assignment]
+            try:
+                loop.run_until_complete(run_in_stack(program))
+            finally:
+                pulumi_stack.wait_for_rpcs = sdk_wait  # type: ignore[assignment]
+                pulumi_resource._get_source_position_for_frame = sdk_position  # type: ignore[assignment]
             return Recording(project, stack, monitor.recorded, monitor.stack_outputs)
         finally:
             loop.run_until_complete(loop.shutdown_default_executor())

@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Iterable, Optional
 
-from gpufleet.infra.offline.engine import Recording, RegisteredResource
+if TYPE_CHECKING:  # the engine imports the Pulumi SDK; the CLI's options only need GraphDetail
+    from gpufleet.infra.offline.engine import Recording, RegisteredResource
 
 
 class GraphDetail(str, Enum):

@@ -219,4 +219,30 @@ def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[
     note = f"{len(objects) - len(unchecked)} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
     note += ", upstream CRDs)" if upstream else f"; {missing_schemas_hint(unchecked)})" if unchecked else ")"
     note += "; admission webhooks of KServe, KubeRay, Kueue and LeaderWorkerSet checked"
+    validator.save_cel_outcomes()
     return errors, note, rejections
+
+
+def _read_once(read: Any) -> Any:
+    """``read(path)`` parsed once per file version in this process, a fresh copy per call: a plan reads
+    its stack file for the config, for the secret keys and for the CLI's policy settings."""
+    import copy
+
+    parsed: dict[tuple[Any, ...], Any] = {}
+
+    def reader(path: Path, *args: Any, **kwargs: Any) -> Any:
+        try:
+            stat = path.stat()
+        except OSError:
+            return read(path, *args, **kwargs)  # the reader names the problem
+        key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, args, tuple(sorted(kwargs.items())))
+        if key not in parsed:
+            if len(parsed) >= 8:
+                parsed.clear()
+            parsed[key] = read(path, *args, **kwargs)
+        return copy.deepcopy(parsed[key])
+
+    return reader
+
+
+_read_yaml = _read_once(_read_yaml)

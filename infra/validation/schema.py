@@ -44,9 +44,10 @@ import yaml
 from kubernetes_validate import utils as _kv
 from referencing import Registry, Resource
 
+from gpufleet.infra.validation import crd_cache
 from gpufleet.infra.validation.cel import _OLDSELF, _REASONS, _cel_value, _run_rule
 from gpufleet.infra.validation.messages import _describe, _join, _object_meta_problems, _plain, _short, _where
-from gpufleet.infra.validation.structural import _NO_DEFAULT, _apply_defaults, _convert_root, _Node
+from gpufleet.infra.validation.structural import _NO_DEFAULT, _apply_defaults, _convert_root, _Node, annotate_walk
 
 __all__ = ["ManifestValidator", "upstream_dir"]
 
@@ -297,12 +298,17 @@ def _shallow_crd_index(text: str) -> list[tuple[str, str, str, bool]] | None:
 
 @functools.lru_cache(maxsize=None)
 def _crd_file_index(path: str, stamp: _Stamp) -> tuple[tuple[str, str, str, bool], ...]:
-    """(group, version, kind, served) for every CRD version in a file."""
+    """(group, version, kind, served) for every CRD version in a file (from the compiled cache,
+    :mod:`.crd_cache`, when it holds the file)."""
+    cached = crd_cache.load(path, stamp, schemas=False)
+    if cached is not None:
+        return tuple(cached["index"])
     with open(path, encoding="utf-8") as f:
         text = f.read()
     entries = _shallow_crd_index(text)
     if entries is None:
         entries = _full_crd_index(path, stamp)
+    crd_cache.store(path, stamp, entries)
     return tuple(entries)
 
 
@@ -351,27 +357,53 @@ class _CompiledCrd:
     validator: jsonschema.protocols.Validator
 
 
-@functools.lru_cache(maxsize=None)
-def _compiled_crd(ref: _CrdRef, schema_version: str) -> _CompiledCrd:
-    schema = None
-    for doc in _load_docs(ref.path, ref.stamp):
+@functools.lru_cache(maxsize=4)
+def _crd_schemas(path: str, stamp: _Stamp) -> crd_cache.Schemas:
+    """(group, version, kind) → that version's ``openAPIV3Schema`` without descriptions (None when
+    the version has none), for every CRD in the file; parsed once and then kept in the user cache."""
+    cached = crd_cache.load(path, stamp)
+    if cached is not None and cached["schemas"] is not None:
+        return cached["schemas"]
+    schemas: crd_cache.Schemas = {}
+    for doc in _load_docs(path, stamp):
         if not isinstance(doc, dict) or doc.get("kind") != "CustomResourceDefinition":
             continue
         spec = doc.get("spec") or {}
-        if spec.get("group") != ref.group or (spec.get("names") or {}).get("kind") != ref.kind:
+        group, kind = spec.get("group"), (spec.get("names") or {}).get("kind")
+        if not isinstance(group, str) or not isinstance(kind, str):
             continue
         for v in spec.get("versions") or []:
-            if v.get("name") == ref.version:
-                schema = ((v.get("schema") or {}).get("openAPIV3Schema")) or {
-                    "type": "object", "x-kubernetes-preserve-unknown-fields": True
-                }
-    if schema is None:
+            if isinstance(v, dict) and isinstance(v.get("name"), str):
+                # the last document defining a version wins, as it did when each lookup scanned the file
+                raw = (v.get("schema") or {}).get("openAPIV3Schema")
+                stripped = crd_cache.without_descriptions(raw) if raw else None
+                if isinstance(stripped, dict):
+                    annotate_walk(stripped)
+                schemas[(group, v["name"], kind)] = stripped
+    try:
+        index = _full_crd_index(path, stamp)
+    except ValueError:
+        return schemas  # malformed: the index reports it; nothing is cached
+    crd_cache.store(path, stamp, index, schemas)
+    return schemas
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_crd(ref: _CrdRef, schema_version: str) -> _CompiledCrd:
+    schemas = _crd_schemas(ref.path, ref.stamp)
+    key = (ref.group, ref.version, ref.kind)
+    if key not in schemas:
         raise LookupError(f"{ref.path}: no CRD version {ref.group}/{ref.version} {ref.kind} (file changed?)")
+    schema = schemas[key] or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
     b = _builtins(schema_version)
-    js = _convert_root(schema, f"{b.defs_uri}#/$defs/{_OBJECT_META}")
+    objmeta_uri = f"{b.defs_uri}#/$defs/{_OBJECT_META}"
+    converted_key = ("converted", ref.group, ref.version, ref.kind, objmeta_uri)
+    js = crd_cache.load_extra(ref.path, ref.stamp, converted_key)
+    if not isinstance(js, dict):
+        js = _convert_root(schema, objmeta_uri)
+        crd_cache.store_extra(ref.path, ref.stamp, converted_key, js)
     validator = _Validator(js, registry=b.registry, format_checker=_FORMATS)
     return _CompiledCrd(ref, _Node(schema), validator)
-
 
 
 # --------------------------------------------------------------------------------------------------
@@ -424,6 +456,10 @@ class ManifestValidator:
         """True if ``api_version``/``kind`` is a built-in kind at this version or a served CRD version."""
         key = (api_version, kind)
         return key in self._builtins.index or key in self._crds
+
+    def save_cel_outcomes(self) -> None:
+        """Keep the CEL outcomes judged so far for later runs (:class:`.crd_cache.CelOutcomes`)."""
+        crd_cache.CEL_OUTCOMES.save()
 
     def crd_kinds(self) -> list[tuple[str, str]]:
         """The (apiVersion, kind) pairs served by the loaded CRDs."""
@@ -526,9 +562,13 @@ class ManifestValidator:
             memo_key = (rule, canonical)
             outcome = node.cel_memo.get(memo_key)
             if outcome is None:
-                if self_value is _NO_DEFAULT:
-                    self_value = _cel_value(x, node)
-                outcome = _run_rule(rule, self_value)
+                stored_key = crd_cache.CelOutcomes.key(rule, canonical, node.fingerprint)
+                outcome = crd_cache.CEL_OUTCOMES.get(stored_key)  # judged by an earlier run
+                if outcome is None:
+                    if self_value is _NO_DEFAULT:
+                        self_value = _cel_value(x, node)
+                    outcome = _run_rule(rule, self_value)
+                    crd_cache.CEL_OUTCOMES.put(stored_key, outcome)
                 if len(node.cel_memo) >= 4096:
                     node.cel_memo.clear()
                 node.cel_memo[memo_key] = outcome

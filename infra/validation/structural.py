@@ -15,27 +15,59 @@ from typing import Any
 _NO_DEFAULT = object()
 
 
+WALK_KEY = "x-gpufleet-walk"
+"""Set by :func:`annotate_walk` on every node of a schema kept in the compiled CRD cache: the node's
+``walk`` flag, so :class:`_Node` can build its children only when a manifest reaches them."""
+
+
+def _child_schemas(raw: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    props = raw.get("properties")
+    children = [v for v in props.values() if isinstance(v, Mapping)] if isinstance(props, Mapping) else []
+    for key in ("additionalProperties", "items"):
+        if isinstance(raw.get(key), Mapping):
+            children.append(raw[key])
+    return children
+
+
+def _own_walk(raw: Mapping[str, Any]) -> bool:
+    rules = raw.get("x-kubernetes-validations") or []
+    has_rules = any(isinstance(r, Mapping) and isinstance(r.get("rule"), str) for r in rules)
+    return has_rules or raw.get("x-kubernetes-list-type") in ("set", "map")
+
+
+def annotate_walk(raw: Any) -> bool:
+    """Store each node's ``walk`` flag under :data:`WALK_KEY` (in place); the root's flag."""
+    if not isinstance(raw, dict):
+        return False
+    walk = _own_walk(raw)
+    for child in _child_schemas(raw):
+        walk = annotate_walk(child) or walk
+    raw[WALK_KEY] = walk
+    return walk
+
+
 class _Node:
-    """The parts of a structural-schema node needed for pruning/defaulting, list-types and CEL."""
+    """The parts of a structural-schema node needed for pruning/defaulting, list-types and CEL.
+
+    Children are built on first access (a CRD schema has tens of thousands of nodes; a manifest
+    visits few). ``walk`` comes from :data:`WALK_KEY` when the schema was annotated, else from the
+    subtree."""
 
     __slots__ = (
-        "type", "nullable", "properties", "additional", "items", "default", "rules", "list_type",
-        "map_keys", "int_or_string", "fmt", "walk", "cel_memo",
+        "type", "nullable", "_raw", "_properties", "_additional", "_items", "default", "rules", "list_type",
+        "map_keys", "int_or_string", "fmt", "walk", "cel_memo", "_fingerprint",
     )
 
     def __init__(self, raw: Mapping[str, Any]):
+        self._raw = raw
         self.type = raw.get("type")
         self.nullable = raw.get("nullable") is True
         self.int_or_string = raw.get("x-kubernetes-int-or-string") is True
         self.fmt = raw.get("format")
-        props = raw.get("properties")
-        self.properties: dict[str, _Node] | None = (
-            {k: _Node(v) for k, v in props.items() if isinstance(v, Mapping)} if isinstance(props, Mapping) else None
-        )
-        ap = raw.get("additionalProperties")
-        self.additional: _Node | bool | None = _Node(ap) if isinstance(ap, Mapping) else ap if isinstance(ap, bool) else None
-        items = raw.get("items")
-        self.items: _Node | None = _Node(items) if isinstance(items, Mapping) else None
+        self._properties: Any = _NO_DEFAULT
+        self._additional: Any = _NO_DEFAULT
+        self._items: Any = _NO_DEFAULT
+        self._fingerprint: str | None = None
         self.default = copy.deepcopy(raw["default"]) if "default" in raw else _NO_DEFAULT
         rules = raw.get("x-kubernetes-validations") or []
         self.rules: tuple[Mapping[str, Any], ...] = tuple(
@@ -43,15 +75,54 @@ class _Node:
         )
         self.list_type = raw.get("x-kubernetes-list-type")
         self.map_keys = tuple(raw.get("x-kubernetes-list-map-keys") or ())
-        children: list[_Node] = list((self.properties or {}).values())
-        if isinstance(self.additional, _Node):
-            children.append(self.additional)
-        if self.items is not None:
-            children.append(self.items)
         # does the CEL/list-type walk need to visit this subtree?
-        self.walk = bool(self.rules) or self.list_type in ("set", "map") or any(c.walk for c in children)
+        annotated = raw.get(WALK_KEY)
+        if isinstance(annotated, bool):
+            self.walk = annotated
+        else:
+            children: list[_Node] = list((self.properties or {}).values())
+            if isinstance(self.additional, _Node):
+                children.append(self.additional)
+            if self.items is not None:
+                children.append(self.items)
+            self.walk = bool(self.rules) or self.list_type in ("set", "map") or any(c.walk for c in children)
         # (rule, canonical JSON of the value) -> (result, None) | (None, reason not evaluated)
         self.cel_memo: dict[tuple[str, str], tuple[bool | None, str | None]] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of this node's schema: a CEL rule's value is converted by it (integer or double,
+        timestamps), so a stored outcome is keyed by it too."""
+        if getattr(self, "_fingerprint", None) is None:
+            import hashlib
+            import json
+
+            text = json.dumps(self._raw, sort_keys=True, default=str)
+            self._fingerprint = hashlib.sha256(text.encode()).hexdigest()
+        return self._fingerprint
+
+    @property
+    def properties(self) -> dict[str, _Node] | None:
+        if self._properties is _NO_DEFAULT:
+            props = self._raw.get("properties")
+            self._properties = (
+                {k: _Node(v) for k, v in props.items() if isinstance(v, Mapping)} if isinstance(props, Mapping) else None
+            )
+        return self._properties  # type: ignore[no-any-return]
+
+    @property
+    def additional(self) -> _Node | bool | None:
+        if self._additional is _NO_DEFAULT:
+            ap = self._raw.get("additionalProperties")
+            self._additional = _Node(ap) if isinstance(ap, Mapping) else ap if isinstance(ap, bool) else None
+        return self._additional  # type: ignore[no-any-return]
+
+    @property
+    def items(self) -> _Node | None:
+        if self._items is _NO_DEFAULT:
+            items = self._raw.get("items")
+            self._items = _Node(items) if isinstance(items, Mapping) else None
+        return self._items  # type: ignore[no-any-return]
 
     @property
     def has_default(self) -> bool:

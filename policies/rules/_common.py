@@ -178,27 +178,63 @@ WHOLE_NODE_GPUS = 8
 """GPUs of the largest GPU node (p4d/p5/p6: 8): a pod asking for as many takes a node by itself."""
 
 
+SELECTOR_COMPARISONS = [0]
+"""How many (selector, labels) candidates :class:`SelectorIndex` handed out since the process started:
+a test reads it to keep the selector rules linear (a count, not a time, so it fails deterministically)."""
+
+
 class SelectorIndex:
     """Objects with a label selector (PDBs, ...) in one namespace, found by the labels they select
-    without testing every selector against every pod template."""
+    without testing every selector against every pod template.
+
+    A selector made of known ``matchLabels`` only is filed under its rarest pair (fewest selectors in
+    its namespace share it): gpufleet's PDBs all start with the same ``gpufleet.io/variant`` pair, so
+    filing them under their first pair made one bucket of every budget, and the lookup quadratic.
+    Candidates come out in the order the first-pair index gave them: broad selectors in insertion
+    order, then by the position of the selector's first pair among the labels, then insertion order.
+    """
 
     def __init__(self) -> None:
-        self._by_pair: dict[tuple[str, str, str], list[tuple[Subject, Any]]] = {}
+        self._exact: list[tuple[Subject, Any, tuple[tuple[str, str], ...]]] = []
         self._broad: dict[str, list[tuple[Subject, Any]]] = {}
+        self._by_pair: Optional[dict[tuple[str, str, str], list[int]]] = None
 
     def add(self, subject: Subject, selector: Any) -> None:
         match_labels = as_mapping(selector).get("matchLabels") if isinstance(selector, Mapping) else None
         pairs = [(k, v) for k, v in as_mapping(match_labels).items() if as_str(v) is not None]
         if pairs and len(pairs) == len(as_mapping(match_labels)):
-            key, value = pairs[0]
-            self._by_pair.setdefault((subject.namespace, key, value), []).append((subject, selector))
+            self._exact.append((subject, selector, tuple(pairs)))
+            self._by_pair = None
         else:
             self._broad.setdefault(subject.namespace, []).append((subject, selector))
 
+    def _index(self) -> dict[tuple[str, str, str], list[int]]:
+        if self._by_pair is None:
+            frequency: dict[tuple[str, str, str], int] = {}
+            for subject, _, pairs in self._exact:
+                for key, value in pairs:
+                    slot = (subject.namespace, key, value)
+                    frequency[slot] = frequency.get(slot, 0) + 1
+            index: dict[tuple[str, str, str], list[int]] = {}
+            for position, (subject, _, pairs) in enumerate(self._exact):
+                rarest = min(((subject.namespace, k, v) for k, v in pairs), key=frequency.__getitem__)
+                index.setdefault(rarest, []).append(position)
+            self._by_pair = index
+        return self._by_pair
+
     def candidates(self, namespace: str, labels: Mapping[str, str]) -> list[tuple[Subject, Any]]:
         found = list(self._broad.get(namespace, ()))
+        index = self._index()
+        order = {key: rank for rank, key in enumerate(labels)}
+        hits: list[tuple[int, int]] = []
         for key, value in labels.items():
-            found += self._by_pair.get((namespace, key, value), ())
+            for position in index.get((namespace, key, value), ()):
+                SELECTOR_COMPARISONS[0] += 1
+                pairs = self._exact[position][2]
+                if all(labels.get(k) == v for k, v in pairs):  # the others could only fail to match
+                    hits.append((order[pairs[0][0]], position))
+        SELECTOR_COMPARISONS[0] += len(found)
+        found += [self._exact[position][:2] for _, position in sorted(hits)]
         return found
 
 
