@@ -23,7 +23,7 @@ from gpufleet.infra.offline.graph import GraphDetail, GraphFormatError, graph_fo
 
 if TYPE_CHECKING:  # the plan machinery imports the Pulumi SDK: `gpufleet --help` and `check` do without
     from gpufleet.infra.offline.engine import Recording
-    from gpufleet.infra.offline.plan import Plan
+    from gpufleet.infra.offline.plan import Plan, Project
     from gpufleet.policies.analyzer import PolicyReport
 
 app = typer.Typer(
@@ -239,6 +239,7 @@ def _print_tree(result: Plan, out: Optional[Path]) -> None:
 def _print_simulation_summary(project: Project, result: Plan) -> None:
     """One line from `gpufleet simulate`: nodes, $/h at min and max scale, Pending pods at min."""
     from gpufleet.infra.config import ConfigError, parse_stack_config
+    from gpufleet.infra.offline.plan import PlanInputError
     from gpufleet.infra.simulate import PriceError, simulate_plan
     from gpufleet.infra.simulate.report import summary_line
 

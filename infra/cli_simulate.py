@@ -11,9 +11,6 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from gpufleet.infra.config import parse_stack_config
-from gpufleet.infra.offline.plan import PlanInputError, Project, plan_stack
-
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 out_console = Console()
 err_console = Console(stderr=True)
@@ -50,6 +47,8 @@ def simulate(
     node group at its minSize. Prints nodes per pool and instance type with their hourly price,
     Pending pods with the reason, drains a PodDisruptionBudget blocks and GPU allocation. Exit 0 when
     nothing is Pending at min scale and no drain is blocked, 1 otherwise, 2 on bad input."""
+    from gpufleet.infra.config import ConfigError, parse_stack_config
+    from gpufleet.infra.offline.plan import PlanInputError, Project, plan_stack
     from gpufleet.infra.simulate import PriceError, simulate_plan
     from gpufleet.infra.simulate.picture import render_svg
     from gpufleet.infra.simulate.report import print_simulation
@@ -62,6 +61,8 @@ def simulate(
         config = parse_stack_config(config_map, secret_keys=project.secret_keys(stack))
         plan = plan_stack(project, stack)
     except PlanInputError as error:
+        _fail(error.problems, EXIT_BAD_INPUT)
+    except ConfigError as error:
         _fail(error.problems, EXIT_BAD_INPUT)
     except Exception as error:  # noqa: BLE001 - one line, not a traceback
         _fail([f"the program failed: {error}"], EXIT_FAILED)
