@@ -312,7 +312,8 @@ def _stack_urn(recording: Recording) -> str:
 
 
 def _add_children(node: Tree, recording: Recording, parent_urn: str) -> None:
-    children = recording.children(parent_urn)
+    # Registration order follows the engine's thread scheduling: sort, so the tree reads the same every run.
+    children = sorted(recording.children(parent_urn), key=lambda r: (r.name, r.urn))
     leaves: Counter[str] = Counter()
     protected: Counter[str] = Counter()
     for child in children:

@@ -186,3 +186,13 @@ def test_plan_exits_1_when_a_webhook_would_reject_an_object(tmp_path):
     ) in " ".join(result.output.split())
     assert "fail their schemas" not in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_plan_tree_reads_the_same_every_run(monkeypatch):
+    """The engine registers resources from several threads: the tree is sorted, not in arrival order."""
+    monkeypatch.chdir(REPO)
+    outputs = {CliRunner().invoke(app, ["plan", "dev"], env={"COLUMNS": "200"}).output for _ in range(3)}
+    assert len(outputs) == 1
+    tree = next(iter(outputs)).splitlines()
+    components = [line[4:].split(" ")[0] for line in tree if line[:4] in ("├── ", "└── ") and " — " in line]
+    assert len(components) > 5 and components == sorted(components)
