@@ -25,32 +25,25 @@ def _max_len(n: int) -> str:
     return f"must be no more than {n} characters"
 
 
+def _format_errors(value: str, limit: int, pattern: "re.Pattern[str]", message: str) -> list[str]:
+    """apimachinery's shape of a format check: the length error, then the format error."""
+    return ([_max_len(limit)] if len(value) > limit else []) + ([] if pattern.match(value) else [message])
+
+
 def is_dns1035_label(value: str) -> list[str]:
     """``validation.IsDNS1035Label``."""
-    errs = []
-    if len(value) > 63:
-        errs.append(_max_len(63))
-    if not _DNS1035_LABEL.match(value):
-        errs.append(
-            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
-            "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
-            f"regex used for validation is '{_DNS1035_LABEL_FMT}')"
-        )
-    return errs
+    return _format_errors(value, 63, _DNS1035_LABEL, (
+        "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an "
+        "alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', "
+        f"regex used for validation is '{_DNS1035_LABEL_FMT}')"))
 
 
 def is_dns1123_subdomain(value: str) -> list[str]:
     """``validation.IsDNS1123Subdomain``."""
-    errs = []
-    if len(value) > 253:
-        errs.append(_max_len(253))
-    if not _DNS1123_SUBDOMAIN.match(value):
-        errs.append(
-            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
-            "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
-            f"'{_DNS1123_SUBDOMAIN_FMT}')"
-        )
-    return errs
+    return _format_errors(value, 253, _DNS1123_SUBDOMAIN, (
+        "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and "
+        "must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is "
+        f"'{_DNS1123_SUBDOMAIN_FMT}')"))
 
 
 def is_qualified_name(value: str) -> list[str]:
@@ -74,30 +67,18 @@ def is_qualified_name(value: str) -> list[str]:
         ]
     if not name:
         return ["name part must be non-empty"]
-    errs = []
-    if len(name) > 63:
-        errs.append("name part " + _max_len(63))
-    if not _QUALIFIED_NAME.match(name):
-        errs.append(
-            "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
-            "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
-            f"'{_QUALIFIED_NAME_FMT}')"
-        )
-    return errs
+    return ["name part " + e for e in _format_errors(name, 63, _QUALIFIED_NAME, (
+        "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+        "alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+        f"'{_QUALIFIED_NAME_FMT}')"))]
 
 
 def is_valid_label_value(value: str) -> list[str]:
     """``validation.IsValidLabelValue``."""
-    errs = []
-    if len(value) > 63:
-        errs.append(_max_len(63))
-    if not _LABEL_VALUE.match(value):
-        errs.append(
-            "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
-            "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
-            f"regex used for validation is '{_LABEL_VALUE_FMT}')"
-        )
-    return errs
+    return _format_errors(value, 63, _LABEL_VALUE, (
+        "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and "
+        "must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', "
+        f"regex used for validation is '{_LABEL_VALUE_FMT}')"))
 
 
 def go_quote(value: Any) -> str:
