@@ -39,10 +39,7 @@ from gpufleet.infra.cli_docs import docs_app, schema_app  # noqa: E402 - registe
 
 app.add_typer(schema_app, name="schema")
 app.add_typer(docs_app, name="docs")
-out_console = Console()
-err_console = Console(stderr=True)
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+from gpufleet.infra.cli_output import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, err_console, fail as _fail, out_console  # noqa: E402,F401
 
 
 class OutputFormat(str, Enum):
@@ -198,12 +195,6 @@ def _print_violations(
         rows.append([level, cell, escape(violation.message)])
     print_table(console, title=title, headers=["Level", "Policy / resource", "Message"], rows=rows,
                 ratios=[None, 1, 1], no_wrap=["Level"], show_lines=True)
-
-
-def _fail(problems: list[str], code: int) -> None:
-    for problem in problems:
-        err_console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _print_tree(result: Plan, out: Optional[Path]) -> None:

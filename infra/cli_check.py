@@ -17,7 +17,7 @@ import json
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, NoReturn, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import typer
 from rich.console import Console
@@ -26,10 +26,7 @@ from rich.table import Table
 
 from gpufleet.infra.check_report import CheckResult, Finding, render_json, render_junit, render_sarif, render_text
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-out_console = Console()
-err_console = Console(stderr=True)
+from gpufleet.infra.cli_output import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, err_console, fail, out_console  # noqa: F401
 
 
 class CheckFormat(str, Enum):
@@ -186,12 +183,6 @@ def read_policy_config(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         fail([f"{path}: expected a JSON object (policy name → level or settings)"])
     return data
-
-
-def fail(problems: list[str], code: int = EXIT_BAD_INPUT) -> NoReturn:
-    for problem in problems:
-        err_console.print(f"[red]error:[/red] {escape(problem)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 # --------------------------------------------------------------------------------------------------

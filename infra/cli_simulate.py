@@ -9,11 +9,8 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-out_console = Console()
-err_console = Console(stderr=True)
+from gpufleet.infra.cli_output import EXIT_BAD_INPUT, EXIT_FAILED, fail as _fail, out_console
 
 
 class ScaleChoice(str, Enum):
@@ -25,12 +22,6 @@ class ScaleChoice(str, Enum):
 class SimulateFormat(str, Enum):
     text = "text"
     json = "json"
-
-
-def _fail(problems: list[str], code: int) -> None:
-    for problem in problems:
-        err_console.print(f"[red]error:[/red] {problem}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def simulate(
