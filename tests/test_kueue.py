@@ -22,7 +22,7 @@ from gpufleet.components.kueue import (
 from gpufleet.components.priority_classes import PRIORITY_VALUES
 from gpufleet.components.team import TEAM_LABEL
 from gpufleet.infra.helm_values import unknown_keys
-from tests.kueue_model import assign_flavor, injected, pod_set_requests
+from gpufleet.infra.simulate.kueue import assign_flavor, injected, pod_set_requests
 
 COMPONENT = "gpufleet:kueue:Kueue"
 CR = "kubernetes:kueue.x-k8s.io/v1beta2:"

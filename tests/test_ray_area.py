@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from gpufleet.components.kueue import CPU_FLAVOR
-from tests.kueue_model import assign_flavor
+from gpufleet.infra.simulate.kueue import assign_flavor
 from gpufleet.infra.config import ConfigError, parse_stack_config
 from gpufleet.infra.offline.plan import Project
 from tests.harness import BASE_CONFIG, REPO, stack_config, with_config
