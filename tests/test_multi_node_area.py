@@ -12,7 +12,7 @@ from gpufleet.infra.areas import multi_node_serving as area
 from gpufleet.infra.areas import system_nodes
 from gpufleet.infra.areas.gpu_pools import configured_placements
 from gpufleet.infra.areas.tenancy import cross_check as tenancy_problems
-from gpufleet.infra.areas.tenancy import kueue_cpu_memory
+from gpufleet.infra.areas.tenancy_capacity import kueue_cpu_memory
 from gpufleet.infra.config import StackConfig
 from tests.harness import REPO, stack_config
 

@@ -15,7 +15,8 @@ from gpufleet.components.gpu_scheduling import GpuPlacement
 from gpufleet.infra.areas import tenancy
 from gpufleet.infra.areas.base import Platform
 from gpufleet.infra.areas.gpu_pools import configured_placements
-from gpufleet.infra.areas.tenancy import KueueSection, TeamSection, cross_check, kueue_cpu_memory, namespace_gpu_caps
+from gpufleet.infra.areas.tenancy import KueueSection, TeamSection, cross_check, namespace_gpu_caps
+from gpufleet.infra.areas.tenancy_capacity import kueue_cpu_memory
 from gpufleet.infra.config import ConfigError, StackConfig, parse_stack_config
 from gpufleet.infra.offline.plan import Project
 from gpufleet.policies.core import parse_quantity

@@ -301,7 +301,7 @@ def _queue_problems(config: Any, path: str, service: MultiNodeServiceConfig, tea
 def _pool_limits(config: Any, pools: Mapping[str, Any], placements: Mapping[str, GpuPlacement]) -> list[str]:
     """The services' GPUs outside Kueue, the KServe predictors' and the teams' nominal Kueue quotas on
     a pool must fit its ``limits.gpus`` together."""
-    from gpufleet.infra.areas.tenancy import _predictor_units
+    from gpufleet.infra.areas.tenancy_capacity import predictor_units
 
     problems = []
     for name, pool in pools.items():
@@ -309,7 +309,7 @@ def _pool_limits(config: Any, pools: Mapping[str, Any], placements: Mapping[str,
         if not multi or pool.limits.gpus is None or name not in placements:
             continue
         per_gpu = resources_per_gpu(placements[name])
-        predictors = [(s.name, _predictor_units(s)) for s in config.serving.inference_services if s.pool == name]
+        predictors = [(s.name, predictor_units(s)) for s in config.serving.inference_services if s.pool == name]
         queued = sum(q.gpus for team in config.teams for q in team.gpu_quotas if q.pool == name) \
             if config.kueue.enabled else 0
         total = queued * per_gpu + sum(units for _, units in multi + predictors)

@@ -216,7 +216,7 @@ def cross_check(config: Any) -> list[str]:
 def _cpu_memory_problems(config: Any, path: str, job: TrainingJobConfig, team: Any, placements: Any) -> list[str]:
     """All nodes' CPU and memory must fit the team's namespace ResourceQuota (else pods are refused)
     and, queued, its Kueue cpu/memory quota (never borrowed: else the job is never admitted)."""
-    from gpufleet.infra.areas.tenancy import kueue_cpu_memory
+    from gpufleet.infra.areas.tenancy_capacity import kueue_cpu_memory
 
     cpu = parse_quantity(job.cpu) * job.num_nodes
     memory_gib = parse_quantity(job.memory) * job.num_nodes / Decimal(2) ** 30
