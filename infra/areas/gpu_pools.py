@@ -212,8 +212,8 @@ class GpuPoolSection(ConfigModel):
             "labels": dict(self.labels),
             "taints": [taint.model_dump(exclude_none=True) for taint in self.taints],
             "disruption": {
-                **({"consolidation_policy": self.disruption.consolidation_policy}
-                   if self.disruption.consolidation_policy is not None else {}),
+                "consolidation_policy": self.disruption.consolidation_policy or (
+                    "WhenEmpty" if self.allocation == DRA_ALLOCATION else "WhenEmptyOrUnderutilized"),
                 "consolidate_after": self.disruption.consolidate_after,
                 "budgets": [budget.model_dump(exclude_none=True) for budget in self.disruption.budgets],
             },
