@@ -169,3 +169,21 @@ def test_kueue_reads_the_mapping_and_charges_claims_in_the_mapped_resource():
     assert charged["nvidia.com/gpu"] == 4 and charged["cpu"] == 8
     # an unmapped class stays under its own name, which no ClusterQueue covers
     assert charged["mig.nvidia.com.deviceclass.resource.k8s.io/devices"] == 2
+
+
+def quota_findings(hard: dict[str, str]) -> list[str]:
+    from gpufleet.policies.rules.gpu_namespace_quota import check as quota_check
+
+    manifests = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}},
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "q", "namespace": "apps"}, "spec": {"hard": hard}},
+        claim_template("two", "gpu.nvidia.com", 2), claiming("llm", "dra", 1, "two"),
+    ]
+    subjects = [Subject.from_manifest(m, urn=f"urn:test::{m['kind']}::{m['metadata']['name']}") for m in manifests]
+    return [message for _, message in quota_check(subjects, RuleContext())]
+
+
+def test_the_quota_rule_accepts_a_deviceclass_cap_and_flags_its_absence():
+    assert quota_findings({"requests.nvidia.com/gpu": "4", "gpu.nvidia.com.deviceclass.resource.k8s.io/devices": "2"}) == []
+    (message,) = quota_findings({"requests.nvidia.com/gpu": "4"})
+    assert "requesting gpu.nvidia.com (DRA)" in message and "gpu.nvidia.com.deviceclass.resource.k8s.io/devices" in message

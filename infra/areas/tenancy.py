@@ -209,8 +209,9 @@ def namespace_gpu_caps(team: TeamSection, placements: dict[str, GpuPlacement], s
     predictors (``services`` of ``gpufleet:serving`` in the team's namespace, not admitted by Kueue)
     hold, in the resource's units (DRA pools: devices of their DeviceClass, :func:`quota_key`): without
     them, predictors and admitted jobs would take each other's room in the quota; ``held`` adds other
-    GPU units outside Kueue (multi-node services, per resource). ``nvidia.com/gpu`` is always capped (0 for a team without whole-GPU
-    pools) so no pod in the namespace grabs whole GPUs outside its quota."""
+    GPU units outside Kueue (multi-node services, per resource). ``nvidia.com/gpu`` is always capped
+    (0 for a team without whole-GPU pools) so no pod in the namespace grabs whole GPUs outside its
+    quota."""
     caps: dict[str, int] = {GPU_RESOURCE: 0}
     for service in services:
         if service.team == team.name and service.pool in placements:
