@@ -187,3 +187,17 @@ def test_the_quota_rule_accepts_a_deviceclass_cap_and_flags_its_absence():
     assert quota_findings({"requests.nvidia.com/gpu": "4", "gpu.nvidia.com.deviceclass.resource.k8s.io/devices": "2"}) == []
     (message,) = quota_findings({"requests.nvidia.com/gpu": "4"})
     assert "requesting gpu.nvidia.com (DRA)" in message and "gpu.nvidia.com.deviceclass.resource.k8s.io/devices" in message
+
+
+@pytest.mark.parametrize("version", ["1.34", "1.35"])
+def test_claim_templates_and_device_classes_are_schema_checked_as_built_in_kinds(version):
+    from gpufleet.infra.validation.schema import ManifestValidator
+
+    validator = ManifestValidator(version)
+    assert validator.knows("resource.k8s.io/v1", "ResourceClaimTemplate") and validator.knows("resource.k8s.io/v1", "DeviceClass")
+    assert validator.validate(GOOD) == []
+    typo = mutated("requests.0.exactly.colour", "x")
+    assert validator.validate(typo) == ['spec.spec.devices.requests[0].exactly.colour: unknown field "colour"']
+    device_class = {"apiVersion": "resource.k8s.io/v1", "kind": "DeviceClass", "metadata": {"name": "gpu.example.com"},
+                    "spec": {"selectors": [{"cel": {"expression": "device.driver == 'gpu.nvidia.com'"}}]}}
+    assert validator.validate(device_class) == []
