@@ -93,7 +93,8 @@ class PoolDisruption(TypedDict):
     """When Karpenter may remove or replace the pool's nodes."""
 
     consolidation_policy: NotRequired[Literal["WhenEmpty", "WhenEmptyOrUnderutilized"]]
-    """``WhenEmptyOrUnderutilized`` also repacks busy nodes. Default ``WhenEmptyOrUnderutilized``."""
+    """``WhenEmptyOrUnderutilized`` also repacks busy nodes. Default ``WhenEmptyOrUnderutilized``
+    (``WhenEmpty`` with ``allocation: dra``, which refuses ``WhenEmptyOrUnderutilized``)."""
     consolidate_after: NotRequired[str]
     """Quiet time before a node is consolidated, e.g. ``"30m"``, or ``"Never"``. Default ``"30m"``
     (GPU nodes take minutes to become ready: do not churn them)."""
@@ -198,6 +199,13 @@ class GpuNodePoolArgs(TypedDict):
     (:class:`~gpufleet.components.efa.EfaDevicePlugin`). Default false."""
     vpc_id: NotRequired[pulumi.Input[str]]
     """VPC of the cluster, for the EFA security group. Required with ``efa``."""
+    allocation: NotRequired[Literal["devicePlugin", "dra"]]
+    """How pods get the GPUs: ``devicePlugin`` (``nvidia.com/gpu`` limits) or ``dra`` (Kubernetes 1.34+:
+    the nodes are labelled ``nvidia.com/gpu.deploy.device-plugin: "false"`` so the GPU Operator runs no
+    device plugin there, the NVIDIA DRA driver's kubelet plugin publishes the GPUs, and workloads claim
+    them with ResourceClaimTemplates). A DRA pool has no time-slicing or MPS, no Bottlerocket, one GPU
+    count across its instance types and ``WhenEmpty`` consolidation (Karpenter ignores DRA claims).
+    Default ``devicePlugin``."""
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -298,6 +306,9 @@ def pool_spec(name: str, args: Mapping) -> PoolSpec:
     sharing = checks.sharing(args.get("sharing", {"mode": "none"}), types)
     checks.sharing_on_ami(sharing, ami_family)
     efa = checks.efa(args.get("efa", False), types, sharing.mode)
+    allocation = args.get("allocation", "devicePlugin")
+    policy = checks.consolidation_policy(args.get("disruption", {}), allocation)
+    allocation = checks.allocation(allocation, sharing, ami_family, types, str(policy))
     placement = GpuPlacement(
         pool=name,
         instance_types=tuple(types),
@@ -313,6 +324,7 @@ def pool_spec(name: str, args: Mapping) -> PoolSpec:
         mig_strategy=checks.mig_strategy(args.get("mig_strategy", "mixed")),
         extra_taints=tuple(extra_taints),
         efa=efa,
+        allocation=allocation,  # type: ignore[arg-type]
     )
     expire_after = checks.expire_after(args.get("expire_after", "720h"))
     grace = args.get("termination_grace_period")
@@ -327,7 +339,8 @@ def pool_spec(name: str, args: Mapping) -> PoolSpec:
     node_pool: dict = {
         "template": {"metadata": {"labels": placement.node_labels()}, "spec": template_spec},
         "limits": {GPU_RESOURCE: limits["gpus"], "cpu": limits["cpu"], "memory": f"{limits['memory_gib']}Gi"},
-        "disruption": checks.disruption(args.get("disruption", {})),
+        "disruption": checks.disruption(args.get("disruption", {}),
+                                        "WhenEmpty" if placement.dra else "WhenEmptyOrUnderutilized"),
     }
     weight = checks.weight(args.get("weight"))
     if weight is not None:
@@ -348,7 +361,8 @@ def node_overlays(placement: GpuPlacement) -> dict[str, dict]:
     """The NodeOverlays (name → ``spec``) that tell Karpenter the shared GPU resource of ``placement``'s
     nodes, one per instance type (the amount differs per type); none for whole GPUs or MIG with the
     ``single`` strategy, whose ``nvidia.com/gpu`` Karpenter already knows."""
-    if placement.gpu_resource == GPU_RESOURCE:
+    if placement.gpu_resource == GPU_RESOURCE or placement.dra:
+        # DRA pods claim devices, not the extended resource an overlay would add.
         return {}
     return {
         f"{placement.pool}-{instance.name.replace('.', '-')}": {

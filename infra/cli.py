@@ -278,7 +278,8 @@ def _print_gpu_pools(recording: Recording) -> None:
             ", ".join(capacity),
             "none" if limit is None else str(limit),
             sharing,
-            f"{placement.gpu_resource} (≤ {placement.max_resources_per_node})",
+            (f"{placement.device_class} claim (≤ {placement.max_resources_per_node})" if placement.dra
+             else f"{placement.gpu_resource} (≤ {placement.max_resources_per_node})"),
         )])
     headers = ["pool", "instances (GPUs each)", "capacity", "GPU limit", "sharing", "pods request (per node)"]
     print_table(out_console, title="GPU pools", headers=headers, rows=rows)

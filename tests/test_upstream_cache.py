@@ -299,4 +299,4 @@ def test_without_schemas_plan_names_the_unchecked_kinds_and_the_fix(run, cache: 
     assert errors == [] and rejections == []
     assert note == ("3 of 5 Kubernetes objects schema-checked (Kubernetes 1.35; not checked, no upstream CRDs: "
                     "ResourceFlavor; run `gpufleet schemas pull` to check them); admission webhooks of KServe, "
-                    "KubeRay, Kueue and LeaderWorkerSet checked")
+                    "KubeRay, Kueue and LeaderWorkerSet checked; DRA claims validated")

@@ -21,7 +21,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gpufleet.components.efa import EfaDevicePlugin
 from gpufleet.components.gpu_node_pool import GpuNodePool, PoolArgumentError, node_overlays, pool_spec
-from gpufleet.components.gpu_scheduling import GpuPlacement
+from gpufleet.components.gpu_scheduling import DRA_ALLOCATION, DRA_MIG_DEVICE_CLASS, DRA_MIN_KUBERNETES, GpuPlacement
 from gpufleet.components.karpenter import Karpenter
 from gpufleet.components.karpenter_policy import KARPENTER_VERSION
 from gpufleet.infra.areas.base import (
@@ -90,8 +90,10 @@ class BudgetConfig(ConfigModel):
 class DisruptionConfig(ConfigModel):
     """When Karpenter may remove or replace a pool's nodes."""
 
-    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
-    """When Karpenter may consolidate nodes: ``WhenEmptyOrUnderutilized`` or ``WhenEmpty``. Default ``WhenEmptyOrUnderutilized``."""
+    consolidation_policy: Optional[Literal["WhenEmpty", "WhenEmptyOrUnderutilized"]] = None
+    """When Karpenter may consolidate nodes: ``WhenEmptyOrUnderutilized`` or ``WhenEmpty``. Default
+    ``WhenEmptyOrUnderutilized``; ``WhenEmpty`` on a pool with ``allocation: dra``, which refuses
+    ``WhenEmptyOrUnderutilized`` (Karpenter ignores DRA claims when it consolidates)."""
     consolidate_after: str = "30m"
     """Quiet time before consolidation, or ``Never``. Default ``30m``."""
     budgets: tuple[BudgetConfig, ...] = Field((BudgetConfig(nodes="10%"),), max_length=50)
@@ -179,6 +181,13 @@ class GpuPoolSection(ConfigModel):
     """Root/data volume."""
     sharing: SharingConfig = SharingConfig()
     """GPU sharing. Default none."""
+    allocation: Literal["devicePlugin", "dra"] = "devicePlugin"
+    """How pods get the pool's GPUs: ``devicePlugin`` (``nvidia.com/gpu`` limits) or ``dra`` (Dynamic
+    Resource Allocation, Kubernetes 1.34+ (``gpufleet:kubernetesVersion``): the GPU Operator's device
+    plugin is kept off the pool's nodes, the NVIDIA DRA driver publishes their GPUs, and workloads claim
+    them with ResourceClaimTemplates on ``gpu.nvidia.com``, or ``mig.nvidia.com`` with mode mig). A DRA
+    pool has no time-slicing or MPS, no Bottlerocket, one GPU count across its instance types and
+    ``WhenEmpty`` consolidation; TrainJobs cannot run there. Default ``devicePlugin``."""
     efa: bool = False
     """Elastic Fabric Adapter for multi-node training: an EFA security group (all traffic among its
     members) on the nodes, every EFA interface attached for pods that request ``vpc.amazonaws.com/efa``,
@@ -203,7 +212,8 @@ class GpuPoolSection(ConfigModel):
             "labels": dict(self.labels),
             "taints": [taint.model_dump(exclude_none=True) for taint in self.taints],
             "disruption": {
-                "consolidation_policy": self.disruption.consolidation_policy,
+                "consolidation_policy": self.disruption.consolidation_policy or (
+                    "WhenEmpty" if self.allocation == DRA_ALLOCATION else "WhenEmptyOrUnderutilized"),
                 "consolidate_after": self.disruption.consolidate_after,
                 "budgets": [budget.model_dump(exclude_none=True) for budget in self.disruption.budgets],
             },
@@ -213,6 +223,8 @@ class GpuPoolSection(ConfigModel):
         }
         if self.efa:
             args["efa"] = True
+        if self.allocation != "devicePlugin":
+            args["allocation"] = self.allocation
         if self.instance_families:
             args["instance_families"] = list(self.instance_families)
         if self.instance_types:
@@ -261,13 +273,43 @@ def needs_node_overlays(config: StackConfig) -> bool:
 
 
 def cross_check(config: StackConfig) -> list[str]:
-    """Pool names are unique (they name cluster-scoped NodePools and EC2NodeClasses)."""
+    """Pool names are unique (they name cluster-scoped NodePools and EC2NodeClasses); DRA pools need
+    Kubernetes 1.34+, and the MIG ones one Kueue resource name between them."""
     problems = []
     seen: dict[str, int] = {}
     for index, pool in enumerate(config.gpu_pools):
         if pool.name in seen:
             problems.append(f"gpufleet:gpuPools[{index}].name: {pool.name!r} is already the name of gpuPools[{seen[pool.name]}]")
         seen.setdefault(pool.name, index)
+    return problems + dra_problems(config)
+
+
+def dra_problems(config: StackConfig) -> list[str]:
+    """``allocation: dra`` needs ``resource.k8s.io/v1`` (Kubernetes 1.34+); and Kueue maps each
+    DeviceClass to one resource name (``resources.deviceClassMappings``), so the DRA MIG pools, which
+    all claim ``mig.nvidia.com``, must agree on the resource their quotas are kept in."""
+    problems = []
+    version = tuple(int(part) for part in config.kubernetes_version.split(".")[:2])
+    mig_resources: dict[str, int] = {}
+    placements = configured_placements(config)
+    for index, pool in enumerate(config.gpu_pools):
+        if pool.allocation != DRA_ALLOCATION:
+            continue
+        if version < DRA_MIN_KUBERNETES:
+            problems.append(
+                f"gpufleet:gpuPools[{index}].allocation: dra needs Kubernetes {'.'.join(map(str, DRA_MIN_KUBERNETES))} "
+                f"or later (resource.k8s.io/v1 is GA there), but gpufleet:kubernetesVersion is "
+                f"{config.kubernetes_version!r}; raise gpufleet:kubernetesVersion or use allocation devicePlugin")
+        placement = placements.get(pool.name)
+        if placement is not None and placement.sharing == "mig":
+            first = mig_resources.setdefault(placement.gpu_resource, index)
+            others = [i for r, i in mig_resources.items() if r != placement.gpu_resource]
+            if others and first == index:
+                problems.append(
+                    f"gpufleet:gpuPools[{index}].sharing.migProfile: DRA MIG pools all claim {DRA_MIG_DEVICE_CLASS}, "
+                    f"which Kueue maps to one resource name, but this pool's {placement.gpu_resource} differs from "
+                    f"gpuPools[{others[0]}]'s; give the DRA MIG pools one profile (or set "
+                    "gpufleet:gpuOperator.migStrategy single)")
     return problems
 
 

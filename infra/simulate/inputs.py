@@ -90,6 +90,8 @@ class ClusterInputs:
     flavors: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     local_queues: dict[tuple[str, str], str] = field(default_factory=dict)
     kueue_excluded_prefixes: tuple[str, ...] = ()
+    kueue_device_classes: dict[str, str] = field(default_factory=dict)
+    """DeviceClass → the resource Kueue charges its claimed devices in (``deviceClassMappings``)."""
     """Resource name prefixes Kueue's configuration leaves out of quota (``resources.excludeResourcePrefixes``)."""
     """(namespace, LocalQueue) → ClusterQueue."""
 
@@ -135,6 +137,7 @@ def read_inputs(stack: str, region: str, subjects: Sequence[Subject], config: An
         pdbs=[s for s in subjects if s.is_a("policy", "PodDisruptionBudget")],
     )
     inputs.kueue_excluded_prefixes = kueue_excluded_prefixes(subjects)
+    inputs.kueue_device_classes = kueue_device_classes(subjects)
     for subject in subjects:
         if subject.is_a("kueue.x-k8s.io", "ClusterQueue"):
             inputs.cluster_queues[subject.object_name] = subject.spec
@@ -159,10 +162,19 @@ def _pool_spec(pool: NodePool, overlays: list[NodeOverlay], replicas: Mapping[st
         base: Resources = {"cpu": cpu, "memory": memory}
         real = dict(base)
         units = placement.gpu_resources_per_node(instance)
-        real[placement.gpu_resource] = units
-        if placement.sharing != "none" and placement.gpu_resource != GPU_RESOURCE:
-            real[GPU_RESOURCE] = 0  # MIG (mixed) and renamed shared GPUs: no whole GPUs advertised
-        view = {**base, GPU_RESOURCE: instance.gpus}
+        if placement.dra:
+            # The DRA driver publishes the GPUs (or MIG slices) as devices of the pool's DeviceClass;
+            # no device plugin advertises nvidia.com/gpu. Karpenter ignores claims
+            # (settings.ignoreDRARequests): its view holds the devices only so a claiming pod is not
+            # judged unfit, the pool's types all having one GPU count.
+            real[dra_resource(placement.device_class)] = units
+            real[GPU_RESOURCE] = 0
+            view = {**base, GPU_RESOURCE: instance.gpus, dra_resource(placement.device_class): units}
+        else:
+            real[placement.gpu_resource] = units
+            if placement.sharing != "none" and placement.gpu_resource != GPU_RESOURCE:
+                real[GPU_RESOURCE] = 0  # MIG (mixed) and renamed shared GPUs: no whole GPUs advertised
+            view = {**base, GPU_RESOURCE: instance.gpus}
         for overlay in overlays:
             for resource in overlay.capacity:
                 amount = overlay_capacity(overlays, pool, instance, resource)
@@ -181,7 +193,17 @@ def _pool_spec(pool: NodePool, overlays: list[NodeOverlay], replicas: Mapping[st
         limits[key] = int(amount * 1000) if key == "cpu" else int(amount / 2**20) if key == "memory" else int(amount)
     weight = pool.subject.spec.get("weight")
     return PoolSpec(pool.name, pool.taints, capacity_type, limits, offerings,
-                    int(weight) if isinstance(weight, (int, float)) else 0, placement.gpu_resource)
+                    int(weight) if isinstance(weight, (int, float)) else 0,
+                    dra_resource(placement.device_class) if placement.dra else placement.gpu_resource)
+
+
+def dra_resource(device_class: str) -> str:
+    """The simulator's resource name of devices of ``device_class``: a DRA claim's devices, in the name
+    the ResourceQuota counts them in (``<class>.deviceclass.resource.k8s.io/devices``)."""
+    return f"{device_class}{DRA_RESOURCE_SUFFIX}"
+
+
+DRA_RESOURCE_SUFFIX = ".deviceclass.resource.k8s.io/devices"
 
 
 def _scale_bounds(subjects: Iterable[Subject]) -> dict[tuple[str, str, str], tuple[int, Optional[int]]]:
@@ -266,7 +288,9 @@ def workload_pods(inputs: ClusterInputs, scale: Scale) -> tuple[list[Pod], list[
         sidecars, submitter = _ray_extras(template)
         requests = requests_of([*template.containers, *sidecars], template.init_containers)
         for device_class, gpus in template.dra_gpus.items():
-            requests[GPU_RESOURCE] = requests.get(GPU_RESOURCE, 0) + int(gpus)
+            # A claim's devices, in its DeviceClass (only DRA nodes publish them).
+            key = dra_resource(device_class)
+            requests[key] = requests.get(key, 0) + int(gpus)
         name = _role(template, per_owner[template.owner.urn])
         for index in range(count):
             pods.append(Pod(template.kind, template.namespace, name, index, requests, template.labels,
@@ -304,14 +328,41 @@ def kueue_excluded_prefixes(subjects: Iterable[Subject]) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
-def kueue_requests(pods: Sequence[Pod], excluded_prefixes: Sequence[str] = ()) -> dict[str, Decimal]:
+def kueue_device_classes(subjects: Iterable[Subject]) -> dict[str, str]:
+    """DeviceClass → logical resource from ``resources.deviceClassMappings`` of the Kueue release's
+    manager configuration (kueue v0.19.2 ``apis/config/v1beta2`` ``DeviceClassMapping``: ``name``,
+    ``deviceClassNames``)."""
+    import yaml
+
+    mapped: dict[str, str] = {}
+    for release in helm_releases(subjects, "kueue"):
+        text = as_str(as_mapping(as_mapping(release.props.get("values")).get("managerConfig")).get("controllerManagerConfigYaml"))
+        try:
+            document = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            continue
+        for mapping in as_mapping(as_mapping(document).get("resources")).get("deviceClassMappings") or []:
+            name = as_str(as_mapping(mapping).get("name"))
+            for device_class in as_mapping(mapping).get("deviceClassNames") or []:
+                if name and isinstance(device_class, str):
+                    mapped[device_class] = name
+    return mapped
+
+
+def kueue_requests(pods: Sequence[Pod], excluded_prefixes: Sequence[str] = (),
+                   device_classes: Mapping[str, str] = {}) -> dict[str, Decimal]:
     """What Kueue charges a workload of ``pods``: cpu in cores and memory in bytes, other resources in
-    units; resources under ``excluded_prefixes`` are not charged."""
+    units; resources under ``excluded_prefixes`` are not charged. Devices claimed from a DeviceClass
+    are charged in the resource ``device_classes`` maps it to (Kueue's ``deviceClassMappings``); an
+    unmapped class stays under its own name, which no ClusterQueue covers (Kueue then refuses the
+    workload, as it does: ``pkg/dra/claims.go`` returns NotFound for an unmapped class)."""
     total: dict[str, Decimal] = {}
     for pod in pods:
         for name, amount in pod.requests.items():
             if any(name.startswith(prefix) for prefix in excluded_prefixes):
                 continue
+            if name.endswith(DRA_RESOURCE_SUFFIX):
+                name = device_classes.get(name.removesuffix(DRA_RESOURCE_SUFFIX), name)
             value = Decimal(amount) / 1000 if name == "cpu" else Decimal(amount) * 2**20 if name == "memory" else Decimal(amount)
             total[name] = total.get(name, Decimal(0)) + value
     return total

@@ -12,7 +12,8 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from gpufleet.components.gpu_instances import INSTANCE_TYPES, GpuInstanceType
 from gpufleet.components.gpu_scheduling import (
-    DEVICE_PLUGIN_CONFIG_LABEL, GPU_RESOURCE, MIG_CONFIG_LABEL, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE, GpuPlacement,
+    DEVICE_PLUGIN_CONFIG_LABEL, DEVICE_PLUGIN_DEPLOY_LABEL, DRA_GPU_DEVICE_CLASS, DRA_MIG_DEVICE_CLASS, GPU_RESOURCE,
+    MIG_CONFIG_LABEL, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE, GpuPlacement,
 )
 from gpufleet.policies.core import (
     Malformed, Subject, as_list, as_mapping, as_number, contains_unknown, is_unknown, parse_quantity,
@@ -151,9 +152,17 @@ class NodePool:
     def placement(self, time_slicing_replicas: Mapping[str, int],
                   mps_replicas: Optional[Mapping[str, int]] = None) -> GpuPlacement:
         """The pool's facts as a :class:`GpuPlacement` (sharing from its template labels): the device
-        plugin config its nodes select is MPS when ``mps_replicas`` names it, else time-slicing."""
+        plugin config its nodes select is MPS when ``mps_replicas`` names it, else time-slicing; a pool
+        whose nodes keep the GPU Operator's device plugin off
+        (``nvidia.com/gpu.deploy.device-plugin: "false"``) allocates its GPUs with DRA."""
         mig = self.labels.get(MIG_CONFIG_LABEL, "")
         config = self.labels.get(DEVICE_PLUGIN_CONFIG_LABEL, "")
+        dra = self.labels.get(DEVICE_PLUGIN_DEPLOY_LABEL) == "false"
+        if dra:
+            if mig.startswith("all-") and mig != "all-disabled":
+                return GpuPlacement(self.name, self.instance_types, sharing="mig", mig_profile=mig[len("all-"):],
+                                    allocation="dra")
+            return GpuPlacement(self.name, self.instance_types, allocation="dra")
         if mig.startswith("all-") and mig != "all-disabled":
             return GpuPlacement(self.name, self.instance_types, sharing="mig", mig_profile=mig[len("all-"):])
         if config and mps_replicas and config in mps_replicas:
@@ -166,12 +175,26 @@ class NodePool:
     def offered_resources(self, placement: GpuPlacement) -> tuple[str, ...]:
         """Resource names the device plugin advertises on this pool's nodes once they run (either MIG
         strategy, shared GPUs renamed or not). Karpenter's simulation knows only ``nvidia.com/gpu`` of
-        them by itself: the others need a :class:`NodeOverlay`."""
+        them by itself: the others need a :class:`NodeOverlay`. A DRA pool advertises none: its
+        devices are claimed (:meth:`offered_device_classes`)."""
+        if placement.dra:
+            return ()
         if placement.sharing == "mig":
             return (MIG_RESOURCE_PREFIX + placement.mig_profile, GPU_RESOURCE)
         if placement.sharing in ("time-slicing", "mps"):
             return (SHARED_GPU_RESOURCE, GPU_RESOURCE)
         return (GPU_RESOURCE,)
+
+    @staticmethod
+    def offers_device_class(placement: GpuPlacement, device_class: str) -> bool:
+        """Can a claim on ``device_class`` (an NVIDIA GPU DeviceClass) get devices on this pool's
+        nodes? Only a DRA pool publishes devices: MIG devices (``mig.nvidia.com``) on a MIG pool,
+        whole GPUs (``gpu.nvidia.com``) on the others; another GPU class (one of the cluster's own,
+        selecting the driver's devices) on either."""
+        if not placement.dra:
+            return False
+        other = DRA_GPU_DEVICE_CLASS if placement.sharing == "mig" else DRA_MIG_DEVICE_CLASS
+        return device_class != other
 
     def can_carry(self, req: Requirement) -> bool:
         """Can a node of this pool carry a label (other than an instance type's well-known labels)
