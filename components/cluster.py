@@ -135,9 +135,12 @@ def cpu_architecture(instance_type: str) -> str:
 class Cluster(pulumi.ComponentResource):
     """An EKS cluster (pulumi-eks, no default node group) with API authentication and access
     entries, an OIDC provider for IRSA (and optionally the EKS Pod Identity agent add-on), a dedicated KMS key for Secrets, control-plane logging, and an
-    EKS managed AL2023 node group for controllers with IMDSv2 enforced.
+    EKS managed AL2023 node group for controllers with IMDSv2 enforced; with ``auto_mode``, EKS Auto Mode
+    with its cluster and node roles, the node role's ``EC2`` access entry and a ``system`` NodePool and
+    NodeClass for controllers instead of the node group (:mod:`gpufleet.components.auto_mode`).
 
-    ``provider`` is a Kubernetes provider for this cluster: pass it to downstream components."""
+    ``provider`` is a Kubernetes provider for this cluster: pass it to downstream components (on Auto
+    Mode it waits for the system NodePool). ``auto_mode`` is what GPU pools on Auto Mode need."""
 
     cluster_name: pulumi.Output[str]
     kubeconfig: pulumi.Output[str]

@@ -36,6 +36,12 @@ for at most the physical GPUs of a node. An overlay cannot correct the count: No
 documented as adding extended resources only, and raising ``nvidia.com/gpu`` would also make one node
 exceed the pool's ``limits.gpus``, which count physical GPUs.
 
+On EKS Auto Mode (``auto_mode``, the cluster's :class:`~gpufleet.components.auto_mode.AutoModeNodes`)
+there is no Karpenter release: the NodePool references an ``eks.amazonaws.com/v1`` NodeClass (node role,
+subnets, security groups, the root volume as ``ephemeralStorage``), its requirements name Auto Mode's
+labels, and the pool depends on the node role's access entry instead. What Auto Mode cannot do is
+refused by :mod:`gpufleet.components.auto_mode_pools` (AMI, GPU sharing, a node lifetime past 21 days).
+
 The arguments are checked (:mod:`gpufleet.components._pool_args`) against the GPU instance table
 (:mod:`gpufleet.components.gpu_instances`) before anything is registered, and the resulting
 :class:`~gpufleet.components.gpu_scheduling.GpuPlacement` (``placement``) is what workload components

@@ -171,8 +171,9 @@ class ClusterConfig(ConfigModel):
     ``diskSizeGib``) and a NodePool and ``eks.amazonaws.com/v1`` NodeClass per GPU pool. Refused there:
     pools' ``amiFamily``/``amiVersion``, GPU ``sharing`` other than ``none`` (AWS's device plugin runs),
     ``expireAfter`` past ``504h`` (Auto Mode's 21-day node lifetime; default ``336h``), the bundled
-    monitoring stack's ``ebsCsiDriver`` (Auto Mode provisions the volume). Switching a running stack
-    replaces the node groups and Karpenter's nodes: plan it as a migration. Default false."""
+    monitoring stack's ``ebsCsiDriver`` (Auto Mode provisions the volume). Switching it on a running
+    stack replaces the EKS cluster (Auto Mode gets its own cluster role, which EKS cannot change): use
+    a new stack. Default false."""
 
     @field_validator("name")
     @classmethod

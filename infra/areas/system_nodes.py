@@ -22,6 +22,11 @@ Where each figure comes from (one source each, never a copy):
 - the EKS pieces on every node (:data:`EKS_SYSTEM_PODS`) are the requests of the EKS-managed
   manifests.
 
+On EKS Auto Mode (``gpufleet:cluster.autoMode``) the system nodes are Auto Mode's ``system`` NodePool,
+which grows with the pods on it up to its limits (``maxSize`` nodes of the largest type): the pods must
+fit ``maxSize`` nodes of the smallest type with the same headroom, at most 110 pods a node (kube-reserved
+memory), and neither EKS's add-on pods nor Karpenter run there.
+
 This area declares nothing: the node group is the Cluster's (``infra/program.py``).
 """
 
