@@ -126,13 +126,12 @@ class SystemNodesConfig(ConfigModel):
                              "so list only x86_64 or only arm64 (Graviton) types")
         return value
 
-    @model_validator(mode="after")
-    def _sizes(self) -> "SystemNodesConfig":
+    def size_problem(self) -> Optional[str]:
+        """Why the managed node group's sizes are out of order, or None (``ClusterConfig`` asks, unless
+        Auto Mode, which keeps no minimum or desired count, runs the system nodes)."""
         if not self.min_size <= self.desired_size <= self.max_size:
-            raise ValueError(
-                f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}"
-            )
-        return self
+            return f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}"
+        return None
 
 
 class ClusterConfig(ConfigModel):
@@ -218,6 +217,9 @@ class ClusterConfig(ConfigModel):
         principals = [entry.principal_arn for entry in self.admin_access]
         if len(set(principals)) != len(principals):
             raise ValueError("adminAccess names the same principalArn twice")
+        problem = None if self.auto_mode else self.system_nodes.size_problem()
+        if problem:
+            raise FieldProblem("systemNodes", problem)
         return self
 
 

@@ -603,3 +603,14 @@ def test_auto_mode_system_pool_is_not_a_gpu_pool():
     doc = {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "system"}, "spec": system}
     assert not node_pool(Subject.from_manifest(doc)).can_launch_gpus
     assert evaluate([Subject.from_manifest(doc)], rules=[RULES_BY_NAME["gpu-nodepool-taint-and-limits"]]) == []
+
+
+def test_max_size_alone_bounds_the_system_pool_on_auto_mode():
+    """The managed node group's size order (minSize <= desiredSize <= maxSize) is not asked of Auto Mode,
+    which keeps only maxSize: one node is a valid bound there, and still refused for the node group."""
+    cluster = json.loads(stack_config("automode")["gpufleet:cluster"])
+    cluster["systemNodes"].update(instanceTypes=["m7i.4xlarge"], maxSize=1)
+    assert parse_stack_config(automode("cluster", cluster)).cluster.system_nodes.max_size == 1
+    cluster["autoMode"] = False
+    found = problems(automode("cluster", cluster))
+    assert "gpufleet:cluster.systemNodes: need minSize <= desiredSize <= maxSize, got 2 <= 2 <= 1" in found
