@@ -107,7 +107,9 @@ PRIORITY_CLASSES: Mapping[str, str] = {
 }
 """Role → PriorityClass name. Inference preempts; batch never preempts."""
 
-AmiFamily = Literal["al2023", "bottlerocket"]
+AmiFamily = Literal["al2023", "bottlerocket", "eks-auto-mode"]
+"""What the pool's nodes boot: an EKS NVIDIA AMI Karpenter selects (``al2023``, ``bottlerocket``), or
+the AMI EKS Auto Mode picks (``eks-auto-mode``, :data:`gpufleet.components.auto_mode.AUTO_MODE_AMI`)."""
 Allocation = Literal["devicePlugin", "dra"]
 Sharing = Literal["none", "time-slicing", "mps", "mig"]
 MigStrategy = Literal["single", "mixed"]

@@ -255,6 +255,8 @@ def _print_gpu_pools(recording: Recording) -> None:
 
     subjects = [Subject(type=r.type, name=r.name, props=plain(r.inputs), urn=r.urn) for r in recording.resources]
     pools, _ = node_pools(subjects)
+    # CPU pools (EKS Auto Mode's system NodePool) offer no GPUs.
+    pools = [pool for pool in pools if pool.can_launch_gpus]
     if not pools:
         return
     replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}

@@ -141,8 +141,17 @@ def to_struct(properties: Mapping[str, Any]) -> struct_pb2.Struct:
     return struct
 
 
+_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
+_RESOURCE_REFERENCE = "5cf8f73096256a8f31e491e813e4eb8e"
+"""Pulumi's signature key and the signature of a resource reference (``sdk/go/common/resource/sig``)."""
+
+
 def _without_internal_keys(value: Any) -> Any:
     if isinstance(value, Mapping):
+        if value.get(_SIGNATURE_KEY) == _RESOURCE_REFERENCE:
+            # The engine marshals properties for analyzers without KeepResources: a resource reference
+            # goes as its ID (a custom resource) or URN (a component), a plain string.
+            return value.get("id") or value.get("urn")
         return {k: _without_internal_keys(v) for k, v in value.items() if not str(k).startswith(_INTERNAL_KEY_PREFIX)}
     if isinstance(value, (list, tuple)):
         return [_without_internal_keys(v) for v in value]

@@ -11,6 +11,9 @@ Pools are built with the GPU Operator's configured MIG strategy (``gpufleet:gpuO
 so a MIG pool's placement and NodeOverlays name the resource the device plugin will advertise.
 Karpenter's ``nodeOverlay`` feature gate is turned on exactly when some pool needs NodeOverlays
 (time-slicing, MPS, or MIG with the ``mixed`` strategy).
+
+With ``gpufleet:cluster.autoMode`` there is no Karpenter to install: every pool is an EKS Auto Mode
+NodePool on the cluster's ``auto_mode`` nodes (what Auto Mode refuses is the ``auto_mode`` area's).
 """
 
 from __future__ import annotations
@@ -159,9 +162,9 @@ class GpuPoolSection(ConfigModel):
     capacity_reservation_ids: tuple[str, ...] = ()
     """Capacity reservations / capacity blocks (``cr-...``) for ``reserved``. Default none."""
     ami_family: Literal["al2023", "bottlerocket"] = "al2023"
-    """NVIDIA variant of this AMI family. Default ``al2023``."""
+    """NVIDIA variant of this AMI family. Default ``al2023``. Not on EKS Auto Mode (it picks the AMI)."""
     ami_version: str = "latest"
-    """AMI alias version (pin it in production). Default ``latest``."""
+    """AMI alias version (pin it in production). Default ``latest``. Not on EKS Auto Mode."""
     limits: PoolLimitsConfig
     """Required: ``{gpus, cpu, memoryGib}``."""
     labels: Labels = {}
@@ -171,7 +174,8 @@ class GpuPoolSection(ConfigModel):
     disruption: DisruptionConfig = DisruptionConfig()
     """Consolidation and budgets."""
     expire_after: str = "720h"
-    """Node lifetime, or ``Never``. Default ``720h``."""
+    """Node lifetime, or ``Never``. Default ``720h`` (EKS Auto Mode: ``336h``, its own default, and at
+    most ``504h``, its 21-day node lifetime)."""
     termination_grace_period: Optional[str] = None
     """Longest drain of a node, e.g. ``2h``; after it Karpenter evicts pods despite PDBs and
     do-not-disrupt. Default ``24h`` (the component's)."""
@@ -206,8 +210,6 @@ class GpuPoolSection(ConfigModel):
         """The :class:`GpuNodePoolArgs` of this pool, without ``karpenter`` and ``tags``."""
         args: dict[str, Any] = {
             "capacity_types": list(self.capacity_types),
-            "ami_family": self.ami_family,
-            "ami_version": self.ami_version,
             "limits": {"gpus": self.limits.gpus, "cpu": self.limits.cpu, "memory_gib": self.limits.memory_gib},
             "labels": dict(self.labels),
             "taints": [taint.model_dump(exclude_none=True) for taint in self.taints],
@@ -217,10 +219,14 @@ class GpuPoolSection(ConfigModel):
                 "consolidate_after": self.disruption.consolidate_after,
                 "budgets": [budget.model_dump(exclude_none=True) for budget in self.disruption.budgets],
             },
-            "expire_after": self.expire_after,
             "root_volume": self.root_volume.model_dump(),
             "sharing": self.sharing.model_dump(exclude_none=True),
         }
+        # Set only when the stack sets them: the component's defaults depend on the provisioner
+        # (EKS Auto Mode refuses an AMI and lets a node live 336h by default).
+        for key in ("ami_family", "ami_version", "expire_after"):
+            if key in self.model_fields_set:
+                args[key] = getattr(self, key)
         if self.efa:
             args["efa"] = True
         if self.allocation != "devicePlugin":
@@ -260,7 +266,7 @@ def configured_placements(config: StackConfig) -> dict[str, GpuPlacement]:
         found = {}
         for pool in config.gpu_pools:
             try:
-                found[pool.name] = pool_spec(pool.name, pool_args(config, pool)).placement
+                found[pool.name] = pool_spec(pool.name, pool_args(config, pool), auto_mode=config.cluster.auto_mode).placement
             except PoolArgumentError:
                 continue
         _last_placements = (config, found)
@@ -315,7 +321,37 @@ def dra_problems(config: StackConfig) -> list[str]:
 
 def compose(platform: Platform) -> None:
     """Karpenter first (with the NodeOverlay feature gate when a pool needs it), then one GpuNodePool
-    per pool (each depends on Karpenter)."""
+    per pool (each depends on Karpenter); on EKS Auto Mode no Karpenter, and the pools are Auto Mode's."""
+    config = platform.config
+    cluster = platform.cluster
+    provisioner: dict[str, Any]
+    if config.cluster.auto_mode:
+        provisioner = {"auto_mode": cluster.auto_mode}
+    else:
+        provisioner = {"karpenter": _karpenter(platform)}
+    # The AWS provider's default tags do not reach instances Karpenter launches: tag them here.
+    instance_tags = {"gpufleet:stack": platform.stack, "gpufleet:environment": config.environment, **config.tags}
+    efa_pools: list[GpuNodePool] = []
+    for pool in config.gpu_pools:
+        node_pool = GpuNodePool(
+            pool.name,
+            {**pool_args(config, pool), **provisioner, "tags": instance_tags,
+             **({"vpc_id": platform.network.vpc_id} if pool.efa else {})},
+            opts=platform.opts,
+        )
+        platform.placements[pool.name] = node_pool.placement
+        if pool.efa:
+            efa_pools.append(node_pool)
+    if efa_pools:
+        # Advertises vpc.amazonaws.com/efa on the EFA pools' nodes (tolerating their taints).
+        platform.components["efa-device-plugin"] = EfaDevicePlugin(
+            "efa-device-plugin", {"placements": [p.placement for p in efa_pools],
+                                  "wait_for": [provisioner["karpenter"]] if "karpenter" in provisioner else efa_pools},
+            opts=platform.opts)
+
+
+def _karpenter(platform: Platform) -> Karpenter:
+    """The self-managed Karpenter installation (with the NodeOverlay feature gate when a pool needs it)."""
     config = platform.config
     cluster = platform.cluster
     section = config.karpenter
@@ -334,21 +370,4 @@ def compose(platform: Platform) -> None:
         opts=platform.opts,
     )
     platform.components["karpenter"] = karpenter
-    # The AWS provider's default tags do not reach instances Karpenter launches: tag them here.
-    instance_tags = {"gpufleet:stack": platform.stack, "gpufleet:environment": config.environment, **config.tags}
-    efa_pools: list[GpuNodePool] = []
-    for pool in config.gpu_pools:
-        node_pool = GpuNodePool(
-            pool.name,
-            {**pool_args(config, pool), "karpenter": karpenter, "tags": instance_tags,
-             **({"vpc_id": platform.network.vpc_id} if pool.efa else {})},
-            opts=platform.opts,
-        )
-        platform.placements[pool.name] = node_pool.placement
-        if pool.efa:
-            efa_pools.append(node_pool)
-    if efa_pools:
-        # Advertises vpc.amazonaws.com/efa on the EFA pools' nodes (tolerating their taints).
-        platform.components["efa-device-plugin"] = EfaDevicePlugin(
-            "efa-device-plugin", {"placements": [p.placement for p in efa_pools], "wait_for": [karpenter]},
-            opts=platform.opts)
+    return karpenter

@@ -115,6 +115,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return _masked(value.get("value"))
+        if value.get(rpc._special_sig_key) == rpc._special_resource_sig:
+            return value.get("id") or value.get("urn")  # a resource reference, as analyzers receive it
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
@@ -148,7 +150,11 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         self._hook = hook
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
-        response = super().RegisterResource(request)
+        # The mock monitor would rehydrate a resource reference among the inputs (pulumi-eks's
+        # serviceRole) into a new resource object on its own thread's event loop, racing the program's;
+        # a provider that does not accept resources gets the reference as its ID or URN from the engine:
+        # so do the mocks.
+        response = super().RegisterResource(_references_downgraded(request))
         if request.type == "pulumi:pulumi:Stack":
             return response
         registered = self.resources[response.urn]
@@ -182,6 +188,38 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def _stack_urn_suffix(self) -> str:
         return f"pulumi:pulumi:Stack::{pulumi.get_project()}-{pulumi.get_stack()}"
+
+
+_SIGNATURE_KEY = rpc._special_sig_key
+_RESOURCE_REFERENCE = rpc._special_resource_sig
+
+
+def _references_downgraded(request):
+    """``request`` with every resource reference in its inputs replaced by the resource's ID (a
+    custom resource) or URN (a component), as the engine sends it to a provider that does not accept
+    resources; ``request`` itself when it holds none."""
+    if _RESOURCE_REFERENCE not in request.object.SerializeToString().decode("latin-1"):
+        return request
+    copy = type(request)()
+    copy.CopyFrom(request)
+
+    def walk(value) -> None:
+        kind = value.WhichOneof("kind")
+        if kind == "struct_value":
+            fields = value.struct_value.fields
+            if _SIGNATURE_KEY in fields and fields[_SIGNATURE_KEY].string_value == _RESOURCE_REFERENCE:
+                ref_id = fields["id"].string_value if "id" in fields else ""
+                value.string_value = ref_id or fields["urn"].string_value
+                return
+            for item in fields.values():
+                walk(item)
+        elif kind == "list_value":
+            for item in value.list_value.values:
+                walk(item)
+
+    for item in copy.object.fields.values():
+        walk(item)
+    return copy
 
 
 def _alias_text(alias) -> str:

@@ -58,6 +58,8 @@ class ScaleResult:
         requested_total = 0.0
         provisioned_total = 0
         for pool in self.pools.values():
+            if pool.system:
+                continue
             nodes = [n for n in self.placement.nodes if n.pool == pool.name]
             resource = pool.gpu_resource
             offered = sum(n.chosen[0].allocatable.get(resource, 0) for n in nodes)

@@ -41,7 +41,7 @@ from gpufleet.policies.pod_templates import PodTemplate, gpu_pod_templates
 from gpufleet.policies.rules._common import tolerates
 from gpufleet.policies.rules._device_plugin import mps_configs, time_slicing_configs
 from gpufleet.policies.rules._karpenter import (
-    INSTANCE_KEYS, NODEPOOL_KEY, NodeOverlay, NodePool, Requirement, instance_labels, node_overlay_gate,
+    NODEPOOL_KEY, NodeOverlay, NodePool, Requirement, node_overlay_gate,
     node_overlays, node_pools, overlay_capacity, requirement,
 )
 
@@ -194,8 +194,8 @@ def _term_misfit(pool: NodePool, pod: _Pod, placement: GpuPlacement, term: list[
                  overlays: _Overlays) -> str:
     candidates = list(pool.instance_types)
     for req in term:
-        if req.key in INSTANCE_KEYS:
-            candidates = [t for t in candidates if req.allows(instance_labels(t)[req.key])]
+        if req.key in pool.instance_keys:
+            candidates = [t for t in candidates if req.allows(pool.instance_labels(t)[req.key])]
             if not candidates:
                 return f"none of its instance types matches {_describe(req)}"
         elif not pool.can_carry(req):
