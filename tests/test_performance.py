@@ -208,6 +208,39 @@ def test_the_cli_and_the_rules_import_no_pulumi_sdk():
         assert heavy == [], f"{code}: imports {heavy[:5]}"
 
 
+def _imported_by_command(args: list[str], tmp_path: Any) -> set[str]:
+    """The modules loaded by the end of ``gpufleet ARGS``, run as a user runs it (output piped)."""
+    listing = tmp_path / "modules.txt"
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: open({str(listing)!r}, 'w').write('\\n'.join(sys.modules)))\n"
+            f"sys.argv = ['gpufleet', *{args!r}]\n"
+            "from gpufleet.infra.cli import main\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    return set(listing.read_text().split())
+
+
+def test_check_and_help_import_neither_pydantic_nor_the_pulumi_sdk(tmp_path):
+    """typer converts parameter values through pydantic; gpufleet's command line converts its strings,
+    paths, choices and flags itself (infra/cli_params.py), and check's text report on a pipe is laid
+    out without rich's Table (infra/cli_tables.py)."""
+    manifest = tmp_path / "gpu.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ml}\nspec:\n  containers:\n"
+        "  - name: c\n    image: vllm/vllm-openai:v0.11.0\n    resources: {limits: {nvidia.com/gpu: 1}}\n"
+    )
+    for args in (["--help"], ["check", str(manifest)], ["check", "--format", "json", "--assume", "gpu-quota", str(manifest)],
+                 ["check", "--production", "--output", str(tmp_path / "report.txt"), str(manifest)]):
+        modules = _imported_by_command(args, tmp_path)
+        assert "gpufleet.policies.rules" in modules or args == ["--help"]  # the command did run
+        heavy = sorted(m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core", "pulumi", "pulumi_aws",
+                                                                 "pulumi_kubernetes", "pulumi_policy"))
+        assert heavy == [] and "typer._adapters" not in modules, (args, heavy[:5])
+        if args[0] == "check" and "--format" not in args:
+            assert "rich.table" not in modules, args
+    assert "violation" in (tmp_path / "report.txt").read_text()
+
+
 def test_components_import_lazily_and_completely():
     import gpufleet.components as components
 
