@@ -60,7 +60,9 @@ def _replicas(subject: Subject, context: RuleContext) -> Iterator[str]:
 
 
 def _one_namespace(subjects, context: RuleContext):
-    namespaces = [s for s in subjects if s.is_a("", "Namespace")]
+    # By name: the engine hands a stack policy the resources in the order their registrations
+    # finished, which the RPC threads decide.
+    namespaces = sorted((s for s in subjects if s.is_a("", "Namespace")), key=lambda s: s.name)
     for extra in namespaces[1:]:
         yield extra, f"a second namespace ({len(namespaces)} in all)"
 
