@@ -308,6 +308,9 @@ def _problem(error: dict[str, Any]) -> str:
     return message
 
 
+_PARSED: dict[Any, StackConfig] = {}  # valid config maps parsed in this process
+
+
 def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]] = None,
                        project: Optional[str] = None) -> StackConfig:
     """Validate the ``gpufleet:*`` keys of an engine config map; keys of other namespaces must belong
@@ -316,7 +319,26 @@ def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[
     ``secret_keys``: the keys the engine marks secret; when given, a :data:`SECRET_KEYS` value that
     is not one of them is refused. ``project``: the Pulumi project's name (a user's program reads its
     own ``<project>:*`` keys).
+
+    The answer depends on these arguments only and a :class:`StackConfig` is immutable: a valid map
+    is validated once per process (a plan reads it in the CLI, ``plan_stack`` and the program).
     """
+    try:
+        key: Any = (frozenset(raw.items()), None if secret_keys is None else frozenset(secret_keys), project)
+    except TypeError:  # an unhashable value: not an engine config map, judged every time
+        key = None
+    if key not in _PARSED:
+        config = _validated_stack_config(raw, secret_keys, project)
+        if key is None:
+            return config
+        if len(_PARSED) >= 8:
+            _PARSED.clear()
+        _PARSED[key] = config
+    return _PARSED[key]
+
+
+def _validated_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]],
+                            project: Optional[str]) -> StackConfig:
     problems = namespace_problems([str(key) for key in raw], model_keys(StackConfig), project)
     if problems:
         raise ConfigError(problems)
