@@ -122,6 +122,39 @@ def test_the_recording_holds_what_message_to_dict_and_the_mocks_give(monkeypatch
     assert mismatches == []
 
 
+def test_plain_requests_get_the_struct_the_sdk_would_answer(monkeypatch):
+    """Where the engine answers a registration itself (plain JSON properties), the response is the
+    one the SDK's mock monitor gives: same values, same key order, for every resource of prod."""
+    from pulumi.runtime import rpc
+    from pulumi.runtime.proto import resource_pb2
+    from pulumi.runtime.sync_await import _sync_await
+
+    from gpufleet.infra.offline.plan import Project, plan_stack
+
+    answered: list[str] = []
+    mismatches: list[str] = []
+    plain_register = engine._RecordingMonitor._register_plain
+
+    def checked(self, request, inputs):
+        response = plain_register(self, request, inputs)
+        answered.append(request.type)
+        args = pulumi.runtime.mocks.MockResourceArgs(
+            typ=request.type, name=request.name, inputs=rpc.deserialize_properties(request.object),
+            provider=request.provider, resource_id=request.importId, custom=request.custom or False)
+        sdk_id, state = self.mocks.new_resource(args)
+        expected = resource_pb2.RegisterResourceResponse(  # as the SDK answers: the Struct copied in
+            urn=response.urn, id=sdk_id, object=_sync_await(rpc.serialize_properties(state, {}))).object
+        if response.id != sdk_id or not _strictly_equal(json_format.MessageToDict(response.object),
+                                                         json_format.MessageToDict(expected)):
+            mismatches.append(response.urn)
+        return response
+
+    monkeypatch.setattr(engine._RecordingMonitor, "_register_plain", checked)
+    plan_stack(Project.find(REPO), "prod")
+    assert {"kubernetes:batch/v1:Job", "aws:iam/role:Role", "pulumi:providers:kubernetes"} <= set(answered)
+    assert mismatches == []
+
+
 # -- the collector --------------------------------------------------------------------------------
 
 
@@ -131,7 +164,7 @@ def test_the_program_runs_with_the_collector_tuned_and_the_callers_settings_come
     gc.set_threshold(700, 11, 12)
     try:
         run_program(lambda: seen.append(gc.get_threshold()), project="gpufleet", stack="test", config={})
-        assert seen == [(engine.PROGRAM_GC_THRESHOLD, 11, 12)]
+        assert seen == [(10_000, 11, 100)] and engine.PROGRAM_GC_THRESHOLDS == (10_000, 10, 100)
         assert gc.get_threshold() == (700, 11, 12)
     finally:
         gc.set_threshold(*saved)
