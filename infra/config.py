@@ -14,7 +14,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Any, Collection, Literal, Mapping, Optional
+from contextlib import contextmanager
+from typing import Any, Collection, Iterator, Literal, Mapping, Optional
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -308,7 +309,20 @@ def _problem(error: dict[str, Any]) -> str:
     return message
 
 
-_PARSED: dict[Any, StackConfig] = {}  # valid config maps parsed in this process
+_REMEMBERED: dict[Any, StackConfig] = {}  # see remembered_config
+
+
+@contextmanager
+def remembered_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]], project: Optional[str],
+                      config: StackConfig) -> Iterator[None]:
+    """Within: :func:`parse_stack_config` of these arguments answers ``config`` without validating
+    again (``gpufleet plan`` validates the map, then the program reads the same one)."""
+    key = (frozenset(raw.items()), frozenset(secret_keys or ()), project)
+    _REMEMBERED[key] = config
+    try:
+        yield
+    finally:
+        del _REMEMBERED[key]
 
 
 def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]] = None,
@@ -319,26 +333,11 @@ def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[
     ``secret_keys``: the keys the engine marks secret; when given, a :data:`SECRET_KEYS` value that
     is not one of them is refused. ``project``: the Pulumi project's name (a user's program reads its
     own ``<project>:*`` keys).
-
-    The answer depends on these arguments only and a :class:`StackConfig` is immutable: a valid map
-    is validated once per process (a plan reads it in the CLI, ``plan_stack`` and the program).
     """
-    try:
-        key: Any = (frozenset(raw.items()), None if secret_keys is None else frozenset(secret_keys), project)
-    except TypeError:  # an unhashable value: not an engine config map, judged every time
-        key = None
-    if key not in _PARSED:
-        config = _validated_stack_config(raw, secret_keys, project)
-        if key is None:
-            return config
-        if len(_PARSED) >= 8:
-            _PARSED.clear()
-        _PARSED[key] = config
-    return _PARSED[key]
-
-
-def _validated_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]],
-                            project: Optional[str]) -> StackConfig:
+    if _REMEMBERED and secret_keys is not None:
+        remembered = _REMEMBERED.get((frozenset(raw.items()), frozenset(secret_keys), project))
+        if remembered is not None:
+            return remembered
     problems = namespace_problems([str(key) for key in raw], model_keys(StackConfig), project)
     if problems:
         raise ConfigError(problems)

@@ -184,37 +184,51 @@ def test_the_settings_come_back_when_the_program_fails():
 # -- the stack config -----------------------------------------------------------------------------
 
 
+def _counting_validations(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    problems = config_module.namespace_problems  # the first step of every validation
+    monkeypatch.setattr(config_module, "namespace_problems", lambda *a: calls.append(1) or problems(*a))
+    return calls
+
+
 def test_a_plan_validates_its_stack_config_once(monkeypatch):
     """``gpufleet plan`` reads the config in the CLI, in ``plan_stack`` and in the program: one
     validation (with a thousand services each walks them all)."""
     from gpufleet.infra.offline.plan import Project, plan_stack
 
-    config_module._PARSED.clear()
-    calls: list[int] = []
-    validated = config_module._validated_stack_config
-    monkeypatch.setattr(config_module, "_validated_stack_config", lambda *a: calls.append(1) or validated(*a))
+    calls = _counting_validations(monkeypatch)
     project = Project.find(REPO)
     plan_stack(project, "dev")
     project.stack_config("dev")  # as the CLI does afterwards
     assert len(calls) == 1
+    assert config_module._REMEMBERED == {}
 
 
-def test_a_config_with_problems_is_judged_every_time(monkeypatch):
-    calls: list[int] = []
-    validated = config_module._validated_stack_config
-    monkeypatch.setattr(config_module, "_validated_stack_config", lambda *a: calls.append(1) or validated(*a))
-    bad = {"gpufleet:environment": "nowhere", "gpufleet:region": "us-west-2", "gpufleet:kubernetesVersion": "1.35"}
-    for _ in range(2):
-        with pytest.raises(config_module.ConfigError):
-            config_module.parse_stack_config(bad)
-    assert len(calls) == 2
-
-
-def test_the_same_map_is_one_answer_and_other_secret_keys_another():
+def test_outside_a_plan_every_call_validates(monkeypatch):
     from gpufleet.infra.offline.plan import Project
 
     project = Project.find(REPO)
-    prod = project.stack_config("prod")
-    first = config_module.parse_stack_config(prod)
-    assert config_module.parse_stack_config(dict(reversed(list(prod.items())))) is first
-    assert config_module.parse_stack_config(prod, secret_keys=project.secret_keys("prod")) is not first
+    config, _ = project.validated_config("prod")
+    calls = _counting_validations(monkeypatch)
+    config_module.parse_stack_config(config)
+    config_module.parse_stack_config(config, secret_keys=project.secret_keys("prod"), project=project.name)
+    Project.find(REPO).stack_config("prod")  # another project object: validated anew
+    assert len(calls) == 3
+
+
+def test_a_changed_stack_file_is_validated_again(tmp_path, monkeypatch):
+    from gpufleet.infra.offline.plan import PlanInputError, Project
+
+    (tmp_path / "Pulumi.yaml").write_text((REPO / "Pulumi.yaml").read_text())
+    (tmp_path / "stacks").mkdir()
+    stack_file = tmp_path / "stacks" / "Pulumi.dev.yaml"
+    stack_file.write_text((REPO / "stacks" / "Pulumi.dev.yaml").read_text())
+    project = Project(tmp_path, "gpufleet", REPO / "infra", tmp_path / "stacks")
+    calls = _counting_validations(monkeypatch)
+    project.stack_config("dev")
+    project.stack_config("dev")
+    assert len(calls) == 1
+    stack_file.write_text(stack_file.read_text().replace("gpufleet:environment: dev", "gpufleet:environment: nowhere"))
+    with pytest.raises(PlanInputError):
+        project.stack_config("dev")
+    assert len(calls) == 2
