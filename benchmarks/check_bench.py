@@ -7,7 +7,8 @@ and stack rules) and the whole command.
 Also the start-up rows of the README's Performance table, as child processes (CPU and wall, medians
 of ``--rounds``, each paired with a bare ``python -c pass`` so a loaded machine shows in the ratio):
 ``gpufleet --help``, ``gpufleet check`` on one small file, and ``gpufleet check`` on 1,000 objects
-with the default text output and with ``--format json``.
+with the default text output and with ``--format json``; each with bytecode cached (as an installed
+package runs) and compiling gpufleet's source on every run (``PYTHONDONTWRITEBYTECODE=1`` in a checkout).
 Run by hand: ``venv/bin/python benchmarks/check_bench.py [--count 5000] [--rounds 5]``.
 """
 
@@ -25,7 +26,7 @@ from typer.testing import CliRunner
 from gpufleet.infra.cli import app
 from gpufleet.infra.manifests import load
 from gpufleet.policies.core import Subject, evaluate
-from timing import PYTHON, median_seconds, paired, run_child  # benchmarks/ is on sys.path: run as a script
+from timing import PYTHON, cpu_seconds, median_seconds, paired, run_child  # benchmarks/ is on sys.path: run as a script
 
 
 def manifests(count: int) -> list[dict[str, Any]]:
@@ -80,14 +81,18 @@ def main() -> None:
         subjects = [Subject.from_manifest(m.object) for m in loaded]
         violations = evaluate(subjects)  # warm: rule modules imported
 
-        load_s = median_seconds(lambda: load([str(path)]), args.rounds)
-        rules_s = median_seconds(lambda: evaluate([Subject.from_manifest(m.object) for m in loaded]), args.rounds)
         runner = CliRunner()
-        command_s = median_seconds(lambda: runner.invoke(app, ["check", "--format", "json", str(path)]), args.rounds)
-
+        measured = {
+            "load YAML": lambda: load([str(path)]),
+            "evaluate rules": lambda: evaluate([Subject.from_manifest(m.object) for m in loaded]),
+            "whole command": lambda: runner.invoke(app, ["check", "--format", "json", str(path)]),
+        }
         print(f"gpufleet check over {len(loaded)} manifests ({len(violations)} violations), median of {args.rounds}:")
-        for label, seconds in (("load YAML", load_s), ("evaluate rules", rules_s), ("whole command", command_s)):
-            print(f"  {label:<15} {seconds * 1000:8.1f} ms  {len(loaded) / seconds:10.0f} manifests/s")
+        for label, action in measured.items():
+            seconds = median_seconds(action, args.rounds)
+            cpu = statistics.median(cpu_seconds(action) for _ in range(args.rounds))
+            print(f"  {label:<15} {seconds * 1000:8.1f} ms wall {cpu * 1000:8.1f} ms CPU  "
+                  f"{len(loaded) / seconds:10.0f} manifests/s")
 
         thousand = Path(directory) / "thousand.yaml"
         thousand.write_text(yaml.safe_dump_all(manifests(1000), sort_keys=False))
@@ -95,20 +100,33 @@ def main() -> None:
         small.write_text(yaml.safe_dump_all(manifests(4), sort_keys=False))
         gpufleet = [PYTHON, "-m", "gpufleet"]
         bare = [PYTHON, "-c", "pass"]
-        print(f"start-up and check as child processes, median of {args.rounds} (bare python: the interpreter alone):")
-        for label, argv in (
+        rows = (
             ("gpufleet --help", [*gpufleet, "--help"]),
             ("check, 4 objects", [*gpufleet, "check", str(small)]),
             ("check, 1000 objects, text", [*gpufleet, "check", str(thousand)]),
             ("check, 1000 objects, json", [*gpufleet, "check", "--format", "json", str(thousand)]),
-        ):
-            usages: list = []
-            bares: list = []
-            paired(lambda: _keep(usages, run_child(argv)), lambda: _keep(bares, run_child(bare)), args.rounds)
-            cpu = statistics.median(u.cpu for u in usages)
-            wall = statistics.median(u.wall for u in usages)
-            bare_wall = statistics.median(u.wall for u in bares)
-            print(f"  {label:<27} {cpu:6.2f} s CPU  {wall:6.2f} s wall  (bare python {bare_wall:5.2f} s wall)")
+        )
+        # An installed package runs from bytecode pip compiled; a source checkout with
+        # PYTHONDONTWRITEBYTECODE=1 compiles every gpufleet module it imports, on every run.
+        modes = (
+            ("bytecode cached (an installed package)",
+             {"PYTHONDONTWRITEBYTECODE": "", "PYTHONPYCACHEPREFIX": str(Path(directory) / "pycache")}),
+            ("compiling gpufleet's source on every run (PYTHONDONTWRITEBYTECODE=1)", {"PYTHONDONTWRITEBYTECODE": "1"}),
+        )
+        print(f"start-up and check as child processes, median of {args.rounds} (bare python: the interpreter alone):")
+        for mode, env in modes:
+            print(f"  {mode}:")
+            for _, argv in rows:
+                run_child(argv, env=env)  # warm: bytecode written, files in the page cache
+            for label, argv in rows:
+                usages: list = []
+                bares: list = []
+                paired(lambda: _keep(usages, run_child(argv, env=env)), lambda: _keep(bares, run_child(bare, env=env)),
+                       args.rounds)
+                cpu = statistics.median(u.cpu for u in usages)
+                wall = statistics.median(u.wall for u in usages)
+                bare_wall = statistics.median(u.wall for u in bares)
+                print(f"    {label:<27} {cpu:6.2f} s CPU  {wall:6.2f} s wall  (bare python {bare_wall:5.2f} s wall)")
 
 
 def _keep(into: list, usage) -> float:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gpufleet.components.autoscaling import Keda, KedaArgs
     from gpufleet.components.cluster import AccessEntry, Cluster, ClusterArgs, SystemNodeGroup
+    from gpufleet.components.dra_driver import NvidiaDraDriver, NvidiaDraDriverArgs
     from gpufleet.components.efa import EfaDevicePlugin, EfaDevicePluginArgs
     from gpufleet.components.gpu_monitoring import AlertThresholds, GpuMonitoring, GpuMonitoringArgs, StandaloneDcgmExporter
     from gpufleet.components.gpu_node_pool import GpuNodePool, GpuNodePoolArgs
@@ -67,6 +68,8 @@ _LAZY = {
     "DynamicBatchingArgs": "gpufleet.components.triton_models",
     "EfaDevicePlugin": "gpufleet.components.efa",
     "EfaDevicePluginArgs": "gpufleet.components.efa",
+    "NvidiaDraDriver": "gpufleet.components.dra_driver",
+    "NvidiaDraDriverArgs": "gpufleet.components.dra_driver",
     "GpuMonitoring": "gpufleet.components.gpu_monitoring",
     "GpuMonitoringArgs": "gpufleet.components.gpu_monitoring",
     "GpuNodePool": "gpufleet.components.gpu_node_pool",
@@ -147,6 +150,8 @@ __all__ = [
     "ClusterQueueSpec",
     "EfaDevicePlugin",
     "EfaDevicePluginArgs",
+    "NvidiaDraDriver",
+    "NvidiaDraDriverArgs",
     "GpuMonitoring",
     "GpuMonitoringArgs",
     "GpuNodePool",

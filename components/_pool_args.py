@@ -18,6 +18,8 @@ from gpufleet.components.gpu_instances import EFA_INTERFACES, FAMILIES, INSTANCE
 from gpufleet.components.gpu_scheduling import (
     ACCELERATOR_LABEL,
     DEVICE_PLUGIN_CONFIG_LABEL,
+    DEVICE_PLUGIN_DEPLOY_LABEL,
+    DRA_ALLOCATION,
     GPU_TAINT_KEY,
     MIG_CONFIG_LABEL,
     MIG_PROFILES,
@@ -35,6 +37,7 @@ TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 BUDGET_REASONS = ("Underutilized", "Empty", "Drifted")
 AMI_FAMILIES = ("al2023", "bottlerocket")
 MIG_STRATEGIES = ("single", "mixed")
+ALLOCATIONS = ("devicePlugin", "dra")
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$")
@@ -49,7 +52,7 @@ _AMI_VERSION = re.compile(r"^(latest|v\d{8}|\d+\.\d+\.\d+)$")
 # Label domains Karpenter manages or refuses on a NodePool template (besides hostname/nodepool).
 _RESTRICTED_DOMAINS = ("kubernetes.io", "k8s.io", "karpenter.sh", "karpenter.k8s.aws")
 _ALLOWED_DOMAINS = ("node.kubernetes.io", "node-restriction.kubernetes.io")
-_OWN_LABELS = {ACCELERATOR_LABEL, POOL_LABEL, MIG_CONFIG_LABEL, DEVICE_PLUGIN_CONFIG_LABEL}
+_OWN_LABELS = {ACCELERATOR_LABEL, POOL_LABEL, MIG_CONFIG_LABEL, DEVICE_PLUGIN_CONFIG_LABEL, DEVICE_PLUGIN_DEPLOY_LABEL}
 _RESTRICTED_TAGS = ("eks:eks-cluster-name", "karpenter.sh/nodepool", "karpenter.sh/nodeclaim", "karpenter.k8s.aws/ec2nodeclass")
 
 
@@ -297,6 +300,48 @@ def efa(value: object, types: list[GpuInstanceType], sharing_mode: str) -> bool:
     return True
 
 
+def allocation(value: object, sharing: CheckedSharing, ami_family: str, types: list[GpuInstanceType],
+               consolidation_policy: str) -> str:
+    """``allocation``: ``devicePlugin`` or ``dra``. A DRA pool runs the NVIDIA DRA driver's kubelet
+    plugin instead of the device plugin, so what only the device plugin does cannot be asked of it:
+
+    - time-slicing and MPS are the device plugin's sharing (its config's ``sharing`` entries); the DRA
+      driver shares a device only among the containers of one claim;
+    - Bottlerocket's NVIDIA variants run their own device plugin, which no node label turns off;
+    - Karpenter v1.14 ignores DRA requests when it sizes and consolidates nodes
+      (karpenter-provider-aws v1.14.1 ``charts/karpenter/values.yaml`` ``settings.ignoreDRARequests:
+      true``): it would launch the cheapest type the pool allows whatever GPU count a claim asks for,
+      and consolidation (``WhenEmptyOrUnderutilized``) would move claims onto nodes whose GPUs are
+      taken. A DRA pool therefore has one GPU count across its instance types and consolidates only
+      empty nodes (``WhenEmpty``)."""
+    if value not in ALLOCATIONS:
+        raise PoolArgumentError("allocation", f"must be one of {', '.join(map(repr, ALLOCATIONS))}, got {value!r}")
+    if value != DRA_ALLOCATION:
+        return str(value)
+    if sharing.mode in ("time-slicing", "mps"):
+        raise PoolArgumentError("allocation", f"is 'dra' but sharing.mode is {sharing.mode!r}: {sharing.mode} is the "
+                                              "NVIDIA device plugin's sharing, and the device plugin does not run on a "
+                                              "DRA pool; use mode 'none' or 'mig', or allocation 'devicePlugin'")
+    if ami_family == "bottlerocket":
+        raise PoolArgumentError("allocation", "is 'dra' but ami_family is 'bottlerocket': its NVIDIA variant runs its "
+                                              "own device plugin, which would advertise the GPUs the DRA driver "
+                                              "allocates a second time; use ami_family 'al2023'")
+    counts = sorted({t.gpus for t in types})
+    if len(counts) > 1:
+        detail = ", ".join(f"{t.name} {t.gpus}" for t in types)
+        raise PoolArgumentError("allocation", f"is 'dra' but the instance types have different GPU counts ({detail}): "
+                                              "Karpenter ignores DRA claims when it picks a type "
+                                              "(settings.ignoreDRARequests), so a claim for more GPUs than the cheapest "
+                                              "type has would never get a node; list types with one GPU count "
+                                              "(instance_types) or split them into pools")
+    if consolidation_policy == "WhenEmptyOrUnderutilized":
+        raise PoolArgumentError("disruption.consolidation_policy", "is 'WhenEmptyOrUnderutilized' but allocation is "
+                                "'dra': Karpenter ignores DRA claims when it consolidates (settings.ignoreDRARequests) "
+                                "and would move pods onto nodes whose GPUs are all claimed; use 'WhenEmpty' (the "
+                                "default on DRA pools)")
+    return DRA_ALLOCATION
+
+
 def ami_family(value: object) -> str:
     if value not in AMI_FAMILIES:
         raise PoolArgumentError("ami_family", f"must be one of {', '.join(map(repr, AMI_FAMILIES))}, got {value!r}")
@@ -341,10 +386,17 @@ def _duration(value: object, field: str, pattern: re.Pattern[str]) -> str:
     return value
 
 
-def disruption(disruption: Mapping) -> dict:
+def consolidation_policy(disruption: object, allocation: object) -> object:
+    """The consolidation policy asked for, else the default: ``WhenEmpty`` on a DRA pool (see
+    :func:`allocation`), ``WhenEmptyOrUnderutilized`` otherwise."""
+    default = "WhenEmpty" if allocation == DRA_ALLOCATION else "WhenEmptyOrUnderutilized"
+    return disruption.get("consolidation_policy", default) if isinstance(disruption, Mapping) else default
+
+
+def disruption(disruption: Mapping, policy_default: str = "WhenEmptyOrUnderutilized") -> dict:
     if not isinstance(disruption, Mapping):
         raise PoolArgumentError("disruption", "must be a mapping")
-    policy = disruption.get("consolidation_policy", "WhenEmptyOrUnderutilized")
+    policy = disruption.get("consolidation_policy", policy_default)
     if policy not in CONSOLIDATION_POLICIES:
         raise PoolArgumentError("disruption.consolidation_policy", f"must be one of {', '.join(map(repr, CONSOLIDATION_POLICIES))}, got {policy!r}")
     after = _duration(disruption.get("consolidate_after", "30m"), "disruption.consolidate_after", _DURATION)

@@ -36,6 +36,12 @@ for at most the physical GPUs of a node. An overlay cannot correct the count: No
 documented as adding extended resources only, and raising ``nvidia.com/gpu`` would also make one node
 exceed the pool's ``limits.gpus``, which count physical GPUs.
 
+On EKS Auto Mode (``auto_mode``, the cluster's :class:`~gpufleet.components.auto_mode.AutoModeNodes`)
+there is no Karpenter release: the NodePool references an ``eks.amazonaws.com/v1`` NodeClass (node role,
+subnets, security groups, the root volume as ``ephemeralStorage``), its requirements name Auto Mode's
+labels, and the pool depends on the node role's access entry instead. What Auto Mode cannot do is
+refused by :mod:`gpufleet.components.auto_mode_pools` (AMI, GPU sharing, a node lifetime past 21 days).
+
 The arguments are checked (:mod:`gpufleet.components._pool_args`) against the GPU instance table
 (:mod:`gpufleet.components.gpu_instances`) before anything is registered, and the resulting
 :class:`~gpufleet.components.gpu_scheduling.GpuPlacement` (``placement``) is what workload components
@@ -53,7 +59,10 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from gpufleet.components import _pool_args as checks
+from gpufleet.components import auto_mode as auto
+from gpufleet.components import auto_mode_pools as auto_pools
 from gpufleet.components._pool_args import TYPE, PoolArgumentError
+from gpufleet.components.auto_mode import AutoModeNodes
 from gpufleet.components.gpu_scheduling import GPU_RESOURCE, POOL_LABEL, GpuPlacement
 from gpufleet.components._validate import check_arg_keys
 from gpufleet.components.karpenter import DISCOVERY_TAG, Karpenter
@@ -93,7 +102,8 @@ class PoolDisruption(TypedDict):
     """When Karpenter may remove or replace the pool's nodes."""
 
     consolidation_policy: NotRequired[Literal["WhenEmpty", "WhenEmptyOrUnderutilized"]]
-    """``WhenEmptyOrUnderutilized`` also repacks busy nodes. Default ``WhenEmptyOrUnderutilized``."""
+    """``WhenEmptyOrUnderutilized`` also repacks busy nodes. Default ``WhenEmptyOrUnderutilized``
+    (``WhenEmpty`` with ``allocation: dra``, which refuses ``WhenEmptyOrUnderutilized``)."""
     consolidate_after: NotRequired[str]
     """Quiet time before a node is consolidated, e.g. ``"30m"``, or ``"Never"``. Default ``"30m"``
     (GPU nodes take minutes to become ready: do not churn them)."""
@@ -143,9 +153,15 @@ class PoolSharing(TypedDict):
 class GpuNodePoolArgs(TypedDict):
     """Inputs of :class:`GpuNodePool`. The pool's name is the component's name."""
 
-    karpenter: Karpenter
+    karpenter: NotRequired[Karpenter]
     """The Karpenter installation that provisions the pool: node role, discovery tag, and the
-    release both objects depend on. Required."""
+    release both objects depend on. Exactly one of this and ``auto_mode`` is required."""
+    auto_mode: NotRequired[AutoModeNodes]
+    """The EKS Auto Mode cluster that provisions the pool (``Cluster.auto_mode``): the pool becomes a
+    NodePool on an ``eks.amazonaws.com/v1`` NodeClass with requirements on Auto Mode's labels, and
+    ``ami_family``, ``ami_version`` and GPU sharing are refused (AWS picks the AMI and runs the NVIDIA
+    device plugin). ``expire_after`` defaults to ``336h`` there and may not exceed ``504h`` (Auto Mode
+    replaces nodes after 21 days). Exactly one of this and ``karpenter`` is required."""
     limits: PoolLimits
     """Upper bounds of the pool's capacity. Required."""
     instance_families: NotRequired[Sequence[str]]
@@ -158,7 +174,8 @@ class GpuNodePoolArgs(TypedDict):
     capacity_reservation_ids: NotRequired[Sequence[str]]
     """On-demand capacity reservations or capacity blocks (``cr-...``) the pool may use. Default none."""
     ami_family: NotRequired[Literal["al2023", "bottlerocket"]]
-    """AMI alias family; Karpenter picks its NVIDIA variant for GPU instances. Default ``al2023``."""
+    """AMI alias family; Karpenter picks its NVIDIA variant for GPU instances. Default ``al2023``
+    (not with ``auto_mode``)."""
     ami_version: NotRequired[str]
     """AMI alias version: ``latest`` or a release such as ``v20260101`` (AL2023) / ``1.40.0``
     (Bottlerocket). Pin it in production: ``latest`` rolls every node when AWS publishes an AMI.
@@ -170,7 +187,8 @@ class GpuNodePoolArgs(TypedDict):
     disruption: NotRequired[PoolDisruption]
     """Consolidation and budgets. Default: see :class:`PoolDisruption`."""
     expire_after: NotRequired[str]
-    """Node lifetime before replacement (picks up new AMIs), e.g. ``"720h"``, or ``"Never"``. Default ``"720h"``."""
+    """Node lifetime before replacement (picks up new AMIs), e.g. ``"720h"``, or ``"Never"``. Default
+    ``"720h"`` (with ``auto_mode``: ``"336h"``, at most ``"504h"``)."""
     termination_grace_period: NotRequired[str]
     """Longest a draining node waits for its pods, e.g. ``"2h"``: after it Karpenter evicts pods
     despite their PodDisruptionBudgets or ``karpenter.sh/do-not-disrupt``, so a single-replica
@@ -198,6 +216,13 @@ class GpuNodePoolArgs(TypedDict):
     (:class:`~gpufleet.components.efa.EfaDevicePlugin`). Default false."""
     vpc_id: NotRequired[pulumi.Input[str]]
     """VPC of the cluster, for the EFA security group. Required with ``efa``."""
+    allocation: NotRequired[Literal["devicePlugin", "dra"]]
+    """How pods get the GPUs: ``devicePlugin`` (``nvidia.com/gpu`` limits) or ``dra`` (Kubernetes 1.34+:
+    the nodes are labelled ``nvidia.com/gpu.deploy.device-plugin: "false"`` so the GPU Operator runs no
+    device plugin there, the NVIDIA DRA driver's kubelet plugin publishes the GPUs, and workloads claim
+    them with ResourceClaimTemplates). A DRA pool has no time-slicing or MPS, no Bottlerocket, one GPU
+    count across its instance types and ``WhenEmpty`` consolidation (Karpenter ignores DRA claims).
+    Default ``devicePlugin``."""
 
 
 class GpuNodePool(pulumi.ComponentResource):
@@ -213,10 +238,19 @@ class GpuNodePool(pulumi.ComponentResource):
     def __init__(self, name: str, args: GpuNodePoolArgs, opts: Optional[pulumi.ResourceOptions] = None):
         check_arg_keys(args, GpuNodePoolArgs, name=TYPE)
         karpenter = args.get("karpenter")
-        if not isinstance(karpenter, Karpenter):
-            raise ValueError(f"{TYPE}: karpenter is required (the Karpenter component that provisions the pool)")
-        spec = pool_spec(name, args)
-        if spec.node_overlays and not karpenter.node_overlays:
+        nodes = args.get("auto_mode")
+        if karpenter is None and nodes is None:
+            raise ValueError(f"{TYPE}: karpenter is required (the Karpenter component that provisions the pool), "
+                             "or auto_mode (Cluster.auto_mode) on an EKS Auto Mode cluster")
+        if karpenter is not None and nodes is not None:
+            raise ValueError(f"{TYPE}: give karpenter or auto_mode, not both: an EKS Auto Mode cluster provisions "
+                             "nodes itself, self-managed Karpenter would compete for the same pods")
+        if karpenter is not None and not isinstance(karpenter, Karpenter):
+            raise ValueError(f"{TYPE}: karpenter must be the Karpenter component, got {type(karpenter).__name__}")
+        if nodes is not None and not isinstance(nodes, AutoModeNodes):
+            raise ValueError(f"{TYPE}: auto_mode must be Cluster.auto_mode (AutoModeNodes), got {type(nodes).__name__}")
+        spec = pool_spec(name, args, auto_mode=nodes is not None)
+        if karpenter is not None and spec.node_overlays and not karpenter.node_overlays:
             raise PoolArgumentError("karpenter", (
                 f"must run with node_overlays=True: the pool's {spec.placement.gpu_resource} (sharing.mode "
                 f"{spec.placement.sharing!r}) exists for Karpenter only through NodeOverlays, which it ignores "
@@ -227,17 +261,29 @@ class GpuNodePool(pulumi.ComponentResource):
 
         super().__init__(TYPE, name, {}, opts)
         efa_group = _efa_security_group(name, args["vpc_id"], spec.tags, parent=self) if spec.placement.efa else None
-        # Everything needs the controller (and its CRDs, IAM and queue) and must be deleted before it.
-        after_karpenter = pulumi.ResourceOptions(parent=self, depends_on=[karpenter])
+        # Everything needs the controller (and its CRDs, IAM and queue), or on Auto Mode the node
+        # role's access entry, and must be deleted before it.
+        provisioner: list[pulumi.Resource] = [karpenter] if karpenter is not None else list(nodes.ready)  # type: ignore[union-attr]
+        after_karpenter = pulumi.ResourceOptions(parent=self, depends_on=provisioner)
         # Deleting the pool's objects waits for its nodes to drain (at most the grace period).
         drain = pulumi.CustomTimeouts(delete=spec.delete_timeout)
 
+        efa_group_id = efa_group.id if efa_group is not None else None
+        if nodes is not None:
+            api_version, kind = auto.NODE_CLASS_API_VERSION, auto.NODE_CLASS_KIND
+            class_spec = auto.node_class_spec(
+                role=nodes.node_role_name, cluster_name=nodes.cluster_name,
+                security_group_ids=[nodes.cluster_security_group_id, *([efa_group_id] if efa_group_id is not None else [])],
+                storage=spec.ephemeral_storage or {}, tags=spec.tags, capacity_reservation_ids=spec.capacity_reservation_ids)
+        else:
+            api_version, kind = "karpenter.k8s.aws/v1", "EC2NodeClass"
+            class_spec = _node_class_spec(spec, karpenter, efa_group_id)  # type: ignore[arg-type]
         node_class = k8s.apiextensions.CustomResource(
             f"{name}-nodeclass",
-            api_version="karpenter.k8s.aws/v1",
-            kind="EC2NodeClass",
+            api_version=api_version,
+            kind=kind,
             metadata={"name": name},
-            spec=_node_class_spec(spec, karpenter, efa_group.id if efa_group is not None else None),
+            spec=class_spec,
             opts=pulumi.ResourceOptions.merge(after_karpenter, pulumi.ResourceOptions(
                 # Its finalizer holds the deletion until the pool's nodes are drained and terminated.
                 custom_timeouts=drain,
@@ -251,7 +297,7 @@ class GpuNodePool(pulumi.ComponentResource):
             spec=spec.node_pool,
             # Deleted before its node class, whose finalizer waits for the pool's nodes to go. The
             # deletion itself cascades (foreground) to the pool's NodeClaims, which drain first.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[karpenter, node_class], custom_timeouts=drain),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*provisioner, node_class], custom_timeouts=drain),
         )
         for overlay_name, overlay_spec in spec.node_overlays.items():
             k8s.apiextensions.CustomResource(
@@ -282,22 +328,37 @@ class PoolSpec:
     node_overlays: dict[str, dict]
     """NodeOverlay name → ``spec``: one per instance type when Karpenter needs to learn the pool's
     shared GPU resource; empty otherwise."""
+    auto_mode: bool = False
+    """The pool is an EKS Auto Mode NodePool (an ``eks.amazonaws.com/v1`` NodeClass)."""
+    ephemeral_storage: Optional[dict] = None
+    """On Auto Mode: the NodeClass ``ephemeralStorage`` (the root volume's size, IOPS, throughput)."""
 
 
-def pool_spec(name: str, args: Mapping) -> PoolSpec:
-    """Check ``args`` against the GPU instance table; raise :class:`PoolArgumentError` naming the field."""
+def pool_spec(name: str, args: Mapping, *, auto_mode: bool = False) -> PoolSpec:
+    """Check ``args`` against the GPU instance table (and, with ``auto_mode``, against what EKS Auto
+    Mode supports: :func:`gpufleet.components.auto_mode_pools.check_args`); raise
+    :class:`PoolArgumentError` naming the field."""
     checks.pool_name(name)
+    if auto_mode:
+        auto_pools.check_args(name, args)
+    # Every family of the GPU instance table is one Auto Mode launches (a test keeps it so).
     types = checks.instance_types(args)
     capacity_types = checks.capacity_types(args.get("capacity_types", ["on-demand"]))
     reservations = checks.reservations(args.get("capacity_reservation_ids", []), capacity_types)
     limits = checks.limits(args.get("limits"), types)
-    ami_family = checks.ami_family(args.get("ami_family", "al2023"))
-    ami_version = checks.ami_version(args.get("ami_version", "latest"))
+    ami_family = auto.AUTO_MODE_AMI if auto_mode else checks.ami_family(args.get("ami_family", "al2023"))
+    ami_version = "" if auto_mode else checks.ami_version(args.get("ami_version", "latest"))
     labels = checks.labels(args.get("labels", {}))
     extra_taints = checks.taints(args.get("taints", []))
     sharing = checks.sharing(args.get("sharing", {"mode": "none"}), types)
-    checks.sharing_on_ami(sharing, ami_family)
+    if auto_mode:
+        auto_pools.check_sharing(sharing)
+    else:
+        checks.sharing_on_ami(sharing, ami_family)
     efa = checks.efa(args.get("efa", False), types, sharing.mode)
+    allocation = args.get("allocation", "devicePlugin")
+    policy = checks.consolidation_policy(args.get("disruption", {}), allocation)
+    allocation = checks.allocation(allocation, sharing, ami_family, types, str(policy))
     placement = GpuPlacement(
         pool=name,
         instance_types=tuple(types),
@@ -313,13 +374,18 @@ def pool_spec(name: str, args: Mapping) -> PoolSpec:
         mig_strategy=checks.mig_strategy(args.get("mig_strategy", "mixed")),
         extra_taints=tuple(extra_taints),
         efa=efa,
+        allocation=allocation,  # type: ignore[arg-type]
     )
-    expire_after = checks.expire_after(args.get("expire_after", "720h"))
+    if auto_mode:
+        expire_after = auto_pools.expire_after(args.get("expire_after", auto.DEFAULT_EXPIRE_AFTER))
+    else:
+        expire_after = checks.expire_after(args.get("expire_after", "720h"))
     grace = args.get("termination_grace_period")
     grace = checks.grace_period(DEFAULT_TERMINATION_GRACE_PERIOD if grace is None else grace)
     template_spec: dict = {
-        "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": name},
-        "requirements": _requirements(args, capacity_types),
+        "nodeClassRef": (auto.node_class_ref(name) if auto_mode
+                         else {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": name}),
+        "requirements": _requirements(args, capacity_types, auto_mode=auto_mode),
         "taints": placement.taints(),
         "expireAfter": expire_after,
         "terminationGracePeriod": grace,
@@ -327,20 +393,27 @@ def pool_spec(name: str, args: Mapping) -> PoolSpec:
     node_pool: dict = {
         "template": {"metadata": {"labels": placement.node_labels()}, "spec": template_spec},
         "limits": {GPU_RESOURCE: limits["gpus"], "cpu": limits["cpu"], "memory": f"{limits['memory_gib']}Gi"},
-        "disruption": checks.disruption(args.get("disruption", {})),
+        "disruption": checks.disruption(args.get("disruption", {}),
+                                        "WhenEmpty" if placement.dra else "WhenEmptyOrUnderutilized"),
     }
     weight = checks.weight(args.get("weight"))
     if weight is not None:
         node_pool["weight"] = weight
+    volume = args.get("root_volume", {})
+    tags = checks.tags(args.get("tags", {}))
+    if auto_mode:
+        auto_pools.check_tags(tags)
     return PoolSpec(
         placement=placement,
         node_pool=node_pool,
-        block_devices=checks.block_devices(args.get("root_volume", {}), ami_family),
-        ami_alias=f"{ami_family}@{ami_version}",
-        tags=checks.tags(args.get("tags", {})),
+        block_devices=checks.block_devices(volume, "al2023" if auto_mode else ami_family),
+        ami_alias="" if auto_mode else f"{ami_family}@{ami_version}",
+        tags=tags,
         capacity_reservation_ids=reservations,
         delete_timeout=f"{checks.minutes(grace) + DRAIN_TIMEOUT_MARGIN_MINUTES}m",
         node_overlays=node_overlays(placement),
+        auto_mode=auto_mode,
+        ephemeral_storage=auto_pools.ephemeral_storage(volume) if auto_mode else None,
     )
 
 
@@ -348,7 +421,8 @@ def node_overlays(placement: GpuPlacement) -> dict[str, dict]:
     """The NodeOverlays (name → ``spec``) that tell Karpenter the shared GPU resource of ``placement``'s
     nodes, one per instance type (the amount differs per type); none for whole GPUs or MIG with the
     ``single`` strategy, whose ``nvidia.com/gpu`` Karpenter already knows."""
-    if placement.gpu_resource == GPU_RESOURCE:
+    if placement.gpu_resource == GPU_RESOURCE or placement.dra:
+        # DRA pods claim devices, not the extended resource an overlay would add.
         return {}
     return {
         f"{placement.pool}-{instance.name.replace('.', '-')}": {
@@ -407,15 +481,19 @@ def _node_class_spec(spec: PoolSpec, karpenter: Karpenter, efa_group_id: Optiona
     return node_class
 
 
-def _requirements(args: Mapping, capacity_types: list[str]) -> list[dict]:
+def _requirements(args: Mapping, capacity_types: list[str], *, auto_mode: bool = False) -> list[dict]:
     if args.get("instance_families"):
-        selection = {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": list(args["instance_families"])}
+        family_key = auto.FAMILY_LABEL if auto_mode else "karpenter.k8s.aws/instance-family"
+        selection = {"key": family_key, "operator": "In", "values": list(args["instance_families"])}
     else:
         selection = {"key": INSTANCE_TYPE_KEY, "operator": "In", "values": list(args["instance_types"])}
-    return [
+    requirements = [
         selection,
         {"key": "karpenter.sh/capacity-type", "operator": "In", "values": capacity_types},
         # Every supported GPU family is x86; the NVIDIA AMI variants are chosen per architecture.
         {"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]},
-        {"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]},
     ]
+    if not auto_mode:
+        # Auto Mode runs Linux only and refuses kubernetes.io/os in NodePool requirements.
+        requirements.append({"key": "kubernetes.io/os", "operator": "In", "values": ["linux"]})
+    return requirements

@@ -90,10 +90,14 @@ AMI_SHIPS: Mapping[AmiFamily, AmiShips] = {
     "al2023": AmiShips(driver=True, toolkit=True, device_plugin=False),
     # Bottlerocket NVIDIA variants: driver, toolkit and the NVIDIA device plugin (kubelet-device-plugins).
     "bottlerocket": AmiShips(driver=True, toolkit=True, device_plugin=True),
+    # EKS Auto Mode's AMIs: the NVIDIA driver and the NVIDIA device plugin (not a DaemonSet), so the
+    # operator runs GPU Feature Discovery and the DCGM exporter only.
+    "eks-auto-mode": AmiShips(driver=True, toolkit=True, device_plugin=True),
 }
 """The one table deciding which GPU Operator operands run: those the AMI does not ship.
 Source: Amazon EKS User Guide, "Amazon EKS optimized accelerated AMIs"; Bottlerocket
-"NVIDIA GPU support" (``aws-k8s-*-nvidia`` variants)."""
+"NVIDIA GPU support" (``aws-k8s-*-nvidia`` variants); EKS Auto Mode, "Deploy an accelerated workload"
+(``auto-accelerated.adoc``: Auto Mode includes the NVIDIA drivers and the NVIDIA device plugin)."""
 
 
 def operand_switches(ami_families: Sequence[AmiFamily]) -> dict[str, bool]:
@@ -268,6 +272,9 @@ def sharing_problem(placement: GpuPlacement) -> Optional[str]:
     """Why the GPU Operator cannot share ``placement``'s GPUs as asked, or ``None``."""
     if placement.sharing == "none":
         return None
+    if placement.ami_family == "eks-auto-mode":
+        return (f"sharing {placement.sharing} needs the GPU Operator's device plugin or MIG manager, but EKS Auto Mode "
+                "nodes run AWS's own NVIDIA device plugin; use whole GPUs on Auto Mode")
     if placement.ami_family == "bottlerocket":
         return (f"sharing {placement.sharing} needs the GPU Operator's device plugin, but Bottlerocket ships its own "
                 "(configure sharing in its kubelet-device-plugins settings, or use al2023)")

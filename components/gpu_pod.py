@@ -24,6 +24,7 @@ import math
 import re
 from typing import Any, Mapping, Optional
 
+from gpufleet.components import gpu_claims
 from gpufleet.components.gpu_scheduling import PRIORITY_CLASSES, GpuPlacement
 
 HOSTNAME_TOPOLOGY_KEY = "kubernetes.io/hostname"
@@ -74,11 +75,17 @@ def gpu_resources(placement: GpuPlacement, gpus: int, cpu: str, memory: str, *, 
                   field: str = "") -> dict[str, dict[str, Any]]:
     """Container ``resources``: requests equal limits for GPU, CPU and memory (Guaranteed QoS, so
     the kubelet evicts the pod last under node pressure). GPUs are whole units of
-    ``placement.gpu_resource`` (extended resources cannot be overcommitted or fractional).
+    ``placement.gpu_resource`` (extended resources cannot be overcommitted or fractional); on a DRA
+    pool the container names the pod's GPU claim instead (``claims: [{name: gpus}]``, see
+    :mod:`~gpufleet.components.gpu_claims`), whose template asks for ``gpus`` devices.
     ``field`` prefixes the argument names in errors (e.g. ``"canary."``)."""
     check_gpus(placement, gpus, f"{field}gpus", name=name)
     check_quantity(cpu, f"{field}cpu", name=name)
     check_quantity(memory, f"{field}memory", name=name)
+    if placement.dra:
+        # DRA pool: the GPUs come from the pod's claim (gpu_claims), not from an extended resource.
+        amounts: dict[str, Any] = {"cpu": cpu, "memory": memory}
+        return {"requests": dict(amounts), "limits": dict(amounts), "claims": gpu_claims.container_claims()}
     amounts = {"cpu": cpu, "memory": memory, placement.gpu_resource: gpus}
     return {"requests": dict(amounts), "limits": dict(amounts)}
 

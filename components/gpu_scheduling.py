@@ -59,6 +59,31 @@ MIG_CONFIG_LABEL = "nvidia.com/mig.config"
 """Node label the GPU Operator's mig-manager reads: the MIG layout (e.g. ``all-1g.10gb``) to apply."""
 DEVICE_PLUGIN_CONFIG_LABEL = "nvidia.com/device-plugin.config"
 """Node label that picks the device plugin's config (e.g. a time-slicing config) for that node."""
+DEVICE_PLUGIN_DEPLOY_LABEL = "nvidia.com/gpu.deploy.device-plugin"
+"""Node label the GPU Operator places its device plugin DaemonSet with. The operator's node labeller
+sets it to ``"true"`` on GPU nodes only when it is absent (gpu-operator v26.7.0
+``controllers/state_manager.go``, ``gpuWorkloadConfiguration.addGPUStateLabels``: "If a required
+state label already exists on the node, honor the current value"), so a pool whose nodes start with
+``"false"`` never runs the device plugin: DRA pools (:data:`DRA_ALLOCATION`)."""
+
+DEVICE_PLUGIN_ALLOCATION = "devicePlugin"
+"""GPUs advertised as extended resources (``nvidia.com/gpu``) by the NVIDIA device plugin."""
+DRA_ALLOCATION = "dra"
+"""GPUs published as DRA devices (ResourceSlices) by the NVIDIA DRA driver's kubelet plugin and claimed
+through ResourceClaimTemplates (``resource.k8s.io/v1``, Kubernetes 1.34 or later)."""
+DRA_GPU_DEVICE_CLASS = "gpu.nvidia.com"
+"""DeviceClass of whole GPUs the NVIDIA DRA driver installs (k8s-dra-driver-gpu v25.12.0 chart,
+``templates/deviceclass-gpu.yaml``: ``device.driver == 'gpu.nvidia.com' &&
+device.attributes['gpu.nvidia.com'].type == 'gpu'``)."""
+DRA_MIG_DEVICE_CLASS = "mig.nvidia.com"
+"""DeviceClass of MIG devices the NVIDIA DRA driver installs (its ``type`` attribute is ``mig``). The
+driver publishes the MIG devices that exist (mig-manager cuts them) with a ``profile`` string
+attribute, e.g. ``1g.10gb`` (k8s-dra-driver-gpu v25.12.0 ``cmd/gpu-kubelet-plugin/deviceinfo.go``,
+``MigDeviceInfo.GetDevice``)."""
+DRA_DRIVER = "gpu.nvidia.com"
+"""The NVIDIA DRA driver's name: the domain of its device attributes (``device.attributes['gpu.nvidia.com']``)."""
+DRA_MIN_KUBERNETES = (1, 34)
+"""``resource.k8s.io/v1`` (DRA GA) is served from Kubernetes 1.34."""
 
 SYSTEM_NODE_SELECTOR = {"gpufleet.io/node-role": "system"}
 """Selector of the system node group (controllers, operators). Same label as ``cluster.SYSTEM_NODE_LABEL``."""
@@ -82,7 +107,10 @@ PRIORITY_CLASSES: Mapping[str, str] = {
 }
 """Role → PriorityClass name. Inference preempts; batch never preempts."""
 
-AmiFamily = Literal["al2023", "bottlerocket"]
+AmiFamily = Literal["al2023", "bottlerocket", "eks-auto-mode"]
+"""What the pool's nodes boot: an EKS NVIDIA AMI Karpenter selects (``al2023``, ``bottlerocket``), or
+the AMI EKS Auto Mode picks (``eks-auto-mode``, :data:`gpufleet.components.auto_mode.AUTO_MODE_AMI`)."""
+Allocation = Literal["devicePlugin", "dra"]
 Sharing = Literal["none", "time-slicing", "mps", "mig"]
 MigStrategy = Literal["single", "mixed"]
 
@@ -144,6 +172,9 @@ class GpuPlacement:
     efa: bool = False
     """The pool's nodes get their EFA interfaces (GpuNodePool ``efa``): pods requesting
     :data:`EFA_RESOURCE` make Karpenter attach them, and the EFA security group is on the nodes."""
+    allocation: Allocation = "devicePlugin"
+    """How pods get the pool's GPUs: ``devicePlugin`` (``nvidia.com/gpu`` limits) or ``dra`` (a
+    ResourceClaimTemplate on :attr:`device_class`; the device plugin is off on these nodes)."""
 
     def node_labels(self) -> dict[str, str]:
         """Every label gpufleet puts on this pool's nodes."""
@@ -152,7 +183,32 @@ class GpuPlacement:
             labels[MIG_CONFIG_LABEL] = f"all-{self.mig_profile}"
         elif self.sharing in ("time-slicing", "mps"):
             labels[DEVICE_PLUGIN_CONFIG_LABEL] = self.device_plugin_config
+        if self.dra:
+            labels[DEVICE_PLUGIN_DEPLOY_LABEL] = "false"
         return labels
+
+    @property
+    def dra(self) -> bool:
+        """Pods claim this pool's GPUs through DRA (``allocation: dra``)."""
+        return self.allocation == DRA_ALLOCATION
+
+    @property
+    def device_class(self) -> str:
+        """The DeviceClass a DRA claim on this pool names: ``mig.nvidia.com`` on a MIG pool, else
+        ``gpu.nvidia.com``; empty on a device-plugin pool."""
+        if not self.dra:
+            return ""
+        return DRA_MIG_DEVICE_CLASS if self.sharing == "mig" else DRA_GPU_DEVICE_CLASS
+
+    @property
+    def quota_resource(self) -> str:
+        """The ResourceQuota key that counts this pool's GPUs: ``requests.<gpu_resource>`` for the
+        device plugin, ``<device class>.deviceclass.resource.k8s.io/devices`` for DRA (the quota
+        evaluator of ResourceClaims, Kubernetes ``pkg/quota/v1/evaluator/core/resource_claims.go``,
+        ``resourceClaimEvaluator.Usage``)."""
+        if self.dra:
+            return f"{self.device_class}.deviceclass.resource.k8s.io/devices"
+        return f"requests.{self.gpu_resource}"
 
     @property
     def device_plugin_config(self) -> str:
@@ -168,7 +224,9 @@ class GpuPlacement:
     @property
     def gpu_resource(self) -> str:
         """The resource name pods request on this pool: ``nvidia.com/gpu``, ``nvidia.com/gpu.shared``
-        (time-slicing or MPS, renamed by default) or ``nvidia.com/mig-<profile>`` (MIG, mixed strategy)."""
+        (time-slicing or MPS, renamed by default) or ``nvidia.com/mig-<profile>`` (MIG, mixed strategy).
+        On a DRA pool pods claim devices instead; this stays the name quotas are kept in (Kueue maps
+        the pool's DeviceClass to it, ``Kueue`` ``deviceClassMappings``)."""
         if self.sharing in ("time-slicing", "mps"):
             return SHARED_GPU_RESOURCE
         if self.sharing == "mig" and self.mig_strategy == "mixed":

@@ -66,7 +66,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from gpufleet.components import gpu_pod
+from gpufleet.components import gpu_claims, gpu_pod
 from gpufleet.components._validate import check_arg_keys, require, require_int_range
 from gpufleet.components.autoscaling import (
     SCALED_OBJECT_API_VERSION,
@@ -172,6 +172,9 @@ class ServicePlan:
     loaders: dict[str, dict[str, Any]]
     """Variant → :class:`~gpufleet.components.model_loader.ModelWeightsLoaderArgs` of its weights
     download (variants with a ``weights_source`` only)."""
+    claim_template: Optional[dict[str, Any]] = None
+    """On a DRA pool: the ``spec`` of the ResourceClaimTemplate ``<service>-gpus`` every predictor pod
+    claims its GPUs from (:mod:`~gpufleet.components.gpu_claims`); none on a device-plugin pool."""
 
     @property
     def stable(self) -> VariantPlan:
@@ -288,6 +291,7 @@ def plan_inference_service(name: str, args: InferenceServiceArgs) -> ServicePlan
             "minReplicas": replicas,
             "labels": labels,
             **gpu_pod.gpu_scheduling(placement),
+            **gpu_claims.pod_claims(placement, gpu_claims.template_name(service)),
             "securityContext": gpu_pod.pod_security_context(),
             "priorityClassName": gpu_pod.priority_class_name("inference"),
             "terminationGracePeriodSeconds": grace,
@@ -352,6 +356,7 @@ def plan_inference_service(name: str, args: InferenceServiceArgs) -> ServicePlan
         } if scales else None,
         monitor_labels=monitor_labels,
         loaders=loaders,
+        claim_template=gpu_claims.claim_template_spec(placement, gpus) if placement.dra else None,
     )
 
 
@@ -374,6 +379,14 @@ class InferenceService(pulumi.ComponentResource):
         self.service_name = service
         meta = {"namespace": namespace, "labels": {"app.kubernetes.io/managed-by": "gpufleet"}}
 
+        claims: list[pulumi.Resource] = []
+        if plan.claim_template is not None:
+            claims.append(k8s.resource.v1.ResourceClaimTemplate(
+                f"{name}-gpu-claim",
+                metadata={**meta, "name": gpu_claims.template_name(service)},
+                spec=plan.claim_template,
+                opts=child,
+            ))
         isvcs: dict[str, k8s.apiextensions.CustomResource] = {}
         for key, variant in plan.variants.items():
             loader_args = plan.loaders.get(key)
@@ -387,8 +400,8 @@ class InferenceService(pulumi.ComponentResource):
                 metadata={"namespace": namespace, "name": variant.name, "labels": variant.labels,
                           "annotations": variant.annotations},
                 spec=variant.spec,
-                # the predictors mount the weights: download them first
-                opts=pulumi.ResourceOptions(parent=self, depends_on=loaders or None),
+                # the predictors mount the weights (download them first) and claim their GPUs
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*loaders, *claims] or None),
             )
             if variant.disruption_budget is not None:
                 k8s.policy.v1.PodDisruptionBudget(

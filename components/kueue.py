@@ -27,7 +27,7 @@ controller (whose finalizers must run) goes away.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping, Optional, Sequence, TypedDict
+from typing import Any, Iterable, Mapping, Optional, Sequence, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -203,6 +203,7 @@ class Kueue(pulumi.ComponentResource):
                 args.get("pods_ready_timeout_minutes", 15), "pods_ready_timeout_minutes", 1, 180, name=TYPE),
             block_admission=bool(args.get("block_admission", False)),
             enable_prometheus=bool(args.get("enable_prometheus", False)),
+            device_class_mappings=device_class_mappings(placements.values()),
         )
 
         super().__init__(TYPE, name, {}, opts)
@@ -376,16 +377,45 @@ def cluster_queue_spec(
     return spec
 
 
+DRA_FEATURE_GATE = "DynamicResourceAllocation"
+"""Kueue's feature gate for counting ResourceClaimTemplates of queued pods (alpha since 0.14, off by
+default at 0.19: ``pkg/features/kube_features.go``)."""
+
+
+def device_class_mappings(placements: Iterable[GpuPlacement]) -> list[dict[str, Any]]:
+    """Kueue ``resources.deviceClassMappings`` for the DRA pools: each pool's DeviceClass counted in its
+    :attr:`GpuPlacement.gpu_resource`, the name its flavor's quota is in, so a DRA pool's GPUs take
+    the same ClusterQueue quota as a device-plugin pool's. Kueue 0.19.2 counts the ``exactly`` requests
+    of the ResourceClaimTemplates a pod set names, ``count`` devices each, in the mapped name
+    (``pkg/dra/claims.go``, ``GetResourceRequestsForResourceClaimTemplates``); a claim on an unmapped
+    class leaves the workload inadmissible. Empty without DRA pools."""
+    names: dict[str, str] = {}
+    for placement in placements:
+        if not placement.dra:
+            continue
+        known = names.setdefault(placement.device_class, placement.gpu_resource)
+        if known != placement.gpu_resource:
+            raise ValueError(f"{TYPE}: placements: DeviceClass {placement.device_class} would be counted as both "
+                             f"{known} and {placement.gpu_resource} (pool {placement.pool!r}); Kueue maps a "
+                             "DeviceClass to one resource name")
+    grouped: dict[str, list[str]] = {}
+    for device_class, resource in sorted(names.items()):
+        grouped.setdefault(resource, []).append(device_class)
+    return [{"name": resource, "deviceClassNames": classes} for resource, classes in sorted(grouped.items())]
+
+
 def manager_config(
     *,
     frameworks: Sequence[str],
     fair_sharing: bool,
     pods_ready_timeout_minutes: int,
     block_admission: bool,
+    device_class_mappings: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Kueue's ``Configuration`` (``config.kueue.x-k8s.io/v1beta2``): the chart's defaults plus
-    waitForPodsReady (gang admission), the integrations, fair sharing, and pod-based integrations
-    limited to team namespaces."""
+    waitForPodsReady (gang admission), the integrations, fair sharing, pod-based integrations
+    limited to team namespaces, and the DRA pools' ``deviceClassMappings`` (``Resources`` of
+    ``apis/config/v1beta2/configuration_types.go``: ``name`` and ``deviceClassNames``)."""
     config: dict[str, Any] = {
         "apiVersion": "config.kueue.x-k8s.io/v1beta2",
         "kind": "Configuration",
@@ -421,6 +451,8 @@ def manager_config(
         # outside its ClusterQueue (config.kueue.x-k8s.io ``Resources.ExcludeResourcePrefixes``).
         "resources": {"excludeResourcePrefixes": [EFA_RESOURCE]},
     }
+    if device_class_mappings:
+        config["resources"]["deviceClassMappings"] = [dict(m) for m in device_class_mappings]
     if fair_sharing:
         config["fairSharing"] = {"preemptionStrategies": ["LessThanOrEqualToFinalShare", "LessThanInitialShare"]}
     return config
@@ -434,17 +466,22 @@ def helm_values(
     pods_ready_timeout_minutes: int,
     block_admission: bool,
     enable_prometheus: bool,
+    device_class_mappings: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
-    """Values of the Kueue chart (every key exists in the chart's ``values.yaml`` at 0.19.2)."""
+    """Values of the Kueue chart (every key exists in the chart's ``values.yaml`` at 0.19.2); with DRA
+    pools, the ``DynamicResourceAllocation`` feature gate (``controllerManager.featureGates``)."""
     config = manager_config(
         frameworks=frameworks,
         fair_sharing=fair_sharing,
         pods_ready_timeout_minutes=pods_ready_timeout_minutes,
         block_admission=block_admission,
+        device_class_mappings=device_class_mappings,
     )
+    gates = [{"name": DRA_FEATURE_GATE, "enabled": True}] if device_class_mappings else []
     return {
         "enablePrometheus": enable_prometheus,
         "controllerManager": {
+            **({"featureGates": gates} if gates else {}),
             "replicas": replicas,
             "nodeSelector": dict(SYSTEM_NODE_SELECTOR),
             "podDisruptionBudget": {"enabled": replicas > 1, "minAvailable": 1},

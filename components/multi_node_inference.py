@@ -50,7 +50,7 @@ from typing import Any, Callable, Optional, TypeVar
 import pulumi
 import pulumi_kubernetes as k8s
 
-from gpufleet.components import gpu_pod
+from gpufleet.components import gpu_claims, gpu_pod
 from gpufleet.components._validate import check_arg_keys, require, require_int_range
 from gpufleet.components.gpu_scheduling import QUEUE_NAME_LABEL, WORKLOAD_PRIORITY_CLASS_LABEL, GpuPlacement
 from gpufleet.components.inference_service import DEFAULT_IMAGE, HF_HOME, HOME, weights
@@ -140,6 +140,9 @@ class MultiNodePlan:
     """The PodDisruptionBudget ``spec``."""
     loader: Optional[dict[str, Any]]
     """:class:`~gpufleet.components.model_loader.ModelWeightsLoaderArgs` of the weights download."""
+    claim_template: Optional[dict[str, Any]] = None
+    """On a DRA pool: the ``spec`` of the ResourceClaimTemplate ``<service>-gpus`` every leader and
+    worker pod claims its node's GPUs from; none on a device-plugin pool."""
 
     @property
     def leader(self) -> dict[str, Any]:
@@ -215,7 +218,8 @@ def plan_multi_node_service(name: str, args: MultiNodeInferenceServiceArgs) -> M
     model, volumes, mounts, _ = weights(storage_uri)
     efa_resources, efa_env = efa_pod_fragment(efa)
     if efa_resources:
-        resources = {kind: {**amounts, **efa_resources} for kind, amounts in resources.items()}
+        resources = {kind: {**amounts, **efa_resources} if kind in ("requests", "limits") else amounts
+                     for kind, amounts in resources.items()}
     env: list[dict[str, Any]] = [
         {"name": "HOME", "value": HOME},
         {"name": "HF_HOME", "value": HF_HOME},
@@ -246,6 +250,7 @@ def plan_multi_node_service(name: str, args: MultiNodeInferenceServiceArgs) -> M
             "metadata": {"labels": {SERVICE_LABEL: service, ROLE_LABEL: role}},
             "spec": {
                 **gpu_pod.gpu_scheduling(placement),
+                **gpu_claims.pod_claims(placement, gpu_claims.template_name(service)),
                 # One node per pod: a second pod of the service never shares a node.
                 "affinity": gpu_pod.hostname_anti_affinity(set_selector, required=True),
                 "securityContext": gpu_pod.pod_security_context(),
@@ -318,6 +323,7 @@ def plan_multi_node_service(name: str, args: MultiNodeInferenceServiceArgs) -> M
         },
         disruption_budget=budget,
         loader=loader,
+        claim_template=gpu_claims.claim_template_spec(placement, gpus) if placement.dra else None,
     )
 
 
@@ -353,14 +359,22 @@ class MultiNodeInferenceService(pulumi.ComponentResource):
         super().__init__(TYPE, name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         meta = {"namespace": plan.namespace, "name": plan.service, "labels": {"app.kubernetes.io/managed-by": "gpufleet"}}
-        loaders = [ModelWeightsLoader(f"{name}-weights", plan.loader, opts=child)] if plan.loader is not None else []
+        loaders: list[pulumi.Resource] = (
+            [ModelWeightsLoader(f"{name}-weights", plan.loader, opts=child)] if plan.loader is not None else [])
+        if plan.claim_template is not None:
+            loaders.append(k8s.resource.v1.ResourceClaimTemplate(
+                f"{name}-gpu-claim",
+                metadata={**meta, "name": gpu_claims.template_name(plan.service)},
+                spec=plan.claim_template,
+                opts=child,
+            ))
         k8s.apiextensions.CustomResource(
             f"{name}-lws",
             api_version=API_VERSION,
             kind="LeaderWorkerSet",
             metadata={**meta, "labels": plan.labels, "annotations": plan.annotations},
             spec=plan.spec,
-            # every pod mounts the weights: download them first
+            # every pod mounts the weights (download them first) and claims its GPUs
             opts=pulumi.ResourceOptions(parent=self, depends_on=loaders or None),
         )
         k8s.core.v1.Service(f"{name}-service", metadata=meta, spec=plan.service_spec, opts=child)

@@ -31,6 +31,7 @@ from typing_extensions import NotRequired
 from gpufleet.components._file_cache import csi_driver_addon, pinned_addon_version
 from gpufleet.components._k8s import MANAGED_BY, deep_merge, managed_namespace, require_dns_label
 from gpufleet.components._validate import check_arg_keys, require_int_range
+from gpufleet.components.auto_mode import STORAGE_PROVISIONER
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 from gpufleet.components.workload_identity import WorkloadIdentity, check_identity, workload_role
 
@@ -57,6 +58,8 @@ DASHBOARD_LABEL = ("grafana_dashboard", "1")
 
 EBS_CSI_ADDON = "aws-ebs-csi-driver"
 EBS_CSI_PROVISIONER = "ebs.csi.aws.com"
+AUTO_MODE_EBS_PROVISIONER = STORAGE_PROVISIONER
+"""EKS Auto Mode's block storage provisioner (``create-storage-class.adoc``)."""
 EBS_CSI_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
 EBS_CSI_NAMESPACE = "kube-system"
 EBS_CSI_SERVICE_ACCOUNT = "ebs-csi-controller-sa"
@@ -114,7 +117,11 @@ class ObservabilityStackArgs(TypedDict):
     """Create that StorageClass (EBS gp3, encrypted). Default true."""
     ebs_csi_driver: NotRequired[bool]
     """Install the ``aws-ebs-csi-driver`` add-on that provisions the volume (false when the cluster
-    already has it). Default true."""
+    already has it). Default true (false with ``auto_mode``, which refuses it)."""
+    auto_mode: NotRequired[bool]
+    """The cluster runs EKS Auto Mode: its block storage capability provisions the volume, so the
+    StorageClass names Auto Mode's provisioner (``ebs.csi.eks.amazonaws.com``) and no EBS CSI add-on
+    is installed. Default false."""
     kubernetes_version: NotRequired[str]
     """The cluster's Kubernetes minor version: picks the EBS CSI add-on version. Required with
     ``ebs_csi_driver`` unless ``ebs_csi_addon_version`` is given."""
@@ -203,10 +210,14 @@ class ObservabilityStack(pulumi.ComponentResource):
         if not _MEMORY.match(str(resources.get("memory", "2Gi"))):
             raise ValueError(f"{TYPE}: prometheus_resources.memory must be like '2Gi' or '512Mi', got {resources['memory']!r}")
         class_name = require_dns_label(args.get("storage_class_name", "gp3"), "storage_class_name", name=TYPE, what="valid object name")
-        for key in ("grafana", "create_storage_class", "ebs_csi_driver"):
+        for key in ("grafana", "create_storage_class", "ebs_csi_driver", "auto_mode"):
             if not isinstance(args.get(key, True), bool):
                 raise TypeError(f"{TYPE}: {key} must be bool")
-        ebs = args.get("ebs_csi_driver", True)
+        auto_mode = args.get("auto_mode", False)
+        ebs = args.get("ebs_csi_driver", not auto_mode)
+        if auto_mode and ebs:
+            raise ValueError(f"{TYPE}: ebs_csi_driver: EKS Auto Mode's block storage provisions the volume "
+                             f"({AUTO_MODE_EBS_PROVISIONER}); the aws-ebs-csi-driver add-on would be a second EBS driver")
         identity = check_identity(args.get("workload_identity", "irsa"), name=TYPE,
                                   oidc_provider_arn=args.get("oidc_provider_arn") if ebs else "unused",
                                   oidc_provider_url=args.get("oidc_provider_url") if ebs else "unused")
@@ -257,7 +268,7 @@ class ObservabilityStack(pulumi.ComponentResource):
             ready.append(k8s.storage.v1.StorageClass(
                 f"{name}-gp3",
                 metadata={"name": class_name, "labels": dict(MANAGED_BY)},
-                provisioner=EBS_CSI_PROVISIONER,
+                provisioner=AUTO_MODE_EBS_PROVISIONER if auto_mode else EBS_CSI_PROVISIONER,
                 parameters={"type": "gp3", "encrypted": "true"},
                 # The volume is created in the zone of the node Prometheus is scheduled to.
                 volume_binding_mode="WaitForFirstConsumer",

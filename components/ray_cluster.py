@@ -20,14 +20,14 @@ Both share one pod-template builder (:func:`plan_cluster`, also used by
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Optional, Sequence, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from gpufleet.components import gpu_pod
+from gpufleet.components import gpu_claims, gpu_pod
 from gpufleet.components._k8s import DNS_LABEL, MANAGED_BY
 from gpufleet.components._validate import check_arg_keys, require_int_range, require_one_of
 from gpufleet.components.ray_serve_config import ServeApplication, serve_config
@@ -194,6 +194,9 @@ class _Plan:
     spec: dict[str, Any]
     groups: list[dict[str, Any]]
     object_name: str
+    claim_templates: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """Worker group → (ResourceClaimTemplate name ``<object>-<group>-gpus``, its ``spec``), for each
+    group on a DRA pool: its workers claim their GPUs from it (:mod:`~gpufleet.components.gpu_claims`)."""
 
 
 def _name(value: Any, field: str, *, name: str) -> str:
@@ -308,6 +311,7 @@ def _worker(index: int, group: WorkerGroup, default: GpuPlacement, image: str, r
         "containers": [container],
         "volumes": volumes,
         **gpu_pod.gpu_scheduling(placement),
+        **gpu_claims.pod_claims(placement, gpu_claims.template_name(f"{workload}-{group_name}")),
         "priorityClassName": gpu_pod.priority_class_name(role),
         "securityContext": gpu_pod.pod_security_context(),
         # Workers never call the Kubernetes API (the autoscaler runs in the head pod).
@@ -411,7 +415,13 @@ def plan_cluster(args: Mapping[str, Any], default_name: str, *, name: str, role_
     else:
         for group in groups:
             group["replicas"] = group["maxReplicas"]
-    return _Plan(spec, groups, object_name)
+    templates = {}
+    for group_arg, group in zip(groups_arg, groups):
+        group_placement = group_arg.get("placement", placement)
+        if group_placement.dra:
+            templates[group["groupName"]] = (gpu_claims.template_name(f"{object_name}-{group['groupName']}"),
+                                             gpu_claims.claim_template_spec(group_placement, group_arg["gpus"]))
+    return _Plan(spec, groups, object_name, templates)
 
 
 def object_metadata(plan: _Plan, args: Mapping[str, Any]) -> dict[str, Any]:
@@ -439,14 +449,24 @@ def worker_capacity(plan: _Plan) -> list[tuple[int, int]]:
 def ray_object(owner: pulumi.Resource, name: str, kind: str, plan: _Plan, args: Mapping[str, Any],
                spec: Mapping[str, Any]) -> k8s.apiextensions.CustomResource:
     """The ``ray.io/v1`` ``kind`` object (child ``{name}-<kind in lower case>`` of ``owner``), after
-    ``args["wait_for"]``, and one PodDisruptionBudget per worker group after it."""
+    ``args["wait_for"]`` and the GPU ResourceClaimTemplates of its DRA worker groups (children
+    ``{name}-<group>-gpu-claim``), and one PodDisruptionBudget per worker group after it."""
+    claims = [
+        k8s.resource.v1.ResourceClaimTemplate(
+            f"{name}-{group}-gpu-claim",
+            metadata={"name": template_name, "namespace": args["namespace"], "labels": dict(MANAGED_BY)},
+            spec=template_spec,
+            opts=pulumi.ResourceOptions(parent=owner),
+        )
+        for group, (template_name, template_spec) in plan.claim_templates.items()
+    ]
     ray = k8s.apiextensions.CustomResource(
         f"{name}-{kind.lower()}",
         api_version=API_VERSION,
         kind=kind,
         metadata=object_metadata(plan, args),
         spec=dict(spec),
-        opts=pulumi.ResourceOptions(parent=owner, depends_on=list(args.get("wait_for") or [])),
+        opts=pulumi.ResourceOptions(parent=owner, depends_on=[*(args.get("wait_for") or []), *claims]),
     )
     _disruption_budgets(owner, name, plan, args["namespace"], [ray])
     return ray

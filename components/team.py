@@ -27,7 +27,9 @@ import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
 from gpufleet.components._validate import check_arg_keys, require, require_int_range, require_one_of
-from gpufleet.components.gpu_scheduling import ENVIRONMENT_LABEL, GPU_RESOURCE, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE
+from gpufleet.components.gpu_scheduling import (
+    DRA_GPU_DEVICE_CLASS, DRA_MIG_DEVICE_CLASS, ENVIRONMENT_LABEL, GPU_RESOURCE, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE,
+)
 
 TYPE = "gpufleet:tenancy:Team"
 
@@ -51,6 +53,9 @@ burst above their requests, but not without bound."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _PRINCIPAL = re.compile(r"^arn:(aws[-a-z]*):iam::\d{12}:(role|user)/(?:[\w+=,.@-]+/)*([\w+=,.@-]+)$")
 _GPU_RESOURCE = re.compile(rf"^({re.escape(GPU_RESOURCE)}|{re.escape(SHARED_GPU_RESOURCE)}|{re.escape(MIG_RESOURCE_PREFIX)}\d+g\.\d+gb)$")
+_DRA_QUOTA = re.compile(rf"^({re.escape(DRA_GPU_DEVICE_CLASS)}|{re.escape(DRA_MIG_DEVICE_CLASS)})\.deviceclass\.resource\.k8s\.io/devices$")
+"""ResourceQuota name of the devices claimed from an NVIDIA DeviceClass (Kubernetes
+``pkg/quota/v1/evaluator/core/resource_claims.go``: ``<class>.deviceclass.resource.k8s.io/devices``)."""
 _RESERVED = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
@@ -71,7 +76,9 @@ class TeamQuota(TypedDict):
     memory_gib: int
     """Memory requested by all pods, GiB (limits: twice that). Required."""
     gpus: Mapping[str, int]
-    """GPU resource name (``nvidia.com/gpu``, ``nvidia.com/gpu.shared``, ``nvidia.com/mig-<profile>``)
+    """GPU resource name (``nvidia.com/gpu``, ``nvidia.com/gpu.shared``, ``nvidia.com/mig-<profile>``;
+    quota ``requests.<name>``), or for DRA pools the DeviceClass quota name
+    (``gpu.nvidia.com.deviceclass.resource.k8s.io/devices``, ``mig.nvidia.com...``; devices claimed)
     → most units requested at once. Required; a resource set to 0 is refused to the team."""
     pvcs: NotRequired[int]
     """PersistentVolumeClaims. Default 20."""
@@ -234,10 +241,13 @@ def _quota(quota: Mapping[str, object]) -> dict[str, str]:
         "requests.storage": f"{storage}Gi",
     }
     for resource, count in sorted(gpus.items()):
-        if not isinstance(resource, str) or not _GPU_RESOURCE.match(resource):
-            raise ValueError(f"{TYPE}: quota.gpus has {resource!r}, not an NVIDIA GPU resource name")
-        # Extended resources cannot be overcommitted: a quota only takes their requests.
-        hard[f"requests.{resource}"] = str(
+        dra = isinstance(resource, str) and bool(_DRA_QUOTA.match(resource))
+        if not isinstance(resource, str) or not (dra or _GPU_RESOURCE.match(resource)):
+            raise ValueError(f"{TYPE}: quota.gpus has {resource!r}, not an NVIDIA GPU resource name or "
+                             "<NVIDIA DeviceClass>.deviceclass.resource.k8s.io/devices")
+        # Extended resources cannot be overcommitted: a quota only takes their requests. DRA devices
+        # are counted per DeviceClass as claimed.
+        hard[resource if dra else f"requests.{resource}"] = str(
             require_int_range(count, f"quota.gpus[{resource!r}]", 0, 1_000_000, name=TYPE))
     return hard
 

@@ -115,6 +115,12 @@ def train_job_spec(args: Mapping[str, Any], default_name: str, *, name: str = TY
     if placement.gpu_resource != GPU_RESOURCE:
         raise ValueError(f"{name}: placement (pool {placement.pool!r}) shares its GPUs ({placement.sharing}); "
                          "multi-node training needs whole GPUs")
+    if placement.dra:
+        # Kubeflow Trainer v2.3.0 trainer.kubeflow.org_trainjobs.yaml: the pod spec of
+        # runtimePatches[].trainingRuntimeSpec...template.spec has no resourceClaims field.
+        raise ValueError(f"{name}: placement (pool {placement.pool!r}) allocates GPUs with DRA, but a TrainJob cannot "
+                         "claim devices: Kubeflow Trainer v2.3.0's runtimePatches pod spec has no resourceClaims "
+                         "(and nvidia.com/gpu is not advertised there); train on a pool with allocation devicePlugin")
     job_name = args.get("job_name") or default_name
     require_dns_label(job_name, "job_name", name=name, what="DNS label")
     if len(job_name) > 40:

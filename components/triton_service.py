@@ -46,7 +46,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from typing_extensions import NotRequired
 
-from gpufleet.components import gpu_pod
+from gpufleet.components import gpu_claims, gpu_pod
 from gpufleet.components._k8s import require_dns_label
 from gpufleet.components._validate import check_arg_keys, require, require_int_range
 from gpufleet.components.autoscaling import SCALED_OBJECT_API_VERSION, prometheus_trigger, scaled_object_spec
@@ -176,6 +176,9 @@ class TritonPlan:
     route: Optional[dict[str, Any]]
     models: list[dict[str, Any]]
     """The checked models."""
+    claim_template: Optional[dict[str, Any]] = None
+    """On a DRA pool: the ``spec`` of the ResourceClaimTemplate ``<service>-gpus`` the predictor pods
+    claim their GPUs from; none on a device-plugin pool."""
 
     @property
     def predictor(self) -> dict[str, Any]:
@@ -274,6 +277,7 @@ def plan_triton_service(name: str, args: TritonServiceArgs) -> TritonPlan:
         "labels": labels,
         "annotations": {DIGEST_ANNOTATION: repository_digest(models, path)},
         **gpu_pod.gpu_scheduling(placement),
+        **gpu_claims.pod_claims(placement, gpu_claims.template_name(service)),
         "securityContext": gpu_pod.pod_security_context(),
         "priorityClassName": gpu_pod.priority_class_name("inference"),
         "terminationGracePeriodSeconds": grace,
@@ -315,6 +319,7 @@ def plan_triton_service(name: str, args: TritonServiceArgs) -> TritonPlan:
                                          triggers=triggers) if scales else None,
         route=route_spec,
         models=models,
+        claim_template=gpu_claims.claim_template_spec(placement, gpus) if placement.dra else None,
     )
 
 
@@ -384,14 +389,22 @@ class TritonService(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True,
                                         custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout)),
         )
+        before: list[pulumi.Resource] = [job]
+        if plan.claim_template is not None:
+            before.append(k8s.resource.v1.ResourceClaimTemplate(
+                f"{name}-gpu-claim",
+                metadata={**meta, "name": gpu_claims.template_name(service)},
+                spec=plan.claim_template,
+                opts=child,
+            ))
         isvc = k8s.apiextensions.CustomResource(
             f"{name}-isvc",
             api_version=API_VERSION,
             kind="InferenceService",
             metadata={"namespace": namespace, **plan.isvc["metadata"]},
             spec=plan.isvc["spec"],
-            # Triton loads the repository at start: write it first
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[job]),
+            # Triton loads the repository at start (write it first); its pods claim their GPUs
+            opts=pulumi.ResourceOptions(parent=self, depends_on=before),
         )
         k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata={**meta, "name": service},
                                           spec=plan.disruption_budget, opts=child)

@@ -8,18 +8,16 @@ and never fail the check.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
-from urllib.parse import quote
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+
+from gpufleet.infra.cli_tables import plain_ratio_table, print_plain
 
 if TYPE_CHECKING:
     from gpufleet.infra.manifests import Manifest
@@ -109,27 +107,21 @@ def render_text(result: CheckResult, console: Console) -> None:
     if not findings:
         console.print("Policies: no violations.", highlight=False)
     else:
-        table = Table(title="Policy violations", title_justify="left", show_lines=True, expand=True)
-        table.add_column("Level", no_wrap=True)
-        table.add_column("Policy / resource", ratio=1, overflow="fold")
-        table.add_column("Message", ratio=1, overflow="fold")
-        for finding in findings:
-            v = finding.violation
-            if finding.suppressed:
-                level = f"[dim]suppressed[/dim]\n[dim]({v.enforcement})[/dim]"
-            elif v.enforcement == "mandatory":
-                level = "[red]mandatory[/red]"
-            else:
-                level = f"[yellow]{v.enforcement}[/yellow]"
-            resource = f"{v.kind} {v.namespace + '/' if v.namespace else ''}{v.name}"
-            cell = f"[bold]{escape(v.policy)}[/bold]\n{escape(resource)}"
-            if finding.location:
-                cell += f"\n[dim]{escape(finding.location)}[/dim]"
-            message = escape(v.message)
-            if finding.suppressed:
-                message += f"\n[dim]suppressed: {escape(finding.reason or '(no reason given)')}[/dim]"
-            table.add_row(level, cell, message)
-        console.print(table)
+        title, headers = "Policy violations", ["Level", "Policy / resource", "Message"]
+        text = plain_ratio_table(console, title=title, headers=headers, rows=[_plain_row(f) for f in findings],
+                                 ratios=[None, 1, 1], show_lines=True)
+        if text is not None:
+            print_plain(console, text)  # the characters rich's table prints on a console without styles
+        else:
+            from rich.table import Table
+
+            table = Table(title=title, title_justify="left", show_lines=True, expand=True)
+            table.add_column(headers[0], no_wrap=True)
+            table.add_column(headers[1], ratio=1, overflow="fold")
+            table.add_column(headers[2], ratio=1, overflow="fold")
+            for finding in findings:
+                table.add_row(*_markup_row(finding))
+            console.print(table)
     mandatory = len(result.mandatory)
     others = len(result.active) - mandatory
     summary = f"{len(result.manifests)} objects checked: {mandatory} mandatory, {others} other violation(s)."
@@ -142,6 +134,39 @@ def render_text(result: CheckResult, console: Console) -> None:
     if result.config.assume:
         summary += f" Assumed: {', '.join(sorted(result.config.assume))}."
     console.print(summary, highlight=False, markup=False)
+
+
+def _markup_row(finding: Finding) -> list[str]:
+    """Level, policy over the resource and where it was read, message (and the suppression's
+    reason), as rich markup."""
+    v = finding.violation
+    if finding.suppressed:
+        level = f"[dim]suppressed[/dim]\n[dim]({v.enforcement})[/dim]"
+    elif v.enforcement == "mandatory":
+        level = "[red]mandatory[/red]"
+    else:
+        level = f"[yellow]{v.enforcement}[/yellow]"
+    resource = f"{v.kind} {v.namespace + '/' if v.namespace else ''}{v.name}"
+    cell = f"[bold]{escape(v.policy)}[/bold]\n{escape(resource)}"
+    if finding.location:
+        cell += f"\n[dim]{escape(finding.location)}[/dim]"
+    message = escape(v.message)
+    if finding.suppressed:
+        message += f"\n[dim]suppressed: {escape(finding.reason or '(no reason given)')}[/dim]"
+    return [level, cell, message]
+
+
+def _plain_row(finding: Finding) -> list[str]:
+    """:func:`_markup_row` without its styles."""
+    v = finding.violation
+    level = f"suppressed\n({v.enforcement})" if finding.suppressed else v.enforcement
+    cell = f"{v.policy}\n{v.kind} {v.namespace + '/' if v.namespace else ''}{v.name}"
+    if finding.location:
+        cell += f"\n{finding.location}"
+    message = v.message
+    if finding.suppressed:
+        message += f"\nsuppressed: {finding.reason or '(no reason given)'}"
+    return [level, cell, message]
 
 
 # -- JSON -----------------------------------------------------------------------------------------
@@ -178,6 +203,8 @@ def render_json(result: CheckResult) -> str:
 def artifact_uri(source: str) -> str:
     """A file's URI as code scanning wants it: relative to the working directory (the repository root
     in CI), with forward slashes; absolute ``file://`` URIs for files outside it."""
+    from urllib.parse import quote
+
     if source in ("", "<stdin>"):
         return quote("stdin")
     path = Path(source)
@@ -223,6 +250,8 @@ def rule_descriptor(rule: "Rule", config: "PolicyConfig") -> dict[str, Any]:
 
 def _fingerprint(finding: Finding) -> str:
     """Stable across line moves: the rule, the object and the message."""
+    import hashlib
+
     v = finding.violation
     return hashlib.sha256(f"{v.policy}\0{finding.resource}\0{v.message}".encode()).hexdigest()[:32]
 
@@ -300,6 +329,8 @@ def render_junit(result: CheckResult) -> str:
     """JUnit XML: a test suite per file, a test case per object and enabled rule. A mandatory
     finding is a ``failure``; a suppressed one ``skipped`` (with the reason); an advisory one passes
     with its message in ``system-out`` (advisory findings do not fail the check either)."""
+    import xml.etree.ElementTree as ET
+
     by_case: dict[tuple[int, str], list[Finding]] = {}
     for finding in result.findings:
         if finding.object_index is not None:

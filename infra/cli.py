@@ -14,14 +14,16 @@ from typing import TYPE_CHECKING, Any, ContextManager, Optional, Sequence
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.tree import Tree
 
 from gpufleet.infra.cli_check import check, rules_app
+from gpufleet.infra.cli_params import PlainValuesGroup
 from gpufleet.infra.cli_simulate import simulate
 from gpufleet.infra.cli_tables import print_table
-from gpufleet.infra.offline.graph import GraphDetail, GraphFormatError, graph_format, plan_graph
+from gpufleet.infra.offline.graph import GraphDetail
 
 if TYPE_CHECKING:  # the plan machinery imports the Pulumi SDK: `gpufleet --help` and `check` do without
+    from rich.tree import Tree
+
     from gpufleet.infra.offline.engine import Recording
     from gpufleet.infra.offline.plan import Plan, Project
     from gpufleet.policies.analyzer import PolicyReport
@@ -34,6 +36,7 @@ app = typer.Typer(
     # Markdown: help paragraphs are re-wrapped to the terminal (single newlines in docstrings are not
     # line breaks) and `code` renders as code.
     rich_markup_mode="markdown",
+    cls=PlainValuesGroup,  # parameter values converted without importing pydantic
 )
 from gpufleet.infra.cli_docs import docs_app, schema_app  # noqa: E402 - registered right below the app
 
@@ -93,6 +96,7 @@ def plan(
     Pulumi service is contacted. The gpu-production policy pack then judges the plan as `pulumi
     preview --policy-pack` would; any mandatory violation fails the command (exit 1). Bad input
     (unknown stack, invalid stack file or configuration) exits 2, naming the field."""
+    from gpufleet.infra.offline.graph import GraphFormatError, graph_format, plan_graph
     from gpufleet.infra.offline.plan import PlanInputError, Project, plan_stack
 
     pack_config = _read_policy_config(policy_config) if policy_config is not None else None
@@ -198,6 +202,8 @@ def _print_violations(
 
 
 def _print_tree(result: Plan, out: Optional[Path]) -> None:
+    from rich.tree import Tree
+
     recording = result.recording
     stack_urn = _stack_urn(recording)
     root = Tree(f"[bold]{recording.project}-{result.stack}[/bold] (pulumi:pulumi:Stack)")
@@ -255,6 +261,8 @@ def _print_gpu_pools(recording: Recording) -> None:
 
     subjects = [Subject(type=r.type, name=r.name, props=plain(r.inputs), urn=r.urn) for r in recording.resources]
     pools, _ = node_pools(subjects)
+    # CPU pools (EKS Auto Mode's system NodePool) offer no GPUs.
+    pools = [pool for pool in pools if pool.can_launch_gpus]
     if not pools:
         return
     replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}
@@ -278,7 +286,8 @@ def _print_gpu_pools(recording: Recording) -> None:
             ", ".join(capacity),
             "none" if limit is None else str(limit),
             sharing,
-            f"{placement.gpu_resource} (≤ {placement.max_resources_per_node})",
+            (f"{placement.device_class} claim (≤ {placement.max_resources_per_node})" if placement.dra
+             else f"{placement.gpu_resource} (≤ {placement.max_resources_per_node})"),
         )])
     headers = ["pool", "instances (GPUs each)", "capacity", "GPU limit", "sharing", "pods request (per node)"]
     print_table(out_console, title="GPU pools", headers=headers, rows=rows)

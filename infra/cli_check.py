@@ -22,7 +22,6 @@ from typing import Any, Optional, Sequence
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from gpufleet.infra.check_report import CheckResult, Finding, render_json, render_junit, render_sarif, render_text
 
@@ -204,6 +203,8 @@ def list_rules(
     """List every rule: name, default enforcement on development and production stacks, what it guards."""
     if ctx.invoked_subcommand is not None:
         return
+    from rich.table import Table
+
     from gpufleet.policies.rules import RULES
 
     if output_format is ListFormat.json:
@@ -263,6 +264,8 @@ def explain(name: str = typer.Argument(..., help="Rule name, e.g. gpu-shm-volume
 @rules_app.command("assumptions")
 def assumptions() -> None:
     """What `gpufleet check --assume` (and the `assume` config key) takes."""
+    from rich.table import Table
+
     from gpufleet.policies.assumptions import ASSUMPTIONS
 
     table = Table(title="Assumptions", title_justify="left", expand=True, show_lines=True)

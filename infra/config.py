@@ -94,18 +94,21 @@ class AccessEntryConfig(ConfigModel):
 
 
 class SystemNodesConfig(ConfigModel):
-    """The EKS managed node group that runs cluster controllers (never GPU workloads)."""
+    """The nodes that run cluster controllers (never GPU workloads): an EKS managed node group, or with
+    ``autoMode`` the ``system`` NodePool of EKS Auto Mode that replaces it."""
 
     instance_types: tuple[str, ...] = ("m7i.xlarge",)
     """EC2 instance types, all of one CPU architecture. Default ``[m7i.xlarge]``."""
     min_size: int = Field(2, ge=1, le=50)
-    """Minimum nodes. Default 2 (controllers survive one node loss)."""
+    """Minimum nodes. Default 2 (controllers survive one node loss). Not with ``autoMode`` (Auto Mode
+    adds system nodes as the pods on them need)."""
     max_size: int = Field(4, ge=1, le=50)
-    """Maximum nodes. Default 4."""
+    """Maximum nodes (with ``autoMode``: the system NodePool's limits hold this many of the largest
+    type, and the controllers must fit them). Default 4."""
     desired_size: int = Field(2, ge=1, le=50)
-    """Nodes at creation. Default 2."""
+    """Nodes at creation. Default 2. Not with ``autoMode``."""
     disk_size_gib: int = Field(50, ge=20, le=1000)
-    """Encrypted gp3 root volume size. Default 50 GiB."""
+    """Encrypted gp3 root volume size (with ``autoMode``: the NodeClass's ephemeral storage). Default 50 GiB."""
 
     @field_validator("instance_types")
     @classmethod
@@ -124,13 +127,12 @@ class SystemNodesConfig(ConfigModel):
                              "so list only x86_64 or only arm64 (Graviton) types")
         return value
 
-    @model_validator(mode="after")
-    def _sizes(self) -> "SystemNodesConfig":
+    def size_problem(self) -> Optional[str]:
+        """Why the managed node group's sizes are out of order, or None (``ClusterConfig`` asks, unless
+        Auto Mode, which keeps no minimum or desired count, runs the system nodes)."""
         if not self.min_size <= self.desired_size <= self.max_size:
-            raise ValueError(
-                f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}"
-            )
-        return self
+            return f"need minSize <= desiredSize <= maxSize, got {self.min_size} <= {self.desired_size} <= {self.max_size}"
+        return None
 
 
 class ClusterConfig(ConfigModel):
@@ -153,7 +155,7 @@ class ClusterConfig(ConfigModel):
     log_types: tuple[Literal["api", "audit", "authenticator", "controllerManager", "scheduler"], ...] = CONTROL_PLANE_LOG_TYPES
     """Control-plane log types sent to CloudWatch. Default all five."""
     system_nodes: SystemNodesConfig = SystemNodesConfig()
-    """The controllers' node group."""
+    """The controllers' nodes: a managed node group, or with ``autoMode`` Auto Mode's ``system`` NodePool."""
     admin_access: tuple[AccessEntryConfig, ...] = ()
     """IAM principals granted cluster access through EKS access entries. Default none."""
     workload_identity: Literal["podIdentity", "irsa"] = "podIdentity"
@@ -161,6 +163,17 @@ class ClusterConfig(ConfigModel):
     ``eks-pod-identity-agent`` add-on and an EKS Pod Identity association per role) or ``irsa`` (the
     cluster's OIDC provider). Default ``podIdentity``; stacks created before it existed keep ``irsa``
     (switching updates each role's trust policy in place: restart the controllers afterwards)."""
+    auto_mode: bool = False
+    """Run EKS Auto Mode instead of self-managed Karpenter: EKS provisions the nodes, pod networking,
+    DNS, block storage, load balancers, the Pod Identity agent and the NVIDIA driver and device plugin.
+    gpufleet then installs no Karpenter (``gpufleet:karpenter`` is refused), turns Auto Mode's built-in
+    node pools off and declares a ``system`` NodePool (``systemNodes``: ``instanceTypes``, ``maxSize``,
+    ``diskSizeGib``) and a NodePool and ``eks.amazonaws.com/v1`` NodeClass per GPU pool. Refused there:
+    pools' ``amiFamily``/``amiVersion``, GPU ``sharing`` other than ``none`` (AWS's device plugin runs),
+    ``expireAfter`` past ``504h`` (Auto Mode's 21-day node lifetime; default ``336h``), the bundled
+    monitoring stack's ``ebsCsiDriver`` (Auto Mode provisions the volume). Switching it on a running
+    stack replaces the EKS cluster (Auto Mode gets its own cluster role, which EKS cannot change): use
+    a new stack. Default false."""
 
     @field_validator("name")
     @classmethod
@@ -205,6 +218,9 @@ class ClusterConfig(ConfigModel):
         principals = [entry.principal_arn for entry in self.admin_access]
         if len(set(principals)) != len(principals):
             raise ValueError("adminAccess names the same principalArn twice")
+        problem = None if self.auto_mode else self.system_nodes.size_problem()
+        if problem:
+            raise FieldProblem("systemNodes", problem)
         return self
 
 
@@ -230,9 +246,10 @@ class StackConfig(ConfigModel):
     <token>`` (a plain value is refused); gpufleet keeps it a Pulumi secret and stores it as the
     Kubernetes Secret ``hf-token`` (key ``token``) in every namespace that serves models. Default none."""
     karpenter: KarpenterSection = KarpenterSection()
-    """Karpenter: controller, IAM, interruption queue."""
+    """Karpenter: controller, IAM, interruption queue (not with ``cluster.autoMode``: EKS runs its own)."""
     gpu_pools: tuple[GpuPoolSection, ...] = Field((), max_length=100)
-    """GPU NodePools (Karpenter NodePool + EC2NodeClass each)."""
+    """GPU NodePools (Karpenter NodePool + EC2NodeClass each; with ``cluster.autoMode`` an
+    ``eks.amazonaws.com/v1`` NodeClass instead)."""
     gpu_operator: GpuOperatorSection = GpuOperatorSection()
     """NVIDIA GPU Operator: device plugin, GFD, sharing (time-slicing, MPS or MIG), DCGM exporter."""
     monitoring: MonitoringSection = MonitoringSection()

@@ -32,6 +32,15 @@ def build(config: StackConfig, stack: str) -> None:
         opts=on_aws,
     )
     nodes = config.cluster.system_nodes
+    auto_mode = config.cluster.auto_mode
+    system_nodes: dict = {
+        "instance_types": list(nodes.instance_types),
+        "max_size": nodes.max_size,
+        "disk_size_gib": nodes.disk_size_gib,
+    }
+    if not auto_mode:
+        # EKS Auto Mode keeps no minimum or desired count: it adds system nodes as pods need them.
+        system_nodes.update(min_size=nodes.min_size, desired_size=nodes.desired_size)
     cluster = Cluster(
         "cluster",
         {
@@ -45,19 +54,15 @@ def build(config: StackConfig, stack: str) -> None:
             "public_access_cidrs": list(config.cluster.public_access_cidrs),
             "secrets_encryption": config.cluster.secrets_encryption,
             "log_types": list(config.cluster.log_types),
-            "system_nodes": {
-                "instance_types": list(nodes.instance_types),
-                "min_size": nodes.min_size,
-                "max_size": nodes.max_size,
-                "desired_size": nodes.desired_size,
-                "disk_size_gib": nodes.disk_size_gib,
-            },
+            "system_nodes": system_nodes,
             "access_entries": [
                 {"principal_arn": entry.principal_arn, "access_policy": entry.access_policy}
                 for entry in config.cluster.admin_access
             ],
             "deletion_protection": config.environment == "prod",
-            "pod_identity_agent": config.cluster.workload_identity == "podIdentity",
+            # Auto Mode nodes run the Pod Identity agent themselves.
+            "pod_identity_agent": config.cluster.workload_identity == "podIdentity" and not auto_mode,
+            **({"auto_mode": True, "node_tags": instance_tags(stack, config)} if auto_mode else {}),
         },
         opts=on_aws,
     )
@@ -77,6 +82,12 @@ def build(config: StackConfig, stack: str) -> None:
     pulumi.export("kubeconfig", cluster.kubeconfig)
     pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
     pulumi.export("vpcId", network.vpc_id)
+
+
+def instance_tags(stack: str, config: StackConfig) -> dict[str, str]:
+    """Tags of the instances a node provisioner launches (Karpenter or EKS Auto Mode): the AWS
+    provider's default tags do not reach them."""
+    return {"gpufleet:stack": stack, "gpufleet:environment": config.environment, **config.tags}
 
 
 def main() -> None:

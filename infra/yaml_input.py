@@ -15,6 +15,10 @@ things, each with ``file:line`` and, where known, the key path:
   ``!Tags``); unquoted dates (``2024-01-01``) are refused in stack files (quote them) and kept as the
   text they are in manifests (what Kubernetes' own YAML reader does);
 * integers outside 64 bits, infinite or NaN floats, and strings with lone surrogates (not encodable).
+
+Most files hold nothing of the kind: one pass over the parser's events reads them (checking all of
+the above as it goes, building each value as PyYAML's constructor would). At the first thing it
+cannot vouch for, the file is read again node by node, and that reader words the refusal.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import codecs
 import math
 import os
+import re
 import stat
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Optional, Sequence, Union
@@ -46,7 +51,8 @@ _TAG = "tag:yaml.org,2002:"
 _PLAIN_SCALARS = {_TAG + t for t in ("str", "int", "float", "bool", "null")}
 _TIMESTAMP = _TAG + "timestamp"
 _MERGE = _TAG + "merge"
-_MAP, _SEQ = _TAG + "map", _TAG + "seq"
+_MAP, _SEQ, _STR = _TAG + "map", _TAG + "seq", _TAG + "str"
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 _Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's safe loader where PyYAML has it (an order of magnitude faster), else the pure-Python one."""
@@ -72,6 +78,22 @@ class Document:
 
 class _Loader(_Base):  # type: ignore[misc, valid-type]
     """The safe loader, with timestamps constructed as the text they are written as."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._scalar_tags: dict[tuple[str, Any], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        """PyYAML's tag resolution (a function of its arguments: the safe loader has no path
+        resolvers), remembered per scalar text: manifests repeat their keys and values, and each
+        resolution runs the implicit resolvers' regular expressions."""
+        if kind is not ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = self._scalar_tags.get(key)
+        if tag is None:
+            tag = self._scalar_tags[key] = super().resolve(kind, value, implicit)
+        return tag
 
 
 _Loader.add_constructor(_TIMESTAMP, lambda loader, node: str(node.value))
@@ -165,6 +187,9 @@ def load_documents(text: str, source: str, *, dates: bool = True, strip_root: bo
     (raises :class:`YamlInputError`). ``dates``: keep unquoted dates as text (manifests) instead of
     refusing them (stack files). ``strip_root``: name paths without their first key (a stack
     file's ``config``, so paths read ``gpufleet:network.azCount``)."""
+    documents = _plain_documents(text, dates)
+    if documents is not None:
+        return documents
     try:
         _prescan(text, source)
         loader = _Loader(text)
@@ -198,6 +223,116 @@ def yaml_error_message(error: yaml.YAMLError, source: str) -> str:
     context = getattr(error, "context", None)
     detail = f"{context} ... {problem}" if context else problem
     return f"{source}{where}: invalid YAML: {detail}"
+
+
+def _plain_documents(text: str, dates: bool) -> Optional[list[Document]]:
+    """The documents of ``text`` from one pass over the parser's events, for files like most: no
+    merge keys, nothing the checks below refuse. None at the first sign of anything else (and on a
+    syntax error): the full reader then reads the file, and words any refusal. The values are what
+    the full reader builds (a test compares them): scalars resolved and constructed by the same
+    loader, an alias the very object its anchor made (as PyYAML's constructor shares them), and the
+    prescan's limits on depth and alias expansion applied event by event."""
+    loader = _Loader(text)
+    resolve, constructors = loader.resolve, loader.yaml_constructors
+    documents: list[Document] = []
+    # Open collections: [the list or dict, whether a mapping waits for a key, the key it holds, the
+    # identities of its keys so far, its anchor, the expanded count when it opened].
+    stack: list[list[Any]] = []
+    anchors: dict[str, Any] = {}  # this document's anchors and what they name
+    sizes: dict[str, int] = {}  # as in the prescan: nodes an alias adds when expanded
+    expanded = written = 0
+    root: Any = None
+    line = 0
+    try:
+        while True:
+            event = loader.get_event()
+            kind = type(event)
+            if kind is yaml.ScalarEvent:
+                tag, value = event.tag, event.value
+                if tag is None or tag == "!":
+                    tag = resolve(ScalarNode, value, event.implicit)
+                if tag == _STR:
+                    if _LONE_SURROGATE.search(value):
+                        return None
+                    data = value
+                elif tag in _PLAIN_SCALARS or (tag == _TIMESTAMP and dates):
+                    node = ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
+                    if _scalar_problem(loader, node, dates):
+                        return None
+                    data = constructors[tag](loader, node)
+                else:
+                    return None  # other tags, merge keys: the full reader refuses or merges
+                expanded += 1
+                written += 1
+                anchor = event.anchor
+                if anchor is not None:
+                    if anchor in anchors:
+                        return None
+                    anchors[anchor], sizes[anchor] = data, 1
+            elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+                mapping = kind is yaml.MappingStartEvent
+                tag, anchor = event.tag, event.anchor
+                if tag is None or tag == "!":
+                    tag = resolve(MappingNode if mapping else SequenceNode, None, event.implicit)
+                if tag != (_MAP if mapping else _SEQ) or len(stack) >= MAX_DEPTH or anchor in anchors:
+                    return None
+                data = {} if mapping else []
+                if anchor is not None:
+                    anchors[anchor] = data
+                expanded += 1
+                written += 1
+            elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+                frame = stack.pop()
+                if frame[4] is not None:
+                    sizes[frame[4]] = expanded - frame[5]
+                continue
+            elif kind is yaml.AliasEvent:
+                anchor = event.anchor
+                if anchor not in anchors or any(frame[4] == anchor for frame in stack):
+                    return None  # undefined, or naming a node that contains it
+                expanded += sizes.get(anchor, 1)
+                if expanded - written > ALIAS_BUDGET:
+                    return None
+                data = anchors[anchor]
+            elif kind is yaml.DocumentStartEvent:
+                root, line = None, 0
+                anchors = {}
+                continue
+            elif kind is yaml.DocumentEndEvent:
+                documents.append(Document(root, line))
+                continue
+            elif kind is yaml.StreamEndEvent:
+                return documents
+            elif kind is yaml.StreamStartEvent:
+                continue
+            else:
+                return None  # an event this reader does not know
+            if not stack:
+                root, line = data, event.start_mark.line + 1
+            else:
+                frame = stack[-1]
+                into = frame[0]
+                if type(into) is list:
+                    into.append(data)
+                elif frame[1]:  # a key: a plain value, held once per mapping
+                    if type(data) is dict or type(data) is list:
+                        return None
+                    identity = (type(data).__name__, data)
+                    if identity in frame[3]:
+                        return None
+                    frame[3].add(identity)
+                    frame[1], frame[2] = False, data
+                else:
+                    into[frame[2]] = data
+                    frame[1] = True
+            if kind is yaml.MappingStartEvent:
+                stack.append([data, True, None, set(), event.anchor, expanded - 1])
+            elif kind is yaml.SequenceStartEvent:
+                stack.append([data, False, None, None, event.anchor, expanded - 1])
+    except yaml.YAMLError:
+        return None
+    finally:
+        loader.dispose()
 
 
 def _prescan(text: str, source: str) -> None:

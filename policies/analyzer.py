@@ -15,21 +15,23 @@ secrets as signature objects, ``__``-prefixed internal keys dropped), resource o
 
 from __future__ import annotations
 
+import gc
 import json
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 import jsonschema
 from google.protobuf import empty_pb2, json_format, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2
-import pulumi_policy.policy as _servicer_module
 from pulumi_policy import Policy
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
 from gpufleet import __version__ as PACK_VERSION  # PulumiPolicy.yaml's ``version`` wins under the real CLI
 from gpufleet.policies.core import Rule, Subject, Violation
-from gpufleet.policies.pack import PACK_NAME, SUBJECTS, build_policies, default_enforcement, plain_props
+from gpufleet.policies.pack import PACK_NAME, build_policies, default_enforcement, plain_props
+from gpufleet.policies.wire import identical, shared_conversion, to_struct
+
 
 if TYPE_CHECKING:  # the engine imports the Pulumi runtime; only type hints need it here
     from gpufleet.infra.offline.engine import Recording, RegisteredResource
@@ -42,7 +44,6 @@ _LEVEL_NAMES = {
     analyzer_pb2.REMEDIATE: "remediate",
 }
 _LEVEL_VALUES = {name: value for value, name in _LEVEL_NAMES.items()}
-_INTERNAL_KEY_PREFIX = "__"
 
 
 class PolicyConfigError(ValueError):
@@ -106,109 +107,48 @@ class AnalyzerResource:
             provider=provider,
         )
 
-    def struct(self) -> struct_pb2.Struct:
-        """The properties as the engine's ``Struct`` (built once per resource object: a provider is
-        shared by every resource that uses it)."""
-        cached = self.__dict__.get("_struct")
+    def wire(self) -> bytes:
+        """The properties as the engine sends them: its ``Struct`` (:func:`to_struct`), serialized.
+        Made once per resource object (a provider is shared by every resource that uses it); every
+        request carrying them parses these bytes, as the analyzer parses what the engine sends."""
+        cached = self.__dict__.get("_wire")
         if cached is None:
-            cached = to_struct(self.properties)
-            object.__setattr__(self, "_struct", cached)
+            cached = to_struct(self.properties).SerializeToString()
+            object.__setattr__(self, "_wire", cached)
         return cached
 
+    def struct(self) -> struct_pb2.Struct:
+        """The properties as the engine's ``Struct``."""
+        return struct_pb2.Struct.FromString(self.wire())
+
     def options(self) -> analyzer_pb2.AnalyzerResourceOptions:
-        return analyzer_pb2.AnalyzerResourceOptions(
-            protect=self.protect,
-            ignoreChanges=list(self.ignore_changes),
-            deleteBeforeReplace=bool(self.delete_before_replace),
-            deleteBeforeReplaceDefined=self.delete_before_replace is not None,
-            aliases=list(self.aliases),
-            parent=self.parent,
-        )
+        """The resource options a request carries (made once: a request copies them)."""
+        cached = self.__dict__.get("_options")
+        if cached is None:
+            cached = analyzer_pb2.AnalyzerResourceOptions(
+                protect=self.protect,
+                ignoreChanges=list(self.ignore_changes),
+                deleteBeforeReplace=bool(self.delete_before_replace),
+                deleteBeforeReplaceDefined=self.delete_before_replace is not None,
+                aliases=list(self.aliases),
+                parent=self.parent,
+            )
+            object.__setattr__(self, "_options", cached)
+        return cached
 
     def provider_message(self) -> Optional[analyzer_pb2.AnalyzerProviderResource]:
         if self.provider is None:
             return None
-        return analyzer_pb2.AnalyzerProviderResource(
-            type=self.provider.type, properties=self.provider.struct(), urn=self.provider.urn,
-            name=self.provider.name,
-        )
+        message = analyzer_pb2.AnalyzerProviderResource()
+        self.fill_provider(message)
+        return message
 
-
-def to_struct(properties: Mapping[str, Any]) -> struct_pb2.Struct:
-    """Properties → the ``Struct`` the engine sends (numbers become doubles, internal keys dropped)."""
-    struct = struct_pb2.Struct()
-    json_format.ParseDict(_without_internal_keys(properties), struct)
-    return struct
-
-
-def _without_internal_keys(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _without_internal_keys(v) for k, v in value.items() if not str(k).startswith(_INTERNAL_KEY_PREFIX)}
-    if isinstance(value, (list, tuple)):
-        return [_without_internal_keys(v) for v in value]
-    return value
-
-
-# -- converting each resource once, not once per policy ---------------------------------------------
-
-class _Once:
-    """``function(x)`` computed once per argument object within a :func:`shared_conversion` call (the
-    argument is held, so its identity is not reused)."""
-
-    def __init__(self, function: Callable[[Any], Any]):
-        self.function = function
-        self.memo: dict[int, tuple[Any, Any]] = {}
-
-    def __call__(self, value: Any, *args: Any, **kwargs: Any) -> Any:
-        if args or kwargs:
-            return self.function(value, *args, **kwargs)
-        entry = self.memo.get(id(value))
-        if entry is None or entry[0] is not value:
-            entry = (value, self.function(value))
-            self.memo[id(value)] = entry
-        return entry[1]
-
-
-class _JsonFormatOnce:
-    """``google.protobuf.json_format`` as the servicer module sees it, with ``MessageToDict`` once per message."""
-
-    def __init__(self) -> None:
-        self.MessageToDict = _Once(json_format.MessageToDict)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(json_format, name)
-
-
-@contextmanager
-def shared_conversion(servicer: Optional[_PolicyAnalyzerServicer] = None) -> Iterator[None]:
-    """Within: ``pulumi_policy``'s servicer converts a resource's properties once for all policies.
-
-    The servicer turns the request's ``Struct`` into a dict (``MessageToDict``), deserializes it and
-    wraps it in its unknown-checking proxy inside its loop over policies: once per policy and
-    resource, the bulk of a pack's cost. Here those three steps are computed once per message and
-    the same (read-only) proxy is handed to every policy, which lets gpufleet's policies share one
-    :class:`Subject` per resource (:data:`gpufleet.policies.pack.SUBJECTS`). Everything else is the
-    servicer's own code; the results are identical (tests compare both paths). Swaps the servicer
-    module's references for the duration of the call: for the offline harness, which calls the
-    servicer from one thread, never under the Pulumi CLI. With ``servicer``, its resource options and
-    provider (also rebuilt per policy) are made once per message as well."""
-    saved = (_servicer_module.json_format, _servicer_module.deserialize_properties,
-             _servicer_module.unknown_checking_proxy, SUBJECTS.active)
-    _servicer_module.json_format = _JsonFormatOnce()  # type: ignore[assignment]
-    _servicer_module.deserialize_properties = _Once(saved[1])  # type: ignore[assignment]
-    _servicer_module.unknown_checking_proxy = _Once(saved[2])  # type: ignore[assignment]
-    SUBJECTS.active = True
-    if servicer is not None:
-        servicer._get_resource_options = _Once(servicer._get_resource_options)  # type: ignore[method-assign]
-        servicer._get_provider_resource = _Once(servicer._get_provider_resource)  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        if servicer is not None:
-            del servicer._get_resource_options, servicer._get_provider_resource  # back to the class's methods
-        (_servicer_module.json_format, _servicer_module.deserialize_properties,
-         _servicer_module.unknown_checking_proxy, SUBJECTS.active) = saved
-        SUBJECTS.clear()
+    def fill_provider(self, message: analyzer_pb2.AnalyzerProviderResource) -> None:
+        """Set ``message`` (a request's ``provider`` field) to this resource's provider, if any."""
+        provider = self.provider
+        if provider is not None:
+            message.type, message.urn, message.name = provider.type, provider.urn, provider.name
+            message.properties.MergeFromString(provider.wire())
 
 
 class PolicyAnalyzer:
@@ -270,26 +210,33 @@ class PolicyAnalyzer:
     def analyze(self, resource: AnalyzerResource, *, fast: bool = False) -> analyzer_pb2.AnalyzeResponse:
         """``Analyze`` one resource; ``fast``: within :func:`shared_conversion` (same answer)."""
         request = analyzer_pb2.AnalyzeRequest(
-            type=resource.type, properties=resource.struct(), urn=resource.urn, name=resource.name,
-            options=resource.options(), provider=resource.provider_message(),
+            type=resource.type, urn=resource.urn, name=resource.name, options=resource.options(),
         )
+        request.properties.MergeFromString(resource.wire())
+        resource.fill_provider(request.provider)
         if fast:
-            with shared_conversion(self.servicer):
-                return self.servicer.Analyze(request, None)
+            with shared_conversion(self.servicer) as shared:
+                try:
+                    return self.servicer.Analyze(request, None)
+                finally:
+                    shared.end_call()
         return self.servicer.Analyze(request, None)
 
     def analyze_stack(self, resources: Iterable[AnalyzerResource], *, fast: bool = False) -> analyzer_pb2.AnalyzeResponse:
         """``AnalyzeStack`` over ``resources``; ``fast``: within :func:`shared_conversion` (same answer)."""
         request = analyzer_pb2.AnalyzeStackRequest()
+        add = request.resources.add
         for resource in resources:
-            request.resources.append(analyzer_pb2.AnalyzerResource(
-                type=resource.type, properties=resource.struct(), urn=resource.urn, name=resource.name,
-                options=resource.options(), provider=resource.provider_message(), parent=resource.parent,
-                dependencies=list(resource.dependencies),
-            ))
+            entry = add(type=resource.type, urn=resource.urn, name=resource.name, options=resource.options(),
+                        parent=resource.parent, dependencies=list(resource.dependencies))
+            entry.properties.MergeFromString(resource.wire())
+            resource.fill_provider(entry.provider)
         if fast:
-            with shared_conversion(self.servicer):
-                return self.servicer.AnalyzeStack(request, None)
+            with shared_conversion(self.servicer) as shared:
+                try:
+                    return self.servicer.AnalyzeStack(request, None)
+                finally:
+                    shared.end_call()
         return self.servicer.AnalyzeStack(request, None)
 
 
@@ -419,7 +366,8 @@ def analyze_recording(
     """Run the pack over everything ``recording`` registered, as ``pulumi preview --policy-pack``
     would: ``Analyze`` per resource (inputs), then ``AnalyzeStack`` (outputs). ``fast`` (the
     default) converts each resource once for all policies (:func:`shared_conversion`); the report is
-    the same either way."""
+    the same either way. Both ways, a resource whose outputs are its inputs (the same JSON data) is
+    marshalled once for both calls, as the engine would send the same bytes."""
     policies = build_policies(rules, production=production)
     if not policies:
         return PolicyReport()
@@ -429,14 +377,38 @@ def analyze_recording(
     by_urn = recording.by_urn()
     providers: dict[str, AnalyzerResource] = {}
     report = PolicyReport()
-    for registered in recording.resources:
-        resource = AnalyzerResource.from_registered(registered, by_urn=by_urn, providers=providers)
-        _collect(report, analyzer.analyze(resource, fast=fast), {resource.urn: resource}, default=resource)
-    stack_resources = [AnalyzerResource.from_registered(r, outputs=True, by_urn=by_urn, providers=providers)
-                       for r in recording.resources]
-    _collect(report, analyzer.analyze_stack(stack_resources, fast=fast), {r.urn: r for r in stack_resources}, default=None,
-             stack_name=f"{recording.project}-{recording.stack}")
+    with _collector_paused(), shared_conversion(analyzer.servicer) if fast else nullcontext():
+        inputs: list[AnalyzerResource] = []
+        for registered in recording.resources:
+            resource = AnalyzerResource.from_registered(registered, by_urn=by_urn, providers=providers)
+            inputs.append(resource)
+            _collect(report, analyzer.analyze(resource, fast=fast), {resource.urn: resource}, default=resource)
+        stack_resources = []
+        for registered, analyzed in zip(recording.resources, inputs):
+            if not registered.outputs or identical(registered.outputs, registered.inputs):
+                stack_resources.append(analyzed)  # the same view: the engine sends the same bytes
+            else:
+                stack_resources.append(AnalyzerResource.from_registered(registered, outputs=True, by_urn=by_urn,
+                                                                        providers=providers))
+        _collect(report, analyzer.analyze_stack(stack_resources, fast=fast), {r.urn: r for r in stack_resources},
+                 default=None, stack_name=f"{recording.project}-{recording.stack}")
     return report
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector paused while a recording is analyzed (as ``timeit`` pauses it),
+    then restored as it was. The analysis keeps what it converts until it ends and leaves no garbage
+    cycles to speak of (everything it makes is freed by reference counting), yet each collection
+    its allocations trigger would walk the caller's whole heap (a plan holds hundreds of thousands
+    of objects): at a thousand services, a third of the analysis's time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _collect(

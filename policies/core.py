@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from decimal import Decimal, InvalidOperation
 from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence, get_args
 
@@ -58,11 +59,21 @@ def is_unknown(value: Any) -> bool:
 
 def contains_unknown(value: Any) -> bool:
     """``value`` or anything nested in it is unknown."""
-    if type(value) is dict or isinstance(value, Mapping):
-        return any(contains_unknown(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(contains_unknown(v) for v in value)
-    return is_unknown(value)
+    kind = type(value)  # plain data first, without typing.Mapping's slow isinstance check
+    if kind is str:
+        return value in UNKNOWN_SENTINELS
+    if value is None or kind is bool or kind is int or kind is float:
+        return False
+    if kind is dict or kind is not list and kind is not tuple and isinstance(value, Mapping):
+        items: Any = value.values()
+    elif isinstance(value, (list, tuple)):
+        items = value
+    else:
+        return is_unknown(value)
+    for item in items:
+        if contains_unknown(item):
+            return True
+    return False
 
 
 def as_number(value: Any) -> Optional[float]:
@@ -87,8 +98,10 @@ def as_str(value: Any) -> Optional[str]:
 
 def as_mapping(value: Any) -> Mapping[str, Any]:
     """The mapping itself, or an empty one (absent or unknown)."""
-    if type(value) is dict:  # the common case, without typing.Mapping's slow isinstance check
+    if type(value) is dict:  # the common cases, without typing.Mapping's slow isinstance check
         return value
+    if value is None or type(value) is str:
+        return {}
     return value if isinstance(value, Mapping) else {}
 
 
@@ -151,7 +164,8 @@ class Subject:
     """One resource under check.
 
     ``props`` of a Kubernetes object is its manifest as the API server gets it (camelCase); of any
-    other type, its Pulumi inputs as the engine/analyzer sees them (camelCase).
+    other type, its Pulumi inputs as the engine/analyzer sees them (camelCase). A subject is
+    immutable, props included: what it tells about itself (kind, namespace, name, ...) is read once.
     """
 
     type: str
@@ -170,16 +184,16 @@ class Subject:
         name = as_str(metadata.get("name")) or as_str(metadata.get("generateName")) or ""
         return cls(kubernetes_type(api_version, kind), name, manifest, urn)
 
-    @property
+    @cached_property
     def is_kubernetes(self) -> bool:
         """A Kubernetes object (not a Helm release, YAML file group or cloud resource)."""
         return self.type.startswith("kubernetes:") and not self.type.startswith(_NON_MANIFEST_PREFIXES)
 
-    @property
+    @cached_property
     def is_helm_release(self) -> bool:
         return self.type == HELM_RELEASE_TYPE
 
-    @property
+    @cached_property
     def kind(self) -> str:
         """Kubernetes kind for Kubernetes objects; the last part of the type token otherwise."""
         if self.is_kubernetes:
@@ -188,7 +202,7 @@ class Subject:
                 return kind
         return self.type.rsplit(":", 1)[-1]
 
-    @property
+    @cached_property
     def api_version(self) -> str:
         """``apiVersion`` of a Kubernetes object (core group as ``v1``); empty for other types."""
         if not self.type.startswith("kubernetes:"):
@@ -199,27 +213,27 @@ class Subject:
         group_version = self.type.split(":")[1]
         return group_version[len("core/"):] if group_version.startswith("core/") else group_version
 
-    @property
+    @cached_property
     def group(self) -> str:
         """API group of a Kubernetes object (empty for the core group)."""
         api_version = self.api_version
         return api_version.rsplit("/", 1)[0] if "/" in api_version else ""
 
-    @property
+    @cached_property
     def metadata(self) -> Mapping[str, Any]:
         return as_mapping(self.props.get("metadata"))
 
-    @property
+    @cached_property
     def spec(self) -> Mapping[str, Any]:
         return as_mapping(self.props.get("spec"))
 
-    @property
+    @cached_property
     def object_name(self) -> str:
         """``metadata.name`` when known, else the logical name (Pulumi auto-naming; a manifest with only
         ``generateName``: that prefix)."""
         return as_str(self.metadata.get("name")) or self.name or as_str(self.metadata.get("generateName")) or ""
 
-    @property
+    @cached_property
     def namespace(self) -> str:
         """``metadata.namespace`` of a Kubernetes object (a Helm release: its ``namespace`` input);
         ``default`` when a namespaced object names none; empty for cluster-scoped kinds and cloud
@@ -235,11 +249,11 @@ class Subject:
             return declared
         return "" if (self.group, self.kind) in CLUSTER_SCOPED else "default"
 
-    @property
+    @cached_property
     def labels(self) -> Mapping[str, Any]:
         return as_mapping(self.metadata.get("labels"))
 
-    @property
+    @cached_property
     def annotations(self) -> Mapping[str, Any]:
         return as_mapping(self.metadata.get("annotations"))
 

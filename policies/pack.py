@@ -39,7 +39,8 @@ if TYPE_CHECKING:  # pulumi_policy imports the Pulumi SDK: `gpufleet check` (exe
     )
 
 from gpufleet.policies.core import (
-    ASSUME_KEY, ASSUMPTION_TOKENS, PolicyConfig, Rule, RuleContext, Subject, Violation, parse_assumptions,
+    ASSUME_KEY, ASSUMPTION_TOKENS, UNKNOWN_SENTINELS, PolicyConfig, Rule, RuleContext, Subject, Violation,
+    parse_assumptions,
 )
 
 PACK_NAME = "gpufleet-gpu-production"
@@ -98,6 +99,15 @@ UNKNOWN = _Unknown()
 """Stands in for every unknown value the engine sends; never a plain scalar or container."""
 
 
+class PlainSource:
+    """A properties object that knows its plain data: :func:`plain_props` answers :meth:`plain`
+    instead of reading through the object (the offline harness's lazily built proxy,
+    :mod:`gpufleet.policies.wire`, whose reads would give the same values)."""
+
+    def plain(self) -> Any:
+        raise NotImplementedError
+
+
 def plain_props(value: Any) -> Any:
     """Properties as ``pulumi_policy`` hands them to a policy → plain dicts and lists, with
     :data:`UNKNOWN` in place of the engine's unknown sentinels.
@@ -109,13 +119,17 @@ def plain_props(value: Any) -> Any:
     """
     kind = type(value)
     if kind is str:  # the common leaves first: no ABC isinstance checks on the hot path
-        return UNKNOWN if _is_unknown_sentinel(value) else value
-    if kind is dict:
-        return {key: plain_props(item) for key, item in value.items()}
+        return UNKNOWN if value in UNKNOWN_SENTINELS else value
+    if kind is dict:  # string leaves inline, without a call each
+        return {key: (UNKNOWN if item in UNKNOWN_SENTINELS else item) if type(item) is str else plain_props(item)
+                for key, item in value.items()}
     if kind is list or kind is tuple:
-        return [plain_props(item) for item in value]
+        return [(UNKNOWN if item in UNKNOWN_SENTINELS else item) if type(item) is str else plain_props(item)
+                for item in value]
     if kind is float or kind is int or kind is bool or value is None:
         return value
+    if isinstance(value, PlainSource):
+        return value.plain()
     if isinstance(value, _abc.Mapping) or isinstance(value, _abc.Sequence) and not isinstance(value, (str, bytes)):
         target = _proxy_target(value)
         if target is not None:
@@ -141,9 +155,10 @@ def _proxy_target(value: Any) -> Any:
 
 class _SubjectCache:
     """One :class:`Subject` per resource for all policies, while :attr:`active` (the offline harness,
-    :func:`gpufleet.policies.analyzer.shared_conversion`, turns it on around each analyzer call).
+    :func:`gpufleet.policies.wire.shared_conversion`, turns it on while it calls the analyzer).
 
-    There the servicer hands every policy the very same properties object for a resource, so the
+    There the servicer hands every policy (and both calls) the very same properties object for a
+    resource, so the
     subject (its :func:`plain_props` conversion, and what rules derive from it: pod templates and
     their cross-resource resolution) is made once and shared, as ``gpufleet check`` shares it. An
     entry is found by the identity of the properties object (held, so the identity is never reused)
@@ -277,29 +292,38 @@ def _context(rule: Rule, config: Mapping[str, Any], production: bool, assume: fr
 
 
 class _Contexts:
-    """A policy's :func:`_context` per config it is handed, made once: the servicer hands each call a
-    shallow copy of the same config, so the entry is found by the identity of its values (the
-    copy is held, so those identities are not reused)."""
+    """A policy's :func:`_context` (and its ``exempt`` patterns) per config it is handed, made once:
+    the servicer hands each call a shallow copy of the same config, so the entry is found by the keys
+    and the identity of the values (the first copy is held, so those identities are not reused)."""
 
     def __init__(self, rule: Rule, production: bool, assume: frozenset[str]):
         self.rule, self.production, self.assume = rule, production, assume
-        self._entries: dict[tuple[Any, ...], tuple[Mapping[str, Any], RuleContext]] = {}
+        self._entries: dict[tuple[Any, ...], tuple[Mapping[str, Any], RuleContext, Any]] = {}
+        empty = self._make({})
+        self._last: tuple[list[str], list[int], tuple[Mapping[str, Any], RuleContext, Any]] = ([], [], empty)
 
-    def __call__(self, config: Optional[Mapping[str, Any]]) -> RuleContext:
-        config = config or {}
-        key = tuple((k, id(v)) for k, v in config.items())
-        entry = self._entries.get(key)
-        if entry is not None and all(entry[0][k] is v for k, v in config.items()):
-            return entry[1]
+    def __call__(self, config: Optional[Mapping[str, Any]]) -> tuple[RuleContext, Any]:
+        if not config:
+            config = {}
+        keys, ids, entry = self._last
+        values = list(map(id, config.values()))
+        if values != ids or list(config) != keys:  # not the config of the last call (the common case)
+            key = (tuple(config), tuple(values))
+            found = self._entries.get(key)
+            if found is None:
+                if len(self._entries) >= 16:
+                    self._entries.clear()
+                found = self._entries[key] = self._make(config)
+            entry = found
+            self._last = (list(config), values, entry)  # the entry holds its config: the ids stay unique
+        return entry[1], entry[2]
+
+    def _make(self, config: Mapping[str, Any]) -> tuple[Mapping[str, Any], RuleContext, Any]:
         context = _context(self.rule, config, self.production, self.assume)
-        if len(self._entries) >= 16:
-            self._entries.clear()
-        self._entries[key] = (config, context)
-        return context
+        return config, context, context.get(EXEMPT_SETTING)
 
 
-def _exempt(subject: Subject, context: RuleContext) -> bool:
-    patterns = context.get(EXEMPT_SETTING)
+def _exempt(subject: Subject, patterns: Any) -> bool:
     if not patterns:
         return False  # the common case: no exemptions, no resource path to build
     return is_exempt(subject.kind, subject.namespace, subject.object_name, patterns)
@@ -310,11 +334,12 @@ def _resource_validation(rule: Rule, production: bool, assume: frozenset[str]) -
     assert check is not None
 
     contexts = _Contexts(rule, production, assume)
+    subjects = SUBJECTS
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        subject = SUBJECTS.get(args.resource_type, args.name, args.urn, args.props)
-        context = contexts(args.get_config())
-        if _exempt(subject, context):
+        subject = subjects.get(args.resource_type, args.name, args.urn, args.props)
+        context, exempt = contexts(args.get_config())
+        if exempt and _exempt(subject, exempt):
             return
         for message in check(subject, context):
             report_violation(message, None)
@@ -329,10 +354,11 @@ def _stack_validation(rule: Rule, production: bool, assume: frozenset[str]) -> C
     contexts = _Contexts(rule, production, assume)
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        subjects = [SUBJECTS.get(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
-        context = contexts(args.get_config())
+        get = SUBJECTS.get
+        subjects = [get(r.resource_type, r.name, r.urn, r.props) for r in args.resources]
+        context, exempt = contexts(args.get_config())
         for subject, message in check(subjects, context):
-            if not _exempt(subject, context):
+            if not _exempt(subject, exempt):
                 report_violation(message, subject.urn or None)
 
     return validate

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
+from functools import cached_property
 from typing import Any, Iterable, Iterator, Mapping, Optional, Sequence
 
 from gpufleet.components.gpu_scheduling import GPU_RESOURCE, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE
@@ -64,7 +65,7 @@ def is_gpu_resource(name: str) -> bool:
 
 @dataclass(frozen=True)
 class PodTemplate:
-    """One pod template of a workload."""
+    """One pod template of a workload (immutable, as its owner: what it tells is read once)."""
 
     owner: Subject
     """The resource the template belongs to."""
@@ -119,6 +120,10 @@ class PodTemplate:
     def gpu_resources(self) -> dict[str, Decimal]:
         """GPU resource → units one pod asks for (largest of request and limit; an init container
         counts alone, as the scheduler does). Unknown or malformed quantities are left out."""
+        return dict(self._gpu_resources)
+
+    @cached_property
+    def _gpu_resources(self) -> dict[str, Decimal]:
         total: dict[str, Decimal] = {}
         for container in self.containers:
             for name, amount in container_gpus(container).items():
@@ -132,7 +137,7 @@ class PodTemplate:
         """GPUs (device-plugin units and DRA devices) one pod takes."""
         return sum(self.gpu_resources().values(), Decimal(0)) + sum(self.dra_gpus.values(), Decimal(0))
 
-    @property
+    @cached_property
     def uses_gpu(self) -> bool:
         """Some container names a GPU resource in its requests or limits, or the pod claims a GPU
         through DRA (known once resolved)."""

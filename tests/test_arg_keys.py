@@ -36,7 +36,7 @@ COMPONENTS = _component_classes()
 
 def test_every_exported_component_is_covered():
     names = {cls.__name__ for cls in COMPONENTS}
-    assert len(COMPONENTS) == 28
+    assert len(COMPONENTS) == 29
     assert {"Network", "Cluster", "Karpenter", "GpuNodePool", "InferenceService", "RayJob", "Team"} <= names
 
 

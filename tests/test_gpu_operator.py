@@ -74,6 +74,7 @@ def test_release_is_the_pinned_chart_in_a_privileged_namespace(run):
 @pytest.mark.parametrize(("family", "expected"), [
     ("al2023", {"driver": False, "toolkit": False, "devicePlugin": True}),
     ("bottlerocket", {"driver": False, "toolkit": False, "devicePlugin": False}),
+    ("eks-auto-mode", {"driver": False, "toolkit": False, "devicePlugin": False}),
 ])
 def test_operands_follow_what_the_ami_ships(run, family, expected):
     assert operand_switches([family]) == expected
@@ -82,7 +83,7 @@ def test_operands_follow_what_the_ami_ships(run, family, expected):
 
 
 def test_every_ami_family_is_in_the_table():
-    assert set(AMI_SHIPS) == {"al2023", "bottlerocket"}
+    assert set(AMI_SHIPS) == {"al2023", "bottlerocket", "eks-auto-mode"}
 
 
 def test_ami_families_that_disagree_are_refused():

@@ -264,10 +264,10 @@ def test_placements_are_built_once_per_config_for_every_cross_check(monkeypatch)
     built: list[str] = []
     original = gpu_pools.pool_spec
 
-    def counting(name, args):
+    def counting(name, args, **kwargs):
         if "mig_strategy" in args:  # pool_args, as configured_placements and compose call it
             built.append(name)
-        return original(name, args)
+        return original(name, args, **kwargs)
 
     monkeypatch.setattr(gpu_pools, "pool_spec", counting)
     config = parse_stack_config(raw)

@@ -44,7 +44,7 @@ def _chart(release_inputs: dict) -> str:
     return release_inputs["chart"].rstrip("/").rsplit("/", 1)[-1]
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod", "options"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "options", "automode"])
 def test_every_release_of_the_stacks_sets_only_keys_its_pinned_chart_defines(run, upstream, stack):
     """Helm ignores a values key the chart does not read, silently: each release of the reference
     stacks is walked against its chart's values.yaml at the pinned tag."""

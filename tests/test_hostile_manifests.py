@@ -156,3 +156,175 @@ def test_stdin_is_read_with_the_same_rules(check):
     assert result.exit_code == 2
     assert "<stdin>:8: data: duplicate key 'k'" in flat(result.output)
     assert check("-", input=yaml.safe_dump({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})).exit_code == 0
+
+
+# -- what the reader builds is what PyYAML's constructor builds -----------------------------------
+
+SHAPES = """\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: shapes, labels: {a: "1", b: '2'}, annotations: {}}
+data: {empty: "", multi: "line one\\nline two"}
+folded: >-
+  folded
+  text
+numbers: [0, -1, 0x1F, 0o17, 1_000, 1.5, -.5e3, 9223372036854775807, -9223372036854775808]
+truths: [true, False, yes, no, on, null, ~, ""]
+dates: [2024-01-01, 2024-01-01T10:00:00Z]
+keys: {1: int, 2.5: float, true: bool, null: none, "1": text, 2024-01-02: date}  # 1 and true: one dict key
+nested: [[], {}, [[1, [2, [3]]]], {x: {y: {z: [a, {b: c}]}}}]
+tagged: [!!str 123, !!int "7", !!float "1", !!bool "true", !!null "", ! 12]
+block: |
+  keep
+    indentation
+---
+---
+plain scalar document
+---
+- a
+- - b
+  - {c: d}
+"""
+
+ALIASES = """\
+labels: &labels {team: ml, tier: &tier gpu}
+selector: {matchLabels: *labels}
+tiers: [*tier, *tier]
+&key shared-key: 1
+list: &list [1, {a: b}]
+again: *list
+---
+anchors: &labels [reset per document]
+same: *labels
+"""
+
+MERGES = """\
+defaults: &defaults {cpu: "1", memory: 1Gi, labels: &labels {team: ml}}
+first:
+  <<: *defaults
+  memory: 2Gi
+second:
+  <<: [*defaults, {gpu: 1}]
+  labels: *labels
+"""
+
+
+def _constructed(text: str) -> list:
+    from gpufleet.infra.yaml_input import _Loader
+
+    loader = _Loader(text)
+    try:
+        documents = []
+        while loader.check_node():
+            documents.append(loader.construct_document(loader.get_node()))
+        return documents
+    finally:
+        loader.dispose()
+
+
+def _same(left: object, right: object) -> bool:
+    """Equal, with the same types throughout (1 == True == 1.0 in Python; not here)."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, dict):
+        return list(left) == list(right) and all(_same(k1, k2) and _same(left[k1], right[k2])
+                                                 for k1, k2 in zip(left, right))
+    if isinstance(left, list):
+        return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right))
+    if isinstance(left, float) and left != left:
+        return right != right
+    return left == right
+
+
+def _full_reader(text: str, monkeypatch: pytest.MonkeyPatch, **options: object) -> list:
+    """The documents as the node-by-node reader (prescan, node checks, constructor) reads them."""
+    from gpufleet.infra import yaml_input
+
+    with monkeypatch.context() as patched:
+        patched.setattr(yaml_input, "_plain_documents", lambda text, dates: None)
+        return yaml_input.load_documents(text, "full.yaml", **options)
+
+
+@pytest.mark.parametrize(("text", "one_pass"), [(SHAPES, True), (ALIASES, True), (MERGES, False)],
+                         ids=["shapes", "aliases", "merge-keys"])
+def test_documents_are_what_pyyaml_constructs(text, one_pass, monkeypatch):
+    from gpufleet.infra.yaml_input import _plain_documents, load_documents
+
+    loaded = load_documents(text, "shapes.yaml")
+    assert _same([document.value for document in loaded], _constructed(text))
+    assert loaded == _full_reader(text, monkeypatch)  # values and lines
+    assert (_plain_documents(text, True) is not None) == one_pass  # merge keys: the full reader merges
+
+
+def test_aliased_values_stay_shared_as_pyyaml_shares_them():
+    from gpufleet.infra.yaml_input import load_documents
+
+    first, second = load_documents(ALIASES, "aliases.yaml")
+    assert first.value["selector"]["matchLabels"] is first.value["labels"]
+    assert first.value["list"] is first.value["again"]
+    assert second.value["same"] is second.value["anchors"]
+    (merged,) = load_documents(MERGES, "merges.yaml")
+    assert merged.value["second"]["labels"] is merged.value["defaults"]["labels"]
+
+
+REFUSED = {
+    "duplicate key": "a: 1\nb: 2\na: 3\n",
+    "duplicate key after an alias": "x: &k a\n*k : 1\na: 2\n",
+    "a list as a key": "? [a]\n: 1\n",
+    "an alias of a mapping as a key": "m: &m {a: 1}\n*m : 2\n",
+    "a binary tag": "a: !!binary aGk=\n",
+    "a custom tag": "a: !Ref x\n",
+    "a set": "a: !!set {x: null}\n",
+    "an integer past 64 bits": "a: 9223372036854775808\n",
+    "an infinite float": "a: .inf\n",
+    "a lone surrogate": 'a: "\\ud800"\n',
+    "nesting deeper than 64": "a: " + "[" * 65 + "]" * 65 + "\n",
+    "an alias naming its own container": "a: &a [1, *a]\n",
+    "an undefined alias": "a: *nothing\n",
+    "an anchor defined twice": "a: &x 1\nb: &x 2\n",
+    "an alias to another document's anchor": "a: &x 1\n---\nb: *x\n",
+    "a syntax error": "a: [1, 2\nb: 3\n",
+    "an alias bomb": "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+                     "e: [*d, *d]\n",
+}
+
+
+@pytest.mark.parametrize("text", list(REFUSED.values()), ids=list(REFUSED))
+def test_the_one_pass_reader_leaves_what_it_cannot_vouch_for_to_the_full_reader(text, monkeypatch):
+    from gpufleet.infra.yaml_input import YamlInputError, _plain_documents, load_documents
+
+    assert _plain_documents(text, True) is None
+    try:
+        expected = _full_reader(text, monkeypatch, dates=True)
+    except YamlInputError as error:
+        with pytest.raises(YamlInputError) as raised:
+            load_documents(text, "full.yaml")
+        assert raised.value.problems == error.problems
+    else:  # PyYAML reads it (a mapping key made from an alias, say): the same documents either way
+        assert load_documents(text, "full.yaml") == expected
+
+
+def test_an_unquoted_date_is_left_to_the_full_reader_where_dates_are_refused():
+    from gpufleet.infra.yaml_input import _plain_documents
+
+    assert _plain_documents("a: 2024-01-01\n", True) is not None
+    assert _plain_documents("a: 2024-01-01\n", False) is None
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason="real-world corpus not available")
+def test_the_real_world_corpus_reads_as_pyyaml_constructs_it(monkeypatch):
+    from gpufleet.infra.yaml_input import YamlInputError, _plain_documents, load_documents
+
+    read = one_pass = 0
+    for path in sorted(CORPUS.rglob("*.y*ml")):
+        text = path.read_text(encoding="utf-8")
+        try:
+            loaded = load_documents(text, str(path))
+        except YamlInputError:
+            continue
+        assert _same([document.value for document in loaded], _constructed(text)), path
+        assert loaded == _full_reader(text, monkeypatch), path
+        read += 1
+        one_pass += _plain_documents(text, True) is not None
+    assert read > 100 and one_pass == read

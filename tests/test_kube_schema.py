@@ -663,6 +663,7 @@ def test_validators_share_compiled_schemas(crds_dir: Path) -> None:
     assert time.perf_counter() - start < 1.0
     assert a.validate(nodepool()) == b.validate(nodepool()) == []
     assert b.crd_kinds() == [
+        ("eks.amazonaws.com/v1", "NodeClass"),  # gpufleet's modeled CRD, always loaded
         ("karpenter.k8s.aws/v1", "EC2NodeClass"),
         ("karpenter.sh/v1", "NodeClaim"),
         ("karpenter.sh/v1", "NodePool"),

@@ -137,7 +137,8 @@ def test_the_sdist_leaves_tests_out_and_builds_a_complete_wheel(tmp_path: Path):
         members = {m.name.split("/", 1)[1] for m in archive.getmembers() if "/" in m.name}
     assert not {m for m in members if m.split("/")[0] in ("tests", "benchmarks", "stacks", "venv", ".ci")}
     assert not {m for m in members if m.startswith("policies/packs")}
-    assert {"README.md", "CHANGELOG.md", "pyproject.toml", "infra/root/__init__.py", "infra/upstream.lock.json"} <= members
+    assert {"README.md", "CHANGELOG.md", "LICENSE", "pyproject.toml", "infra/root/__init__.py",
+            "infra/upstream.lock.json"} <= members
     wheel_build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path), str(sdist)],
                                  capture_output=True, text=True, timeout=900)
     assert wheel_build.returncode == 0, wheel_build.stderr[-3000:]
@@ -147,6 +148,9 @@ def test_the_sdist_leaves_tests_out_and_builds_a_complete_wheel(tmp_path: Path):
         assert f"{package.replace('.', '/')}/py.typed" in names, package
         assert f"{package.replace('.', '/')}/__init__.py" in names, package
     assert "gpufleet/infra/upstream.lock.json" in names
+    # The declared licence travels with the wheel as its text, not only as a name.
+    (license_file,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+    assert "Apache License" in zipfile.ZipFile(wheel).read(license_file).decode()
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/"))]
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     assert "gpufleet = gpufleet.__main__:main" in entry_points

@@ -1,7 +1,8 @@
 """What keeps gpufleet fast, asserted without timing anything: the policy harness's fast path
-answers exactly what the analyzer servicer answers; selector rules stay linear (counted
-comparisons, so a quadratic rule fails deterministically); the compiled CRD cache gives the schemas
-the YAML gives; start-up imports stay light."""
+answers exactly what the analyzer servicer answers and converts each resource once (counted
+conversions); selector rules stay linear (counted comparisons, so a quadratic rule fails
+deterministically); the compiled CRD cache gives the schemas the YAML gives; start-up imports stay
+light."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 from typing import Any
 
 import pulumi
+import pulumi_policy.policy as servicer_module
 import pytest
 
 from gpufleet.policies import rules as rules_module
@@ -44,11 +46,14 @@ def test_fast_path_and_servicer_path_give_the_same_verdicts_on_the_reference_sta
 
 def _broken_gpu_service() -> None:
     """GPU Deployments breaking several rules (no toleration, no PDB, requests != limits, no /dev/shm),
-    one with a value unknown during preview, in a production namespace, with a PDB that keeps nothing."""
+    one with a value unknown during preview, in a production namespace, with a PDB that keeps nothing,
+    and a Secret (a secret value on the wire)."""
     import pulumi_kubernetes as k8s
 
     k8s.core.v1.Namespace("ns", metadata={"name": "serving", "labels": {"gpufleet.io/environment": "prod"}})
     unknown = k8s.core.v1.ConfigMap("cm", metadata={"namespace": "serving"}, data={"a": "b"})
+    k8s.core.v1.Secret("token", metadata={"name": "hf-token", "namespace": "serving"},
+                       string_data={"token": pulumi.Output.secret("hf_abc")})  # a signature object on the wire
     for index in range(3):
         labels = {"gpufleet.io/variant": "stable", "app": f"llm-{index}"}
         container = {
@@ -90,6 +95,60 @@ def test_the_fast_path_leaves_the_servicer_module_as_it_found_it(reference_plans
     assert (servicer_module.json_format, servicer_module.deserialize_properties,
             servicer_module.unknown_checking_proxy) == before
     assert SUBJECTS.active is False
+
+
+def _gpu_deployments(count: int) -> Any:
+    """A program of ``count`` GPU Deployments, each with a PodDisruptionBudget."""
+
+    def program() -> None:
+        import pulumi_kubernetes as k8s
+
+        k8s.core.v1.Namespace("ns", metadata={"name": "serving"})
+        for index in range(count):
+            labels = {"gpufleet.io/variant": "stable", "app": f"llm-{index}"}
+            k8s.apps.v1.Deployment(f"llm-{index}", metadata={"name": f"llm-{index}", "namespace": "serving"}, spec={
+                "replicas": 2, "selector": {"matchLabels": labels},
+                "template": {"metadata": {"labels": labels}, "spec": {"containers": [{
+                    "name": "server", "image": "vllm/vllm-openai:v0.11.0",
+                    "resources": {"requests": {"nvidia.com/gpu": "1"}, "limits": {"nvidia.com/gpu": "1"}}}]}}})
+            k8s.policy.v1.PodDisruptionBudget(f"pdb-{index}", metadata={"name": f"llm-{index}", "namespace": "serving"},
+                                              spec={"maxUnavailable": 1, "selector": {"matchLabels": labels}})
+
+    return program
+
+
+def _conversions(recording: Any, monkeypatch: pytest.MonkeyPatch) -> tuple[int, int]:
+    """(Struct → dict conversions, ``deserialize_properties`` runs) while the pack judges ``recording``."""
+    import pulumi_policy.deserialize
+
+    from gpufleet.policies import wire
+
+    counts = [0, 0]
+    convert, deserialize = wire._struct_dict, pulumi_policy.deserialize.deserialize_properties
+
+    def counting_convert(struct: Any, root: Any, flags: list[int]) -> Any:
+        counts[0] += struct is root
+        return convert(struct, root, flags)
+
+    def counting_deserialize(*args: Any, **kwargs: Any) -> Any:
+        counts[1] += 1
+        return deserialize(*args, **kwargs)
+
+    monkeypatch.setattr(wire, "_struct_dict", counting_convert)
+    monkeypatch.setattr(servicer_module, "deserialize_properties", counting_deserialize)
+    analyze_recording(recording, production=True)
+    monkeypatch.undo()
+    return counts[0], counts[1]
+
+
+def test_the_fast_path_converts_each_resource_once_whatever_the_policies_and_the_size(run, monkeypatch):
+    for count in (10, 100):
+        recording = run(_gpu_deployments(count))
+        converted, deserialized = _conversions(recording, monkeypatch)
+        # inputs (Analyze) and outputs (AnalyzeStack) are the same bytes here: one conversion per
+        # resource, not one per policy (22 policies) and call; the plain data needs no deserializing
+        assert converted <= len(recording.resources) + 2, (count, converted, len(recording.resources))
+        assert deserialized == 0
 
 
 # -- selector rules stay linear --------------------------------------------------------------------
@@ -206,6 +265,39 @@ def test_the_cli_and_the_rules_import_no_pulumi_sdk():
         modules = _imported_by(code)
         heavy = sorted(m for m in modules if m.split(".")[0] in ("pulumi", "pulumi_aws", "pulumi_kubernetes", "pulumi_policy"))
         assert heavy == [], f"{code}: imports {heavy[:5]}"
+
+
+def _imported_by_command(args: list[str], tmp_path: Any) -> set[str]:
+    """The modules loaded by the end of ``gpufleet ARGS``, run as a user runs it (output piped)."""
+    listing = tmp_path / "modules.txt"
+    code = ("import atexit, sys\n"
+            f"atexit.register(lambda: open({str(listing)!r}, 'w').write('\\n'.join(sys.modules)))\n"
+            f"sys.argv = ['gpufleet', *{args!r}]\n"
+            "from gpufleet.infra.cli import main\nmain()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode in (0, 1), done.stderr[-2000:]
+    return set(listing.read_text().split())
+
+
+def test_check_and_help_import_neither_pydantic_nor_the_pulumi_sdk(tmp_path):
+    """typer converts parameter values through pydantic; gpufleet's command line converts its strings,
+    paths, choices and flags itself (infra/cli_params.py), and check's text report on a pipe is laid
+    out without rich's Table (infra/cli_tables.py)."""
+    manifest = tmp_path / "gpu.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ml}\nspec:\n  containers:\n"
+        "  - name: c\n    image: vllm/vllm-openai:v0.11.0\n    resources: {limits: {nvidia.com/gpu: 1}}\n"
+    )
+    for args in (["--help"], ["check", str(manifest)], ["check", "--format", "json", "--assume", "gpu-quota", str(manifest)],
+                 ["check", "--production", "--output", str(tmp_path / "report.txt"), str(manifest)]):
+        modules = _imported_by_command(args, tmp_path)
+        assert "gpufleet.policies.rules" in modules or args == ["--help"]  # the command did run
+        heavy = sorted(m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core", "pulumi", "pulumi_aws",
+                                                                 "pulumi_kubernetes", "pulumi_policy"))
+        assert heavy == [] and "typer._adapters" not in modules, (args, heavy[:5])
+        if args[0] == "check" and "--format" not in args:
+            assert "rich.table" not in modules, args
+    assert "violation" in (tmp_path / "report.txt").read_text()
 
 
 def test_components_import_lazily_and_completely():

@@ -266,9 +266,12 @@ def test_s3_backend_claims_must_fit_the_team_storage_quota():
 
 def test_options_stack_serves_from_the_read_only_claim(run):
     recording = run(program, config=stack_config("options"), stack="options")
-    (service,) = [o for o in recording.kubernetes_objects() if o.inputs["kind"] == "InferenceService"]
-    volumes = service.inputs["spec"]["predictor"]["volumes"]
-    assert {"name": "model-weights", "persistentVolumeClaim": {"claimName": "model-weights", "readOnly": True}} in volumes
+    services = [o for o in recording.kubernetes_objects() if o.inputs["kind"] == "InferenceService"]
+    # chat on the device-plugin pool, chat-small on the DRA pool: both read the read-only claim
+    assert sorted(s.inputs["metadata"]["name"] for s in services) == ["chat", "chat-small"]
+    for service in services:
+        volumes = service.inputs["spec"]["predictor"]["volumes"]
+        assert {"name": "model-weights", "persistentVolumeClaim": {"claimName": "model-weights", "readOnly": True}} in volumes
     assert recording.of_type("kubernetes:batch/v1:Job") == []
 
 

@@ -438,7 +438,7 @@ def planned():
     return get
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod", "options"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "options", "automode"])
 def test_reference_stacks_have_no_mandatory_violations(planned, stack):
     recording, config = planned(stack)
     report = analyze_recording(recording, production=config["gpufleet:environment"] == "prod", stack_config=config)

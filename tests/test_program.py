@@ -25,7 +25,7 @@ def test_pulumi_yaml_points_at_infra_and_stacks():
     assert project.name == "gpufleet"
     assert project.main_dir == REPO / "infra"
     assert project.stacks_dir == REPO / "stacks"
-    assert project.stacks() == ["dev", "options", "prod"]
+    assert project.stacks() == ["automode", "dev", "options", "prod"]
 
 
 @pytest.mark.parametrize(("stack", "azs", "nats"), [
@@ -41,12 +41,13 @@ def test_stack_declares_network_and_cluster(run, stack, azs, nats):
     assert counts["pulumi:providers:aws"] == 1
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod", "options"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "options", "automode"])
 def test_every_resource_has_a_component_parent_and_the_stack_provider(run, stack):
     recording = run(program, config=stack_config(stack), stack=stack)
     by_urn = recording.by_urn()
     provider = recording.one("pulumi:providers:aws")
-    assert provider.inputs["region"] == {"dev": "us-west-2", "prod": "us-east-1", "options": "eu-west-1"}[stack]
+    assert provider.inputs["region"] == {"dev": "us-west-2", "prod": "us-east-1", "options": "eu-west-1",
+                                         "automode": "us-west-2"}[stack]
     for resource in recording.resources:
         if resource.type.startswith("pulumi:providers:aws") or resource.type.startswith("gpufleet:"):
             continue

@@ -78,7 +78,7 @@ def validator() -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(schema)
 
 
-@pytest.mark.parametrize("stack", ["dev", "prod", "options"])
+@pytest.mark.parametrize("stack", ["dev", "prod", "options", "automode"])
 def test_reference_stacks_validate_and_point_at_the_schema(stack, validator):
     path = REPO / "stacks" / f"Pulumi.{stack}.yaml"
     first_line = path.read_text().splitlines()[0]

@@ -96,12 +96,14 @@ def test_prod_pods_are_rendered_by_the_components():
 
 
 def test_reference_stacks_fit_with_headroom():
-    for stack in ("dev", "prod", "options"):
+    for stack in ("dev", "prod", "options", "automode"):
         config = parse_stack_config(stack_config(stack))
         nodes = config.cluster.system_nodes
-        cpu = sum(p.total(nodes.min_size)[0] for p in sn.system_node_pods(config))
-        smallest = min(sn.allocatable(sn.SYSTEM_INSTANCE_TYPES[t])[0] for t in nodes.instance_types)
-        assert cpu <= smallest * nodes.min_size * (1 - sn.HEADROOM), stack
+        auto_mode = config.cluster.auto_mode
+        count = nodes.max_size if auto_mode else nodes.min_size  # Auto Mode grows the pool up to its limits
+        cpu = sum(p.total(count)[0] for p in sn.system_node_pods(config))
+        smallest = min(sn.allocatable(sn.SYSTEM_INSTANCE_TYPES[t], auto_mode=auto_mode)[0] for t in nodes.instance_types)
+        assert cpu <= smallest * count * (1 - sn.HEADROOM), stack
 
 
 def test_the_old_prod_system_nodes_are_refused_with_the_numbers():

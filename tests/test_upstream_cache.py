@@ -299,4 +299,10 @@ def test_without_schemas_plan_names_the_unchecked_kinds_and_the_fix(run, cache: 
     assert errors == [] and rejections == []
     assert note == ("3 of 5 Kubernetes objects schema-checked (Kubernetes 1.35; not checked, no upstream CRDs: "
                     "ResourceFlavor; run `gpufleet schemas pull` to check them); admission webhooks of KServe, "
-                    "KubeRay, Kueue and LeaderWorkerSet checked")
+                    "KubeRay, Kueue and LeaderWorkerSet checked; DRA claims validated")
+
+
+def test_the_pull_timeout_default_is_the_cache_default():
+    from gpufleet.infra import schemas_cli
+
+    assert schemas_cli.TIMEOUT_SECONDS == upstream_cache.TIMEOUT_SECONDS

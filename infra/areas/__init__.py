@@ -7,6 +7,7 @@ declares that area's components from the section.
 """
 
 from gpufleet.infra.areas import (
+    auto_mode,
     gpu_operator,
     gpu_pools,
     model_cache,
@@ -21,7 +22,7 @@ from gpufleet.infra.areas import (
 )
 
 # observability follows gpu_pools: the areas after it depend on its release (Prometheus Operator CRDs).
-AREAS = (gpu_pools, observability, gpu_operator, tenancy, model_cache, serving, triton, multi_node_serving, ray,
+AREAS = (auto_mode, gpu_pools, observability, gpu_operator, tenancy, model_cache, serving, triton, multi_node_serving, ray,
          training, system_nodes)
 
 __all__ = ["AREAS"]

@@ -6,6 +6,11 @@ the environment and the pool's instance facts, and declares the operator and the
 cluster-wide MIG strategy (``migStrategy``) is read by the ``gpu_pools`` area too, which builds every
 placement with it; :class:`~gpufleet.components.gpu_operator.GpuOperator` refuses a MIG placement whose
 strategy differs.
+
+Pools with ``allocation: dra`` get the NVIDIA DRA driver (:class:`~gpufleet.components.dra_driver.NvidiaDraDriver`,
+component ``dra-driver``), its kubelet plugin on their nodes only; the operator keeps its device
+plugin off them by their node label (``nvidia.com/gpu.deploy.device-plugin: "false"``) and runs the
+rest (GFD, DCGM, mig-manager) as on any GPU node.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator
 
+from gpufleet.components.dra_driver import NvidiaDraDriver
 from gpufleet.components.gpu_instances import instance_types_of
 from gpufleet.components.gpu_monitoring import GpuMonitoring
 from gpufleet.components.gpu_operator import AMI_SHIPS, CHART_VERSION, GpuOperator
@@ -210,6 +216,11 @@ def compose(platform: Platform) -> None:
         )
         platform.components["gpu-operator"] = operator
         namespace = namespace or operator.namespace
+    dra_pools = [p for p in platform.placements.values() if p.dra]
+    if dra_pools:
+        # After the operator: the plugin needs its container toolkit and GFD labels on the nodes.
+        platform.components["dra-driver"] = NvidiaDraDriver(
+            "dra-driver", {"placements": dra_pools}, opts=platform.depends_on("gpu-operator"))
     if monitoring.enabled and namespace is not None:
         thresholds = monitoring.thresholds
         args: dict[str, Any] = {

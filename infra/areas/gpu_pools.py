@@ -11,6 +11,9 @@ Pools are built with the GPU Operator's configured MIG strategy (``gpufleet:gpuO
 so a MIG pool's placement and NodeOverlays name the resource the device plugin will advertise.
 Karpenter's ``nodeOverlay`` feature gate is turned on exactly when some pool needs NodeOverlays
 (time-slicing, MPS, or MIG with the ``mixed`` strategy).
+
+With ``gpufleet:cluster.autoMode`` there is no Karpenter to install: every pool is an EKS Auto Mode
+NodePool on the cluster's ``auto_mode`` nodes (what Auto Mode refuses is the ``auto_mode`` area's).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gpufleet.components.efa import EfaDevicePlugin
 from gpufleet.components.gpu_node_pool import GpuNodePool, PoolArgumentError, node_overlays, pool_spec
-from gpufleet.components.gpu_scheduling import GpuPlacement
+from gpufleet.components.gpu_scheduling import DRA_ALLOCATION, DRA_MIG_DEVICE_CLASS, DRA_MIN_KUBERNETES, GpuPlacement
 from gpufleet.components.karpenter import Karpenter
 from gpufleet.components.karpenter_policy import KARPENTER_VERSION
 from gpufleet.infra.areas.base import (
@@ -90,8 +93,10 @@ class BudgetConfig(ConfigModel):
 class DisruptionConfig(ConfigModel):
     """When Karpenter may remove or replace a pool's nodes."""
 
-    consolidation_policy: Literal["WhenEmpty", "WhenEmptyOrUnderutilized"] = "WhenEmptyOrUnderutilized"
-    """When Karpenter may consolidate nodes: ``WhenEmptyOrUnderutilized`` or ``WhenEmpty``. Default ``WhenEmptyOrUnderutilized``."""
+    consolidation_policy: Optional[Literal["WhenEmpty", "WhenEmptyOrUnderutilized"]] = None
+    """When Karpenter may consolidate nodes: ``WhenEmptyOrUnderutilized`` or ``WhenEmpty``. Default
+    ``WhenEmptyOrUnderutilized``; ``WhenEmpty`` on a pool with ``allocation: dra``, which refuses
+    ``WhenEmptyOrUnderutilized`` (Karpenter ignores DRA claims when it consolidates)."""
     consolidate_after: str = "30m"
     """Quiet time before consolidation, or ``Never``. Default ``30m``."""
     budgets: tuple[BudgetConfig, ...] = Field((BudgetConfig(nodes="10%"),), max_length=50)
@@ -157,9 +162,9 @@ class GpuPoolSection(ConfigModel):
     capacity_reservation_ids: tuple[str, ...] = ()
     """Capacity reservations / capacity blocks (``cr-...``) for ``reserved``. Default none."""
     ami_family: Literal["al2023", "bottlerocket"] = "al2023"
-    """NVIDIA variant of this AMI family. Default ``al2023``."""
+    """NVIDIA variant of this AMI family. Default ``al2023``. Not on EKS Auto Mode (it picks the AMI)."""
     ami_version: str = "latest"
-    """AMI alias version (pin it in production). Default ``latest``."""
+    """AMI alias version (pin it in production). Default ``latest``. Not on EKS Auto Mode."""
     limits: PoolLimitsConfig
     """Required: ``{gpus, cpu, memoryGib}``."""
     labels: Labels = {}
@@ -169,7 +174,8 @@ class GpuPoolSection(ConfigModel):
     disruption: DisruptionConfig = DisruptionConfig()
     """Consolidation and budgets."""
     expire_after: str = "720h"
-    """Node lifetime, or ``Never``. Default ``720h``."""
+    """Node lifetime, or ``Never``. Default ``720h`` (EKS Auto Mode: ``336h``, its own default, and at
+    most ``504h``, its 21-day node lifetime)."""
     termination_grace_period: Optional[str] = None
     """Longest drain of a node, e.g. ``2h``; after it Karpenter evicts pods despite PDBs and
     do-not-disrupt. Default ``24h`` (the component's)."""
@@ -179,6 +185,13 @@ class GpuPoolSection(ConfigModel):
     """Root/data volume."""
     sharing: SharingConfig = SharingConfig()
     """GPU sharing. Default none."""
+    allocation: Literal["devicePlugin", "dra"] = "devicePlugin"
+    """How pods get the pool's GPUs: ``devicePlugin`` (``nvidia.com/gpu`` limits) or ``dra`` (Dynamic
+    Resource Allocation, Kubernetes 1.34+ (``gpufleet:kubernetesVersion``): the GPU Operator's device
+    plugin is kept off the pool's nodes, the NVIDIA DRA driver publishes their GPUs, and workloads claim
+    them with ResourceClaimTemplates on ``gpu.nvidia.com``, or ``mig.nvidia.com`` with mode mig). A DRA
+    pool has no time-slicing or MPS, no Bottlerocket, one GPU count across its instance types and
+    ``WhenEmpty`` consolidation; TrainJobs cannot run there. Default ``devicePlugin``."""
     efa: bool = False
     """Elastic Fabric Adapter for multi-node training: an EFA security group (all traffic among its
     members) on the nodes, every EFA interface attached for pods that request ``vpc.amazonaws.com/efa``,
@@ -197,22 +210,27 @@ class GpuPoolSection(ConfigModel):
         """The :class:`GpuNodePoolArgs` of this pool, without ``karpenter`` and ``tags``."""
         args: dict[str, Any] = {
             "capacity_types": list(self.capacity_types),
-            "ami_family": self.ami_family,
-            "ami_version": self.ami_version,
             "limits": {"gpus": self.limits.gpus, "cpu": self.limits.cpu, "memory_gib": self.limits.memory_gib},
             "labels": dict(self.labels),
             "taints": [taint.model_dump(exclude_none=True) for taint in self.taints],
             "disruption": {
-                "consolidation_policy": self.disruption.consolidation_policy,
+                "consolidation_policy": self.disruption.consolidation_policy or (
+                    "WhenEmpty" if self.allocation == DRA_ALLOCATION else "WhenEmptyOrUnderutilized"),
                 "consolidate_after": self.disruption.consolidate_after,
                 "budgets": [budget.model_dump(exclude_none=True) for budget in self.disruption.budgets],
             },
-            "expire_after": self.expire_after,
             "root_volume": self.root_volume.model_dump(),
             "sharing": self.sharing.model_dump(exclude_none=True),
         }
+        # Set only when the stack sets them: the component's defaults depend on the provisioner
+        # (EKS Auto Mode refuses an AMI and lets a node live 336h by default).
+        for key in ("ami_family", "ami_version", "expire_after"):
+            if key in self.model_fields_set:
+                args[key] = getattr(self, key)
         if self.efa:
             args["efa"] = True
+        if self.allocation != "devicePlugin":
+            args["allocation"] = self.allocation
         if self.instance_families:
             args["instance_families"] = list(self.instance_families)
         if self.instance_types:
@@ -248,7 +266,7 @@ def configured_placements(config: StackConfig) -> dict[str, GpuPlacement]:
         found = {}
         for pool in config.gpu_pools:
             try:
-                found[pool.name] = pool_spec(pool.name, pool_args(config, pool)).placement
+                found[pool.name] = pool_spec(pool.name, pool_args(config, pool), auto_mode=config.cluster.auto_mode).placement
             except PoolArgumentError:
                 continue
         _last_placements = (config, found)
@@ -261,19 +279,79 @@ def needs_node_overlays(config: StackConfig) -> bool:
 
 
 def cross_check(config: StackConfig) -> list[str]:
-    """Pool names are unique (they name cluster-scoped NodePools and EC2NodeClasses)."""
+    """Pool names are unique (they name cluster-scoped NodePools and EC2NodeClasses); DRA pools need
+    Kubernetes 1.34+, and the MIG ones one Kueue resource name between them."""
     problems = []
     seen: dict[str, int] = {}
     for index, pool in enumerate(config.gpu_pools):
         if pool.name in seen:
             problems.append(f"gpufleet:gpuPools[{index}].name: {pool.name!r} is already the name of gpuPools[{seen[pool.name]}]")
         seen.setdefault(pool.name, index)
+    return problems + dra_problems(config)
+
+
+def dra_problems(config: StackConfig) -> list[str]:
+    """``allocation: dra`` needs ``resource.k8s.io/v1`` (Kubernetes 1.34+); and Kueue maps each
+    DeviceClass to one resource name (``resources.deviceClassMappings``), so the DRA MIG pools, which
+    all claim ``mig.nvidia.com``, must agree on the resource their quotas are kept in."""
+    problems = []
+    version = tuple(int(part) for part in config.kubernetes_version.split(".")[:2])
+    mig_resources: dict[str, int] = {}
+    placements = configured_placements(config)
+    for index, pool in enumerate(config.gpu_pools):
+        if pool.allocation != DRA_ALLOCATION:
+            continue
+        if version < DRA_MIN_KUBERNETES:
+            problems.append(
+                f"gpufleet:gpuPools[{index}].allocation: dra needs Kubernetes {'.'.join(map(str, DRA_MIN_KUBERNETES))} "
+                f"or later (resource.k8s.io/v1 is GA there), but gpufleet:kubernetesVersion is "
+                f"{config.kubernetes_version!r}; raise gpufleet:kubernetesVersion or use allocation devicePlugin")
+        placement = placements.get(pool.name)
+        if placement is not None and placement.sharing == "mig":
+            first = mig_resources.setdefault(placement.gpu_resource, index)
+            others = [i for r, i in mig_resources.items() if r != placement.gpu_resource]
+            if others and first == index:
+                problems.append(
+                    f"gpufleet:gpuPools[{index}].sharing.migProfile: DRA MIG pools all claim {DRA_MIG_DEVICE_CLASS}, "
+                    f"which Kueue maps to one resource name, but this pool's {placement.gpu_resource} differs from "
+                    f"gpuPools[{others[0]}]'s; give the DRA MIG pools one profile (or set "
+                    "gpufleet:gpuOperator.migStrategy single)")
     return problems
 
 
 def compose(platform: Platform) -> None:
     """Karpenter first (with the NodeOverlay feature gate when a pool needs it), then one GpuNodePool
-    per pool (each depends on Karpenter)."""
+    per pool (each depends on Karpenter); on EKS Auto Mode no Karpenter, and the pools are Auto Mode's."""
+    config = platform.config
+    cluster = platform.cluster
+    provisioner: dict[str, Any]
+    if config.cluster.auto_mode:
+        provisioner = {"auto_mode": cluster.auto_mode}
+    else:
+        provisioner = {"karpenter": _karpenter(platform)}
+    # The AWS provider's default tags do not reach instances Karpenter launches: tag them here.
+    instance_tags = {"gpufleet:stack": platform.stack, "gpufleet:environment": config.environment, **config.tags}
+    efa_pools: list[GpuNodePool] = []
+    for pool in config.gpu_pools:
+        node_pool = GpuNodePool(
+            pool.name,
+            {**pool_args(config, pool), **provisioner, "tags": instance_tags,
+             **({"vpc_id": platform.network.vpc_id} if pool.efa else {})},
+            opts=platform.opts,
+        )
+        platform.placements[pool.name] = node_pool.placement
+        if pool.efa:
+            efa_pools.append(node_pool)
+    if efa_pools:
+        # Advertises vpc.amazonaws.com/efa on the EFA pools' nodes (tolerating their taints).
+        platform.components["efa-device-plugin"] = EfaDevicePlugin(
+            "efa-device-plugin", {"placements": [p.placement for p in efa_pools],
+                                  "wait_for": [provisioner["karpenter"]] if "karpenter" in provisioner else efa_pools},
+            opts=platform.opts)
+
+
+def _karpenter(platform: Platform) -> Karpenter:
+    """The self-managed Karpenter installation (with the NodeOverlay feature gate when a pool needs it)."""
     config = platform.config
     cluster = platform.cluster
     section = config.karpenter
@@ -292,21 +370,4 @@ def compose(platform: Platform) -> None:
         opts=platform.opts,
     )
     platform.components["karpenter"] = karpenter
-    # The AWS provider's default tags do not reach instances Karpenter launches: tag them here.
-    instance_tags = {"gpufleet:stack": platform.stack, "gpufleet:environment": config.environment, **config.tags}
-    efa_pools: list[GpuNodePool] = []
-    for pool in config.gpu_pools:
-        node_pool = GpuNodePool(
-            pool.name,
-            {**pool_args(config, pool), "karpenter": karpenter, "tags": instance_tags,
-             **({"vpc_id": platform.network.vpc_id} if pool.efa else {})},
-            opts=platform.opts,
-        )
-        platform.placements[pool.name] = node_pool.placement
-        if pool.efa:
-            efa_pools.append(node_pool)
-    if efa_pools:
-        # Advertises vpc.amazonaws.com/efa on the EFA pools' nodes (tolerating their taints).
-        platform.components["efa-device-plugin"] = EfaDevicePlugin(
-            "efa-device-plugin", {"placements": [p.placement for p in efa_pools], "wait_for": [karpenter]},
-            opts=platform.opts)
+    return karpenter

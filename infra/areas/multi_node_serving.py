@@ -113,7 +113,7 @@ def namespace_gpus(config: Any, team: str, placements: Mapping[str, GpuPlacement
     held: dict[str, int] = {}
     for _, service, plan in plans(config):
         if service.team == team and not service.queued and service.pool in placements:
-            resource = placements[service.pool].gpu_resource
+            resource = placements[service.pool].quota_resource.removeprefix("requests.")
             held[resource] = held.get(resource, 0) + plan.gpus
     return held
 

@@ -63,7 +63,8 @@ class ObservabilitySection(ConfigModel):
     """Create that StorageClass (EBS gp3, encrypted, WaitForFirstConsumer). Default true."""
     ebs_csi_driver: bool = True
     """Install the ``aws-ebs-csi-driver`` add-on (pinned for ``kubernetesVersion``) with its role;
-    false when the cluster already has it. Default true."""
+    false when the cluster already has it. Default true; with ``gpufleet:cluster.autoMode`` false (Auto
+    Mode's block storage provisions the volume) and refused."""
 
 
 def bundled_prometheus_url(namespace: str) -> str:
@@ -134,6 +135,12 @@ def cross_check(config: Any) -> list[str]:
     return problems
 
 
+def ebs_csi_driver(config: Any) -> bool:
+    """Whether the bundled stack installs the EBS CSI add-on: as set, except on EKS Auto Mode (its own
+    block storage; an explicit true is refused by the ``auto_mode`` area)."""
+    return config.monitoring.stack.ebs_csi_driver and not config.cluster.auto_mode
+
+
 def compose(platform: Platform) -> None:
     """The monitoring stack, and a dependency of every later area on it (CRDs first)."""
     config = platform.config
@@ -150,7 +157,8 @@ def compose(platform: Platform) -> None:
         "grafana": stack.grafana,
         "storage_class_name": stack.storage_class_name,
         "create_storage_class": stack.create_storage_class,
-        "ebs_csi_driver": stack.ebs_csi_driver,
+        "ebs_csi_driver": ebs_csi_driver(config),
+        "auto_mode": config.cluster.auto_mode,
         "kubernetes_version": config.kubernetes_version,
         **workload_identity_args(platform),
     }
@@ -160,4 +168,5 @@ def compose(platform: Platform) -> None:
         platform.opts, pulumi.ResourceOptions(depends_on=[observability.release]))
 
 
-__all__ = ["CHART_VERSION", "ObservabilitySection", "PrometheusSection", "bundled_defaults", "cross_check", "compose"]
+__all__ = ["CHART_VERSION", "ObservabilitySection", "PrometheusSection", "bundled_defaults", "cross_check", "compose",
+           "ebs_csi_driver"]

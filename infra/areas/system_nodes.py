@@ -22,6 +22,11 @@ Where each figure comes from (one source each, never a copy):
 - the EKS pieces on every node (:data:`EKS_SYSTEM_PODS`) are the requests of the EKS-managed
   manifests.
 
+On EKS Auto Mode (``gpufleet:cluster.autoMode``) the system nodes are Auto Mode's ``system`` NodePool,
+which grows with the pods on it up to its limits (``maxSize`` nodes of the largest type): the pods must
+fit ``maxSize`` nodes of the smallest type with the same headroom, at most 110 pods a node (kube-reserved
+memory), and neither EKS's add-on pods nor Karpenter run there.
+
 This area declares nothing: the node group is the Cluster's (``infra/program.py``).
 """
 
@@ -32,6 +37,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional
 
+from gpufleet.components.auto_mode import MAX_PODS as AUTO_MODE_MAX_PODS
 from gpufleet.components.autoscaling import keda_values
 from gpufleet.components.gpu_scheduling import SYSTEM_NODE_SELECTOR
 from gpufleet.components.kubeflow_trainer import JOBSET_CONTROLLER_REQUESTS, trainer_values
@@ -42,39 +48,16 @@ from gpufleet.components.triton_models import repository_job_spec
 from gpufleet.components.observability import stack_values
 from gpufleet.components.ray_cluster import plan_cluster
 from gpufleet.components.ray_job import plan_job
+from gpufleet.components.system_instances import SYSTEM_INSTANCE_TYPES, InstanceFacts
 from gpufleet.infra.areas.base import Platform
 from gpufleet.infra.areas.multi_node_config import lws_enabled
+from gpufleet.infra.areas.observability import ebs_csi_driver
 
 # -- instance facts and allocatable ----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class InstanceFacts:
-    """What the kubelet of a system node has to share out."""
-
-    vcpus: int
-    memory_gib: int
-    max_pods: int
-    """Pods the VPC CNI allows (``eni-max-pods.txt``), which the kube-reserved memory scales with."""
-
-
-def _family(prefix: str, sizes: Iterable[tuple[str, int, int, int]]) -> dict[str, InstanceFacts]:
-    return {f"{prefix}.{size}": InstanceFacts(vcpus, memory, pods) for size, vcpus, memory, pods in sizes}
-
-
-# vCPUs and memory: the EC2 instance type pages (general purpose M, compute optimised C, memory
-# optimised R). Max pods: amazon-vpc-cni-k8s ``misc/eni-max-pods.txt`` (ENIs × (IPs per ENI - 1) + 2),
-# which EKS's AL2023 AMI uses for the kubelet's maxPods without prefix delegation.
-_GENERAL = (("large", 2, 8, 29), ("xlarge", 4, 16, 58), ("2xlarge", 8, 32, 58), ("4xlarge", 16, 64, 234),
-            ("8xlarge", 32, 128, 234))
-_COMPUTE = (("large", 2, 4, 29), ("xlarge", 4, 8, 58), ("2xlarge", 8, 16, 58), ("4xlarge", 16, 32, 234))
-_MEMORY = (("large", 2, 16, 29), ("xlarge", 4, 32, 58), ("2xlarge", 8, 64, 58), ("4xlarge", 16, 128, 234))
-SYSTEM_INSTANCE_TYPES: Mapping[str, InstanceFacts] = {
-    **{k: v for family in ("m5", "m6i", "m6a", "m7i", "m7a", "m6g", "m7g", "m8g") for k, v in _family(family, _GENERAL).items()},
-    **{k: v for family in ("c6i", "c7i", "c7g") for k, v in _family(family, _COMPUTE).items()},
-    **{k: v for family in ("r6i", "r7i", "r7g") for k, v in _family(family, _MEMORY).items()},
-}
-"""Instance types the system node group may use, with what the check needs to know of them."""
+# SYSTEM_INSTANCE_TYPES and InstanceFacts (imported above) live with the components: Cluster sizes
+# EKS Auto Mode's system NodePool from the same table.
 
 EVICTION_HARD_MEMORY_MIB = 100
 """The kubelet's ``evictionHard: memory.available<100Mi`` on EKS AMIs: not allocatable either."""
@@ -109,11 +92,13 @@ def kube_reserved_memory_mib(max_pods: int) -> int:
     return 11 * max_pods + 255
 
 
-def allocatable(facts: InstanceFacts) -> tuple[int, int]:
-    """``(millicores, MiB)`` a node of this type offers to pods."""
+def allocatable(facts: InstanceFacts, *, auto_mode: bool = False) -> tuple[int, int]:
+    """``(millicores, MiB)`` a node of this type offers to pods. EKS Auto Mode caps a node's pods at
+    110 (``create-node-class.adoc``, "Considerations"), which the kube-reserved memory scales with."""
+    max_pods = min(facts.max_pods, AUTO_MODE_MAX_PODS) if auto_mode else facts.max_pods
     cpu = facts.vcpus * 1000 - kube_reserved_cpu_millis(facts.vcpus)
     capacity = int(facts.memory_gib * 1024 * MEMORY_CAPACITY_SHARE)
-    memory = capacity - kube_reserved_memory_mib(facts.max_pods) - EVICTION_HARD_MEMORY_MIB
+    memory = capacity - kube_reserved_memory_mib(max_pods) - EVICTION_HARD_MEMORY_MIB
     return cpu, memory
 
 
@@ -161,7 +146,9 @@ EKS_SYSTEM_PODS: tuple[SystemPods, ...] = (
     SystemPods("kube-proxy", 1, 100, 0, per_node=True),
     SystemPods("aws-node (VPC CNI)", 1, 50, 0, per_node=True),
 )
-"""EKS's own pods on every cluster: the GPU nodes are tainted, so CoreDNS lands on system nodes."""
+"""EKS's own pods on every cluster: the GPU nodes are tainted, so CoreDNS lands on system nodes. On EKS
+Auto Mode none of them is a pod: networking, kube-proxy and DNS run as part of the node (``automode.adoc``,
+"Managed Components"; node-local DNS, ``auto-change.adoc``), and so does the Pod Identity agent."""
 
 
 def cpu_millis(quantity: Any) -> int:
@@ -308,10 +295,13 @@ def system_node_pods(config: Any) -> list[SystemPods]:
 def controller_pods(config: Any) -> list[SystemPods]:
     """The pods on the system nodes that no rendered object of the stack describes: EKS's own, and the
     controllers the stack installs with Helm charts (their requests from the stack or the charts)."""
-    pods = list(EKS_SYSTEM_PODS)
-    karpenter = config.karpenter
-    pods.append(SystemPods("Karpenter controller", karpenter.replicas, cpu_millis(karpenter.resources.cpu),
-                           memory_mib(karpenter.resources.memory)))
+    auto_mode = config.cluster.auto_mode
+    pods = [] if auto_mode else list(EKS_SYSTEM_PODS)
+    if not auto_mode:
+        # On Auto Mode EKS runs the provisioner outside the cluster's nodes.
+        karpenter = config.karpenter
+        pods.append(SystemPods("Karpenter controller", karpenter.replicas, cpu_millis(karpenter.resources.cpu),
+                               memory_mib(karpenter.resources.memory)))
     if config.gpu_operator.enabled and config.gpu_pools:
         pods.append(SystemPods("GPU Operator", 1, *chart_requests("gpu-operator", "operator.resources.requests")))
         nfd = "gpu-operator/node-feature-discovery"
@@ -393,7 +383,7 @@ def _monitoring_pods(config: Any) -> list[SystemPods]:
     ]
     if stack.grafana:
         pods.append(SystemPods("Grafana", 1, 0, 0))
-    if stack.ebs_csi_driver:
+    if ebs_csi_driver(config):
         pods.append(SystemPods("EBS CSI controller", 2, *ADDON_REQUESTS["ebs-csi-controller"]))
         pods.append(SystemPods("EBS CSI node", 1, *ADDON_REQUESTS["ebs-csi-node"], per_node=True))
     return pods
@@ -412,18 +402,22 @@ def _gib(mib: float) -> str:
 
 def cross_check(config: Any) -> list[str]:
     """The system node group's instance types are known, and the pods pinned to it fit ``minSize``
-    nodes of its smallest type with :data:`HEADROOM` to spare; no single pod is larger than a node."""
+    nodes of its smallest type with :data:`HEADROOM` to spare; no single pod is larger than a node.
+
+    On EKS Auto Mode the system NodePool grows with the pods on it, up to its limits (``maxSize``
+    nodes): the pods must fit ``maxSize`` nodes of the smallest type, with the same headroom."""
     nodes = config.cluster.system_nodes
+    auto_mode = config.cluster.auto_mode
     where = "gpufleet:cluster.systemNodes"
     unknown = [t for t in nodes.instance_types if t not in SYSTEM_INSTANCE_TYPES]
     if unknown:
         return [f"{where}.instanceTypes: {', '.join(unknown)} not in gpufleet's system instance table, so the "
                 f"requests pinned to these nodes cannot be checked; use one of the m, c or r types "
                 f"(e.g. m7i.xlarge, m7i.2xlarge)"]
-    per_node = {t: allocatable(SYSTEM_INSTANCE_TYPES[t]) for t in nodes.instance_types}
+    per_node = {t: allocatable(SYSTEM_INSTANCE_TYPES[t], auto_mode=auto_mode) for t in nodes.instance_types}
     smallest = min(per_node, key=lambda t: per_node[t])
     node_cpu, node_memory = per_node[smallest]
-    count = nodes.min_size
+    count = nodes.max_size if auto_mode else nodes.min_size
     pods = system_node_pods(config)
     cpu = sum(p.total(count)[0] for p in pods)
     memory = sum(p.total(count)[1] for p in pods)
@@ -431,17 +425,23 @@ def cross_check(config: Any) -> list[str]:
     problems = []
     if cpu > budget_cpu or memory > budget_memory:
         largest = sorted(pods, key=lambda p: p.total(count)[0], reverse=True)[:4]
+        if auto_mode:
+            bound = (f"the system NodePool's limits hold maxSize {count} × {smallest} (the smallest of instanceTypes), "
+                     f"which allocate")
+            remedy = "EKS Auto Mode adds no node past the limits, so pods would stay Pending: raise maxSize or use a larger instance type"
+        else:
+            bound = f"minSize {count} × {smallest} (the smallest of instanceTypes) allocate"
+            remedy = "nothing scales this group, so pods would stay Pending: raise minSize or use a larger instance type"
         problems.append(
             f"{where}: the pods pinned to the system nodes request {_cores(cpu)} and {_gib(memory)}, but "
-            f"minSize {count} × {smallest} (the smallest of instanceTypes) allocate {_cores(node_cpu * count)} and "
+            f"{bound} {_cores(node_cpu * count)} and "
             f"{_gib(node_memory * count)}, of which {int(HEADROOM * 100)} % is kept free "
-            f"({_cores(budget_cpu)} and {_gib(budget_memory)} usable); nothing scales this group, so pods would stay "
-            f"Pending: raise minSize or use a larger instance type. Largest: "
+            f"({_cores(budget_cpu)} and {_gib(budget_memory)} usable); {remedy}. Largest: "
             + "; ".join(f"{p.what} {_cores(p.total(count)[0])}/{_gib(p.total(count)[1])}" for p in largest)
         )
     # The Karpenter chart's default affinity (values.yaml ``affinity.podAntiAffinity``, which gpufleet
     # keeps) requires one controller per node: more replicas than nodes stay Pending.
-    if config.karpenter.replicas > count:
+    if not auto_mode and config.karpenter.replicas > count:
         problems.append(f"{where}.minSize: {count} nodes hold at most {count} Karpenter controllers (one per node, "
                         f"the chart's required anti-affinity), but gpufleet:karpenter.replicas is {config.karpenter.replicas}")
     for pod in pods:

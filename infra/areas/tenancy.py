@@ -207,14 +207,15 @@ def namespace_gpu_caps(team: TeamSection, placements: dict[str, GpuPlacement], s
     """The namespace ResourceQuota's GPU ceilings: per GPU resource, the most the team can hold at
     once through Kueue (nominal + borrowing limit, at most the pool), plus the most its KServe
     predictors (``services`` of ``gpufleet:serving`` in the team's namespace, not admitted by Kueue)
-    hold, in the resource's units: without them, predictors and admitted jobs would take each
-    other's room in the quota; ``held`` adds other GPU units outside Kueue (multi-node services, per
-    resource). ``nvidia.com/gpu`` is always capped (0 for a team without whole-GPU
-    pools) so no pod in the namespace grabs whole GPUs outside its quota."""
+    hold, in the resource's units (DRA pools: devices of their DeviceClass, :func:`quota_key`): without
+    them, predictors and admitted jobs would take each other's room in the quota; ``held`` adds other
+    GPU units outside Kueue (multi-node services, per resource). ``nvidia.com/gpu`` is always capped
+    (0 for a team without whole-GPU pools) so no pod in the namespace grabs whole GPUs outside its
+    quota."""
     caps: dict[str, int] = {GPU_RESOURCE: 0}
     for service in services:
         if service.team == team.name and service.pool in placements:
-            resource = placements[service.pool].gpu_resource
+            resource = quota_key(placements[service.pool])
             caps[resource] = caps.get(resource, 0) + predictor_units(service)
     for resource, units in (held or {}).items():
         caps[resource] = caps.get(resource, 0) + units
@@ -227,9 +228,16 @@ def namespace_gpu_caps(team: TeamSection, placements: dict[str, GpuPlacement], s
         if placement.gpu_limit:
             most = min(most, placement.gpu_limit)
         most = max(most, quota.gpus)
-        resource = placement.gpu_resource
+        resource = quota_key(placement)
         caps[resource] = caps.get(resource, 0) + most * resources_per_gpu(placement)
     return caps
+
+
+def quota_key(placement: GpuPlacement) -> str:
+    """The key of :func:`namespace_gpu_caps` for ``placement``'s GPUs: its GPU resource
+    (``nvidia.com/gpu``, ...; quota ``requests.<resource>``), or on a DRA pool the ResourceQuota name
+    of its DeviceClass (``gpu.nvidia.com.deviceclass.resource.k8s.io/devices``, devices claimed)."""
+    return placement.quota_resource.removeprefix("requests.")
 
 
 def compose(platform: Platform) -> None:

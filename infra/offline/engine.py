@@ -120,6 +120,8 @@ def plain(value: Any) -> Any:
     if isinstance(value, dict):
         if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
             return _masked(value.get("value"))
+        if value.get(rpc._special_sig_key) == rpc._special_resource_sig:
+            return value.get("id") or value.get("urn")  # a resource reference, as analyzers receive it
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
@@ -156,7 +158,14 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
         if request.type == "pulumi:pulumi:Stack":
             return super().RegisterResource(request)
         inputs, plain = _converted(request.object)
-        response = self._register_plain(request, inputs) if plain else super().RegisterResource(request)
+        if plain:
+            response = self._register_plain(request, inputs)
+        else:
+            # The mock monitor would rehydrate a resource reference among the inputs (pulumi-eks's
+            # serviceRole) into a new resource object on its own thread's event loop, racing the
+            # program's; a provider that does not accept resources gets the reference as its ID or URN
+            # from the engine: so do the mocks.
+            response = super().RegisterResource(_references_downgraded(request))
         registered = self.resources[response.urn]
         outputs = {key: _sharing(value, inputs.get(key, _ABSENT)) for key, value in (registered.state or {}).items()}
         # The mocks' state, now sharing the inputs' parts: the SDK's own copy is freed.
@@ -316,6 +325,38 @@ def _sharing(value: Any, like: Any) -> Any:
     if isinstance(value, list) and isinstance(like, list) and len(value) == len(like):
         return [_sharing(item, other) for item, other in zip(value, like)]
     return value
+
+
+_SIGNATURE_KEY = rpc._special_sig_key
+_RESOURCE_REFERENCE = rpc._special_resource_sig
+
+
+def _references_downgraded(request):
+    """``request`` with every resource reference in its inputs replaced by the resource's ID (a
+    custom resource) or URN (a component), as the engine sends it to a provider that does not accept
+    resources; ``request`` itself when it holds none."""
+    if _RESOURCE_REFERENCE not in request.object.SerializeToString().decode("latin-1"):
+        return request
+    copy = type(request)()
+    copy.CopyFrom(request)
+
+    def walk(value) -> None:
+        kind = value.WhichOneof("kind")
+        if kind == "struct_value":
+            fields = value.struct_value.fields
+            if _SIGNATURE_KEY in fields and fields[_SIGNATURE_KEY].string_value == _RESOURCE_REFERENCE:
+                ref_id = fields["id"].string_value if "id" in fields else ""
+                value.string_value = ref_id or fields["urn"].string_value
+                return
+            for item in fields.values():
+                walk(item)
+        elif kind == "list_value":
+            for item in value.list_value.values:
+                walk(item)
+
+    for item in copy.object.fields.values():
+        walk(item)
+    return copy
 
 
 def _alias_text(alias) -> str:

@@ -233,7 +233,7 @@ def _check_schemas(recording: Recording, kubernetes_version: str) -> tuple[list[
             rejections += [rejection_message(manifest, reason) for reason in admission_problems(manifest)]
     note = f"{len(objects) - len(unchecked)} of {len(objects)} Kubernetes objects schema-checked (Kubernetes {kubernetes_version}"
     note += ", upstream CRDs)" if upstream else f"; {missing_schemas_hint(unchecked)})" if unchecked else ")"
-    note += "; admission webhooks of KServe, KubeRay, Kueue and LeaderWorkerSet checked"
+    note += "; admission webhooks of KServe, KubeRay, Kueue and LeaderWorkerSet checked; DRA claims validated"
     validator.save_cel_outcomes()
     return errors, note, rejections
 

@@ -26,7 +26,7 @@ from gpufleet.policies.core import Subject, as_mapping, as_str
 from gpufleet.policies.pod_templates import PodTemplate, resolved_pod_templates
 from gpufleet.policies.rules._device_plugin import helm_releases, mps_configs, time_slicing_configs
 from gpufleet.policies.rules._karpenter import (
-    CAPACITY_TYPE_KEY, NODEPOOL_KEY, NodeOverlay, NodePool, instance_labels, node_overlays, node_pools,
+    CAPACITY_TYPE_KEY, NODEPOOL_KEY, NodeOverlay, NodePool, node_overlays, node_pools,
     overlay_capacity,
 )
 from gpufleet.policies.workloads import RAY_CLUSTER_PATHS
@@ -67,6 +67,8 @@ class PoolSpec:
     weight: int = 0
     gpu_resource: str = GPU_RESOURCE
     """The GPU resource its pods request (MIG slice, shared GPU or whole GPU)."""
+    system: bool = False
+    """EKS Auto Mode's system NodePool: the controllers' nodes, no GPUs."""
 
 
 @dataclass
@@ -90,6 +92,8 @@ class ClusterInputs:
     flavors: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     local_queues: dict[tuple[str, str], str] = field(default_factory=dict)
     kueue_excluded_prefixes: tuple[str, ...] = ()
+    kueue_device_classes: dict[str, str] = field(default_factory=dict)
+    """DeviceClass → the resource Kueue charges its claimed devices in (``deviceClassMappings``)."""
     """Resource name prefixes Kueue's configuration leaves out of quota (``resources.excludeResourcePrefixes``)."""
     """(namespace, LocalQueue) → ClusterQueue."""
 
@@ -107,7 +111,10 @@ def read_inputs(stack: str, region: str, subjects: Sequence[Subject], config: An
     mps = {entry.config: entry.replicas or 0 for entry in mps_configs(subjects)}
     strategy = next((as_str(as_mapping(as_mapping(r.props.get("values")).get("mig")).get("strategy"))
                      for r in helm_releases(subjects, "gpu-operator")), None) or "mixed"
-    specs = [_pool_spec(pool, overlays, replicas, strategy, region, mps) for pool in pools]
+    auto_mode = config.cluster.auto_mode
+    # On EKS Auto Mode the system nodes are a NodePool too (no GPUs): it scales like the GPU pools.
+    system_pools = [pool for pool in pools if auto_mode and pool.name == SYSTEM_POOL and not pool.can_launch_gpus]
+    specs = [_pool_spec(pool, overlays, replicas, strategy, region, mps) for pool in pools if pool not in system_pools]
     nodes = config.cluster.system_nodes
     # An on-demand managed node group launches the first listed type (allocation strategy "prioritized").
     system_name = nodes.instance_types[0]
@@ -117,16 +124,18 @@ def read_inputs(stack: str, region: str, subjects: Sequence[Subject], config: An
 
         raise PriceError(f"gpufleet:cluster.systemNodes.instanceTypes: {system_name} is not in gpufleet's system "
                          "instance table (infra/areas/system_nodes.py SYSTEM_INSTANCE_TYPES)")
-    cpu, memory = allocatable(facts)
+    cpu, memory = allocatable(facts, auto_mode=auto_mode)
     system_type = NodeType(system_name, {**SYSTEM_NODE_SELECTOR, "node.kubernetes.io/instance-type": system_name},
                            {"cpu": cpu, "memory": memory}, {"cpu": cpu, "memory": memory})
+    specs += [_system_pool_spec(pool, nodes.instance_types, region) for pool in system_pools]
     controllers = controller_pods(config)
     daemon: Resources = {}
     for pods in controllers:
         if pods.per_node:
             daemon = add(daemon, {"cpu": pods.cpu_millis * pods.count, "memory": pods.memory_mib * pods.count})
     inputs = ClusterInputs(
-        stack=stack, region=region, pools=specs, system_type=system_type, system_count=nodes.min_size,
+        stack=stack, region=region, pools=specs, system_type=system_type,
+        system_count=0 if system_pools else nodes.min_size,
         system_price=hourly_usd(region, system_name, "on-demand"),
         # Registration order follows thread scheduling: sort, so admission and placement are repeatable.
         templates=sorted(resolved_pod_templates(list(subjects)), key=lambda t: (t.owner.urn, t.path)),
@@ -135,6 +144,7 @@ def read_inputs(stack: str, region: str, subjects: Sequence[Subject], config: An
         pdbs=[s for s in subjects if s.is_a("policy", "PodDisruptionBudget")],
     )
     inputs.kueue_excluded_prefixes = kueue_excluded_prefixes(subjects)
+    inputs.kueue_device_classes = kueue_device_classes(subjects)
     for subject in subjects:
         if subject.is_a("kueue.x-k8s.io", "ClusterQueue"):
             inputs.cluster_queues[subject.object_name] = subject.spec
@@ -159,10 +169,19 @@ def _pool_spec(pool: NodePool, overlays: list[NodeOverlay], replicas: Mapping[st
         base: Resources = {"cpu": cpu, "memory": memory}
         real = dict(base)
         units = placement.gpu_resources_per_node(instance)
-        real[placement.gpu_resource] = units
-        if placement.sharing != "none" and placement.gpu_resource != GPU_RESOURCE:
-            real[GPU_RESOURCE] = 0  # MIG (mixed) and renamed shared GPUs: no whole GPUs advertised
-        view = {**base, GPU_RESOURCE: instance.gpus}
+        if placement.dra:
+            # The DRA driver publishes the GPUs (or MIG slices) as devices of the pool's DeviceClass;
+            # no device plugin advertises nvidia.com/gpu. Karpenter ignores claims
+            # (settings.ignoreDRARequests): its view holds the devices only so a claiming pod is not
+            # judged unfit, the pool's types all having one GPU count.
+            real[dra_resource(placement.device_class)] = units
+            real[GPU_RESOURCE] = 0
+            view = {**base, GPU_RESOURCE: instance.gpus, dra_resource(placement.device_class): units}
+        else:
+            real[placement.gpu_resource] = units
+            if placement.sharing != "none" and placement.gpu_resource != GPU_RESOURCE:
+                real[GPU_RESOURCE] = 0  # MIG (mixed) and renamed shared GPUs: no whole GPUs advertised
+            view = {**base, GPU_RESOURCE: instance.gpus}
         for overlay in overlays:
             for resource in overlay.capacity:
                 amount = overlay_capacity(overlays, pool, instance, resource)
@@ -172,16 +191,51 @@ def _pool_spec(pool: NodePool, overlays: list[NodeOverlay], replicas: Mapping[st
         efa = _efa(instance)
         if efa:
             real[EFA_RESOURCE] = view[EFA_RESOURCE] = efa
-        labels = {**instance_labels(instance), **pool.labels, NODEPOOL_KEY: pool.name, CAPACITY_TYPE_KEY: capacity_type}
+        labels = {**pool.instance_labels(instance), **pool.labels, NODEPOOL_KEY: pool.name, CAPACITY_TYPE_KEY: capacity_type}
         node_type = NodeType(instance.name, labels, real, view, instance.gpus,
                              {"cpu": instance.vcpus * 1000, "memory": instance.memory_gib * 1024, GPU_RESOURCE: instance.gpus})
         offerings.append((node_type, capacity_type, hourly_usd(region, instance.name, capacity_type)))
+    weight = pool.subject.spec.get("weight")
+    return PoolSpec(pool.name, pool.taints, capacity_type, _limits(pool), offerings,
+                    int(weight) if isinstance(weight, (int, float)) else 0,
+                    dra_resource(placement.device_class) if placement.dra else placement.gpu_resource)
+
+
+def _system_pool_spec(pool: NodePool, instance_types: Sequence[str], region: str) -> PoolSpec:
+    """EKS Auto Mode's system NodePool: on-demand nodes of the system instance types (as allocatable on
+    Auto Mode, at most 110 pods a node), labelled for the controllers, within the pool's limits."""
+    offerings = []
+    for name in instance_types:
+        facts = SYSTEM_INSTANCE_TYPES.get(name)
+        if facts is None:
+            from gpufleet.infra.simulate.prices import PriceError
+
+            raise PriceError(f"gpufleet:cluster.systemNodes.instanceTypes: {name} is not in gpufleet's system instance "
+                             "table (components/system_instances.py SYSTEM_INSTANCE_TYPES)")
+        cpu, memory = allocatable(facts, auto_mode=True)
+        labels = {**SYSTEM_NODE_SELECTOR, **pool.labels, "node.kubernetes.io/instance-type": name,
+                  NODEPOOL_KEY: pool.name, CAPACITY_TYPE_KEY: "on-demand"}
+        node_type = NodeType(name, labels, {"cpu": cpu, "memory": memory}, {"cpu": cpu, "memory": memory}, 0,
+                             {"cpu": facts.vcpus * 1000, "memory": facts.memory_gib * 1024})
+        offerings.append((node_type, "on-demand", hourly_usd(region, name, "on-demand")))
+    return PoolSpec(pool.name, pool.taints, "on-demand", _limits(pool), offerings, system=True)
+
+
+def _limits(pool: NodePool) -> Resources:
+    """The pool's limits in the simulation's units (millicores, MiB, counts)."""
     limits: Resources = {}
     for key, amount in pool.limits.items():
         limits[key] = int(amount * 1000) if key == "cpu" else int(amount / 2**20) if key == "memory" else int(amount)
-    weight = pool.subject.spec.get("weight")
-    return PoolSpec(pool.name, pool.taints, capacity_type, limits, offerings,
-                    int(weight) if isinstance(weight, (int, float)) else 0, placement.gpu_resource)
+    return limits
+
+
+def dra_resource(device_class: str) -> str:
+    """The simulator's resource name of devices of ``device_class``: a DRA claim's devices, in the name
+    the ResourceQuota counts them in (``<class>.deviceclass.resource.k8s.io/devices``)."""
+    return f"{device_class}{DRA_RESOURCE_SUFFIX}"
+
+
+DRA_RESOURCE_SUFFIX = ".deviceclass.resource.k8s.io/devices"
 
 
 def _scale_bounds(subjects: Iterable[Subject]) -> dict[tuple[str, str, str], tuple[int, Optional[int]]]:
@@ -266,7 +320,9 @@ def workload_pods(inputs: ClusterInputs, scale: Scale) -> tuple[list[Pod], list[
         sidecars, submitter = _ray_extras(template)
         requests = requests_of([*template.containers, *sidecars], template.init_containers)
         for device_class, gpus in template.dra_gpus.items():
-            requests[GPU_RESOURCE] = requests.get(GPU_RESOURCE, 0) + int(gpus)
+            # A claim's devices, in its DeviceClass (only DRA nodes publish them).
+            key = dra_resource(device_class)
+            requests[key] = requests.get(key, 0) + int(gpus)
         name = _role(template, per_owner[template.owner.urn])
         for index in range(count):
             pods.append(Pod(template.kind, template.namespace, name, index, requests, template.labels,
@@ -304,14 +360,41 @@ def kueue_excluded_prefixes(subjects: Iterable[Subject]) -> tuple[str, ...]:
     return tuple(prefixes)
 
 
-def kueue_requests(pods: Sequence[Pod], excluded_prefixes: Sequence[str] = ()) -> dict[str, Decimal]:
+def kueue_device_classes(subjects: Iterable[Subject]) -> dict[str, str]:
+    """DeviceClass → logical resource from ``resources.deviceClassMappings`` of the Kueue release's
+    manager configuration (kueue v0.19.2 ``apis/config/v1beta2`` ``DeviceClassMapping``: ``name``,
+    ``deviceClassNames``)."""
+    import yaml
+
+    mapped: dict[str, str] = {}
+    for release in helm_releases(subjects, "kueue"):
+        text = as_str(as_mapping(as_mapping(release.props.get("values")).get("managerConfig")).get("controllerManagerConfigYaml"))
+        try:
+            document = yaml.safe_load(text) if text else None
+        except yaml.YAMLError:
+            continue
+        for mapping in as_mapping(as_mapping(document).get("resources")).get("deviceClassMappings") or []:
+            name = as_str(as_mapping(mapping).get("name"))
+            for device_class in as_mapping(mapping).get("deviceClassNames") or []:
+                if name and isinstance(device_class, str):
+                    mapped[device_class] = name
+    return mapped
+
+
+def kueue_requests(pods: Sequence[Pod], excluded_prefixes: Sequence[str] = (),
+                   device_classes: Mapping[str, str] = {}) -> dict[str, Decimal]:
     """What Kueue charges a workload of ``pods``: cpu in cores and memory in bytes, other resources in
-    units; resources under ``excluded_prefixes`` are not charged."""
+    units; resources under ``excluded_prefixes`` are not charged. Devices claimed from a DeviceClass
+    are charged in the resource ``device_classes`` maps it to (Kueue's ``deviceClassMappings``); an
+    unmapped class stays under its own name, which no ClusterQueue covers (Kueue then refuses the
+    workload, as it does: ``pkg/dra/claims.go`` returns NotFound for an unmapped class)."""
     total: dict[str, Decimal] = {}
     for pod in pods:
         for name, amount in pod.requests.items():
             if any(name.startswith(prefix) for prefix in excluded_prefixes):
                 continue
+            if name.endswith(DRA_RESOURCE_SUFFIX):
+                name = device_classes.get(name.removesuffix(DRA_RESOURCE_SUFFIX), name)
             value = Decimal(amount) / 1000 if name == "cpu" else Decimal(amount) * 2**20 if name == "memory" else Decimal(amount)
             total[name] = total.get(name, Decimal(0)) + value
     return total

@@ -58,6 +58,8 @@ class ScaleResult:
         requested_total = 0.0
         provisioned_total = 0
         for pool in self.pools.values():
+            if pool.system:
+                continue
             nodes = [n for n in self.placement.nodes if n.pool == pool.name]
             resource = pool.gpu_resource
             offered = sum(n.chosen[0].allocatable.get(resource, 0) for n in nodes)
@@ -89,6 +91,11 @@ def _admit(inputs: ClusterInputs, pods: list[Pod]) -> tuple[list[Pod], list[Pend
     if not inputs.cluster_queues:
         return pods, []
     admission = Admission(inputs.cluster_queues, inputs.flavors)
+
+    def charged(group: list[Pod]) -> dict[str, Any]:
+        # DRA claims in the resource Kueue's deviceClassMappings name
+        return kueue_requests(group, inputs.kueue_excluded_prefixes, inputs.kueue_device_classes)
+
     workloads: dict[str, list[Pod]] = {}
     for pod in pods:
         if pod.queue:
@@ -106,9 +113,9 @@ def _admit(inputs: ClusterInputs, pods: list[Pod]) -> tuple[list[Pod], list[Pend
         for pod in members:
             pod_sets.setdefault(pod.name, []).append(pod)
         assignments = admission.admit_workload(
-            cluster_queue, [(group[0].spec, kueue_requests(group, inputs.kueue_excluded_prefixes)) for group in pod_sets.values()])
+            cluster_queue, [(group[0].spec, charged(group)) for group in pod_sets.values()])
         if assignments is None:
-            requests = kueue_requests(members, inputs.kueue_excluded_prefixes)
+            requests = charged(members)
             asks = ", ".join(f"{k} {_quantity(k, v)}" for k, v in sorted(requests.items()) if k not in ("cpu", "memory"))
             rejected[key] = (f"quota: ClusterQueue {cluster_queue} has no room for it ({asks or 'its CPU and memory'}): "
                              f"its nominal quota and what its cohort may lend are in use or too small")

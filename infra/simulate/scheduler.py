@@ -158,7 +158,7 @@ class Scheduler:
         key = (id(pod.spec), pool, strict)
         known = self._pool_cache.get(key)
         if known is None:
-            if pool == SYSTEM_POOL:
+            if pool == SYSTEM_POOL and pool not in self._pools:  # the node group, not Auto Mode's NodePool
                 node = self.by_pool[pool][0]
                 known = tolerates_all(pod.tolerations, node.taints) and selects_node(pod, node.labels, strict)
             else:
@@ -309,7 +309,7 @@ class Scheduler:
     def _reason(self, pod: Pod, why: Mapping[str, str]) -> str:
         wants_system = any(pod.node_selector.get(k) == v for k, v in self.inputs.system_type.labels.items()
                            if k != "node.kubernetes.io/instance-type")
-        if wants_system or not self.inputs.pools:
+        if (wants_system and self.inputs.system_count) or not self.inputs.pools:
             if wants_system:
                 return (f"system node group full: {self.inputs.system_count} × {self.inputs.system_type.instance_type} "
                         f"cannot hold it and nothing scales the group (raise gpufleet:cluster.systemNodes.minSize)")

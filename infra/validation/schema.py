@@ -49,7 +49,12 @@ from gpufleet.infra.validation.cel import _OLDSELF, _REASONS, _cel_value, _run_r
 from gpufleet.infra.validation.messages import _describe, _join, _object_meta_problems, _plain, _short, _where
 from gpufleet.infra.validation.structural import _NO_DEFAULT, _apply_defaults, _convert_root, _Node, annotate_walk
 
-__all__ = ["ManifestValidator", "upstream_dir"]
+__all__ = ["MODELED_CRDS", "ManifestValidator", "upstream_dir"]
+
+MODELED_CRDS = Path(__file__).resolve().parent / "modeled_crds"
+"""CRDs gpufleet models itself, for kinds whose controller publishes none (EKS Auto Mode's
+``eks.amazonaws.com/v1`` NodeClass): every validator reads them, before the upstream CRDs, so an
+upstream CRD of the same kind replaces the model. Each file names the documentation it follows."""
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _DEFS_URI = "https://kubernetes.io/api/_definitions.json"
@@ -412,7 +417,8 @@ def _compiled_crd(ref: _CrdRef, schema_version: str) -> _CompiledCrd:
 
 
 class ManifestValidator:
-    """Validates manifests against built-in kinds of one Kubernetes version and the CRDs in ``crd_paths``.
+    """Validates manifests against built-in kinds of one Kubernetes version and the CRDs in ``crd_paths``
+    (and, unless ``modeled`` is false, gpufleet's :data:`MODELED_CRDS`).
 
     Attributes:
         kubernetes_version: the version asked for ("1.35").
@@ -423,7 +429,7 @@ class ManifestValidator:
         crd_load_errors: path -> error, for YAML files under ``crd_paths`` that could not be read.
     """
 
-    def __init__(self, kubernetes_version: str, crd_paths: Iterable[Path] = ()):
+    def __init__(self, kubernetes_version: str, crd_paths: Iterable[Path] = (), *, modeled: bool = True):
         self.kubernetes_version = str(kubernetes_version).strip().lstrip("v")
         self.schema_version = _resolve_schema_version(self.kubernetes_version)
         self._builtins = _builtins(self.schema_version)
@@ -432,7 +438,7 @@ class ManifestValidator:
         self.cel_skip_reasons: dict[str, str] = {}
         self.crd_load_errors: dict[str, str] = {}
         by_group_kind: dict[tuple[str, str], tuple[str, _Stamp, dict[str, bool]]] = {}
-        for f in _iter_yaml_files(crd_paths):
+        for f in _iter_yaml_files([*([MODELED_CRDS] if modeled else []), *crd_paths]):
             try:
                 st = _stamp(f)
                 entries = _crd_file_index(str(f), st)

@@ -1,6 +1,13 @@
 """Karpenter NodePools and NodeOverlays as plain facts: which GPU instance types a pool may launch, the
 labels its nodes may carry, its taints, limits and GPU sharing, resolved through :mod:`gpu_instances`;
 and which extended resources NodeOverlays add to the instance types Karpenter simulates.
+
+A NodePool whose ``nodeClassRef`` names an ``eks.amazonaws.com`` NodeClass is EKS Auto Mode's: its nodes
+carry Auto Mode's instance labels (``eks.amazonaws.com/instance-family``, ``-gpu-count``, ... and
+``eks.amazonaws.com/compute-type: auto``; Amazon EKS User Guide, "EKS Auto Mode Supported Labels"),
+never Karpenter's ``karpenter.k8s.aws/instance-*``; a self-managed Karpenter pool's nodes carry
+Karpenter's, never Auto Mode's. A requirement or a pod's node selection on the other provisioner's
+labels matches no node of the pool.
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from gpufleet.components.gpu_instances import INSTANCE_TYPES, GpuInstanceType
 from gpufleet.components.gpu_scheduling import (
-    DEVICE_PLUGIN_CONFIG_LABEL, GPU_RESOURCE, MIG_CONFIG_LABEL, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE, GpuPlacement,
+    DEVICE_PLUGIN_CONFIG_LABEL, DEVICE_PLUGIN_DEPLOY_LABEL, DRA_GPU_DEVICE_CLASS, DRA_MIG_DEVICE_CLASS, GPU_RESOURCE,
+    MIG_CONFIG_LABEL, MIG_RESOURCE_PREFIX, SHARED_GPU_RESOURCE, GpuPlacement,
 )
 from gpufleet.policies.core import (
-    Malformed, Subject, as_list, as_mapping, as_number, contains_unknown, is_unknown, parse_quantity,
+    Malformed, Subject, as_list, as_mapping, as_number, as_str, contains_unknown, is_unknown, parse_quantity,
 )
 from gpufleet.policies.rules._device_plugin import chart_name
 
@@ -30,8 +38,12 @@ NODEPOOL_KEY = "karpenter.sh/nodepool"
 KARPENTER_PREFIX = "karpenter.k8s.aws/instance-"
 AUTO_MODE_PREFIX = "eks.amazonaws.com/instance-"
 """EKS Auto Mode's well-known instance labels (``eks.amazonaws.com/instance-category``, ``-family``,
-``-gpu-count``...) mean what Karpenter's ``karpenter.k8s.aws/instance-*`` labels mean: requirements on
-them are read as the Karpenter keys."""
+``-gpu-count``...): what Karpenter's ``karpenter.k8s.aws/instance-*`` labels say, on Auto Mode's nodes."""
+AUTO_MODE_GROUP = "eks.amazonaws.com"
+"""The API group of EKS Auto Mode's NodeClass: a NodePool referencing it is Auto Mode's."""
+COMPUTE_TYPE_KEY = "eks.amazonaws.com/compute-type"
+"""``auto`` on every EKS Auto Mode node."""
+KARPENTER_AWS_PREFIX = "karpenter.k8s.aws/"
 
 FREE_KEYS = frozenset({
     "topology.kubernetes.io/zone", "topology.kubernetes.io/region", "topology.k8s.aws/zone-id",
@@ -44,9 +56,31 @@ KARPENTER_CHART = "karpenter"
 _GPU_SIGNAL_KEYS = (INSTANCE_TYPE_KEY, FAMILY_KEY, CATEGORY_KEY, GPU_COUNT_KEY, GPU_NAME_KEY, GPU_MANUFACTURER_KEY)
 
 
-def instance_labels(instance: GpuInstanceType) -> Mapping[str, str]:
-    """The well-known labels Karpenter puts on a node of ``instance`` (known before launch)."""
-    return _INSTANCE_LABELS[instance.name]
+def instance_labels(instance: GpuInstanceType, auto_mode: bool = False) -> Mapping[str, str]:
+    """The well-known labels Karpenter (``auto_mode``: EKS Auto Mode) puts on a node of ``instance``
+    (known before launch)."""
+    return (_AUTO_MODE_LABELS if auto_mode else _INSTANCE_LABELS)[instance.name]
+
+
+def instance_keys(auto_mode: bool = False) -> frozenset[str]:
+    """The keys of :func:`instance_labels`."""
+    return AUTO_MODE_INSTANCE_KEYS if auto_mode else INSTANCE_KEYS
+
+
+def never_carried(key: str, auto_mode: bool = False) -> bool:
+    """A label the nodes of a Karpenter (``auto_mode``: EKS Auto Mode) pool never carry: the other
+    provisioner's instance labels."""
+    if auto_mode:
+        return key.startswith(KARPENTER_AWS_PREFIX)
+    return key.startswith(AUTO_MODE_PREFIX) or key == COMPUTE_TYPE_KEY
+
+
+def _auto_mode_key(key: str) -> str:
+    return AUTO_MODE_PREFIX + key[len(KARPENTER_PREFIX):] if key.startswith(KARPENTER_PREFIX) else key
+
+
+def _karpenter_key(key: str) -> str:
+    return KARPENTER_PREFIX + key[len(AUTO_MODE_PREFIX):] if key.startswith(AUTO_MODE_PREFIX) else key
 
 
 def _instance_labels(instance: GpuInstanceType) -> dict[str, str]:
@@ -70,6 +104,9 @@ def _instance_labels(instance: GpuInstanceType) -> dict[str, str]:
 
 _INSTANCE_LABELS = {name: _instance_labels(instance) for name, instance in INSTANCE_TYPES.items()}
 INSTANCE_KEYS = frozenset(next(iter(_INSTANCE_LABELS.values())))
+_AUTO_MODE_LABELS = {name: {**{_auto_mode_key(k): v for k, v in labels.items()}, COMPUTE_TYPE_KEY: "auto"}
+                     for name, labels in _INSTANCE_LABELS.items()}
+AUTO_MODE_INSTANCE_KEYS = frozenset(next(iter(_AUTO_MODE_LABELS.values())))
 ABSENT_ON_GPU_INSTANCES = frozenset({
     "karpenter.k8s.aws/instance-accelerator-name", "karpenter.k8s.aws/instance-accelerator-manufacturer",
     "karpenter.k8s.aws/instance-accelerator-count",
@@ -122,8 +159,6 @@ def requirement(raw: Any) -> Optional[Requirement]:
     values = as_list(values)
     if not all(isinstance(v, str) for v in values):
         return None
-    if key.startswith(AUTO_MODE_PREFIX):
-        key = KARPENTER_PREFIX + key[len(AUTO_MODE_PREFIX):]
     return Requirement(key, operator, tuple(values))
 
 
@@ -141,6 +176,18 @@ class NodePool:
     """GPU instance types (of gpufleet's table) its requirements and labels allow."""
     names_gpus: bool
     """Its requirements ask for GPU instances explicitly."""
+    auto_mode: bool = False
+    """An EKS Auto Mode pool (``nodeClassRef`` group ``eks.amazonaws.com``): its nodes carry Auto Mode's
+    instance labels."""
+
+    @property
+    def instance_keys(self) -> frozenset[str]:
+        """The well-known instance label keys of its nodes."""
+        return instance_keys(self.auto_mode)
+
+    def instance_labels(self, instance: GpuInstanceType) -> Mapping[str, str]:
+        """The well-known labels of its node of ``instance``."""
+        return instance_labels(instance, self.auto_mode)
 
     @property
     def can_launch_gpus(self) -> bool:
@@ -151,9 +198,17 @@ class NodePool:
     def placement(self, time_slicing_replicas: Mapping[str, int],
                   mps_replicas: Optional[Mapping[str, int]] = None) -> GpuPlacement:
         """The pool's facts as a :class:`GpuPlacement` (sharing from its template labels): the device
-        plugin config its nodes select is MPS when ``mps_replicas`` names it, else time-slicing."""
+        plugin config its nodes select is MPS when ``mps_replicas`` names it, else time-slicing; a pool
+        whose nodes keep the GPU Operator's device plugin off
+        (``nvidia.com/gpu.deploy.device-plugin: "false"``) allocates its GPUs with DRA."""
         mig = self.labels.get(MIG_CONFIG_LABEL, "")
         config = self.labels.get(DEVICE_PLUGIN_CONFIG_LABEL, "")
+        dra = self.labels.get(DEVICE_PLUGIN_DEPLOY_LABEL) == "false"
+        if dra:
+            if mig.startswith("all-") and mig != "all-disabled":
+                return GpuPlacement(self.name, self.instance_types, sharing="mig", mig_profile=mig[len("all-"):],
+                                    allocation="dra")
+            return GpuPlacement(self.name, self.instance_types, allocation="dra")
         if mig.startswith("all-") and mig != "all-disabled":
             return GpuPlacement(self.name, self.instance_types, sharing="mig", mig_profile=mig[len("all-"):])
         if config and mps_replicas and config in mps_replicas:
@@ -166,18 +221,34 @@ class NodePool:
     def offered_resources(self, placement: GpuPlacement) -> tuple[str, ...]:
         """Resource names the device plugin advertises on this pool's nodes once they run (either MIG
         strategy, shared GPUs renamed or not). Karpenter's simulation knows only ``nvidia.com/gpu`` of
-        them by itself: the others need a :class:`NodeOverlay`."""
+        them by itself: the others need a :class:`NodeOverlay`. A DRA pool advertises none: its
+        devices are claimed (:meth:`offered_device_classes`)."""
+        if placement.dra:
+            return ()
         if placement.sharing == "mig":
             return (MIG_RESOURCE_PREFIX + placement.mig_profile, GPU_RESOURCE)
         if placement.sharing in ("time-slicing", "mps"):
             return (SHARED_GPU_RESOURCE, GPU_RESOURCE)
         return (GPU_RESOURCE,)
 
+    @staticmethod
+    def offers_device_class(placement: GpuPlacement, device_class: str) -> bool:
+        """Can a claim on ``device_class`` (an NVIDIA GPU DeviceClass) get devices on this pool's
+        nodes? Only a DRA pool publishes devices: MIG devices (``mig.nvidia.com``) on a MIG pool,
+        whole GPUs (``gpu.nvidia.com``) on the others; another GPU class (one of the cluster's own,
+        selecting the driver's devices) on either."""
+        if not placement.dra:
+            return False
+        other = DRA_GPU_DEVICE_CLASS if placement.sharing == "mig" else DRA_MIG_DEVICE_CLASS
+        return device_class != other
+
     def can_carry(self, req: Requirement) -> bool:
         """Can a node of this pool carry a label (other than an instance type's well-known labels)
         that satisfies ``req``? Known before launch: the pool's template labels and requirements,
         ``karpenter.sh/nodepool``, the default capacity type and the free topology labels."""
         on_key = [r for r in self.requirements if r.key == req.key]
+        if never_carried(req.key, self.auto_mode):
+            return req.allows(None)
         if req.key == NODEPOOL_KEY:
             values: list[Optional[str]] = [self.name]
         elif req.key in self.labels:
@@ -220,6 +291,8 @@ def _node_pool(subject: Subject) -> Optional[NodePool]:
     if any(r is None for r in requirements):
         return None
     labels = {k: v for k, v in as_mapping(labels).items() if isinstance(v, str)}
+    auto_mode = as_str(as_mapping(as_mapping(spec).get("nodeClassRef")).get("group")) == AUTO_MODE_GROUP
+    keys = instance_keys(auto_mode)
     limits: dict[str, Decimal] = {}
     for key, value in as_mapping(raw_limits).items():
         try:
@@ -230,14 +303,16 @@ def _node_pool(subject: Subject) -> Optional[NodePool]:
             limits[key] = amount
     chosen = tuple(
         t for t in INSTANCE_TYPES.values()
-        if all(r.allows(instance_labels(t).get(r.key)) for r in requirements  # type: ignore[union-attr]
-               if r.key in INSTANCE_KEYS or r.key in ABSENT_ON_GPU_INSTANCES)  # type: ignore[union-attr]
-        and all(instance_labels(t).get(k, v) == v for k, v in labels.items())
+        if all(r.allows(instance_labels(t, auto_mode).get(r.key)) for r in requirements  # type: ignore[union-attr]
+               if r.key in keys or r.key in ABSENT_ON_GPU_INSTANCES or never_carried(r.key, auto_mode))  # type: ignore[union-attr]
+        and all(instance_labels(t, auto_mode).get(k, v) == v for k, v in labels.items())
     )
-    names_gpus = any(_names_gpus(r) for r in requirements)  # type: ignore[arg-type]
+    # GPU requests are judged in Karpenter's keys; a key the pool's nodes never carry names nothing.
+    names_gpus = any(_names_gpus(Requirement(_karpenter_key(r.key), r.operator, r.values))  # type: ignore[union-attr]
+                     for r in requirements if not never_carried(r.key, auto_mode))  # type: ignore[union-attr]
     taints = tuple(as_mapping(t) for t in as_list(raw_taints))
     return NodePool(subject, subject.object_name, labels, tuple(requirements), taints, limits, chosen,  # type: ignore[arg-type]
-                    names_gpus)
+                    names_gpus, auto_mode)
 
 
 def _names_gpus(req: Requirement) -> bool:
@@ -283,8 +358,8 @@ class NodeOverlay:
     def applies_to(self, pool: NodePool, instance: GpuInstanceType) -> bool:
         """Its requirements select nodes of ``instance`` launched by ``pool`` (instance labels, the
         pool's labels and requirements, ``karpenter.sh/nodepool``)."""
-        labels = instance_labels(instance)
-        return all(req.allows(labels[req.key]) if req.key in INSTANCE_KEYS else pool.can_carry(req)
+        labels = pool.instance_labels(instance)
+        return all(req.allows(labels[req.key]) if req.key in pool.instance_keys else pool.can_carry(req)
                    for req in self.requirements)
 
 

@@ -3,8 +3,10 @@
 A NodePool can launch a GPU instance unless its requirements exclude every GPU instance type: one that
 asks for ``kubernetes.io/arch In [amd64]`` or ``instance-category NotIn [t]`` only lets Karpenter pick
 a g5 or p5 for a CPU pod when it is the cheapest fit, or a GPU pod's request makes it the only fit.
-EKS Auto Mode's ``eks.amazonaws.com/instance-*`` requirement keys count as Karpenter's (a pool of
-``instance-category In [c, m, r]`` cannot launch GPUs); Neuron and CPU pools pass. A pool is bounded by
+An EKS Auto Mode pool (``nodeClassRef`` group ``eks.amazonaws.com``) is read with Auto Mode's
+``eks.amazonaws.com/instance-*`` labels where a Karpenter pool has ``karpenter.k8s.aws/instance-*`` (an
+Auto Mode pool of ``eks.amazonaws.com/instance-category In [c, m, r]`` cannot launch GPUs); Neuron and CPU
+pools pass. A pool is bounded by
 ``limits["nvidia.com/gpu"]`` or ``limits.nodes``.
 """
 

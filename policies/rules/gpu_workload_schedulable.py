@@ -13,9 +13,17 @@ Karpenter's simulation knows only ``nvidia.com/gpu`` of an AWS GPU instance type
 ``spec.capacity`` (and Karpenter runs with the ``nodeOverlay`` feature gate): otherwise a scaled-to-zero
 pool never launches a node for the pod, whatever the device plugin would advertise once it runs.
 
+Pods that claim GPUs through DRA (a ResourceClaimTemplate on an NVIDIA DeviceClass) fit only a pool
+whose nodes publish devices: one whose template keeps the GPU Operator's device plugin off
+(``nvidia.com/gpu.deploy.device-plugin: "false"``, gpufleet's ``allocation: dra``), MIG devices
+(``mig.nvidia.com``) on a MIG pool, whole GPUs on the others, in a number one instance type holds; an
+``nvidia.com/gpu`` request never fits such a pool (no device plugin advertises it). Karpenter ignores
+the claims themselves (``settings.ignoreDRARequests``), so no NodeOverlay is needed. Claims are judged
+only when some pool is such a DRA pool: otherwise the checked resources do not show where the DRA
+driver runs (e.g. the GPU Operator's ``GPUCluster`` stack on every GPU node).
+
 Only NodePools that can launch GPU instances are judged against: when none can (CPU, Neuron or TPU
 pools only), GPU nodes come from node groups or another provider the checked resources do not show.
-Pods that get GPUs only through DRA claims are not judged (Karpenter does not provision for them).
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from gpufleet.policies.pod_templates import PodTemplate, gpu_pod_templates
 from gpufleet.policies.rules._common import tolerates
 from gpufleet.policies.rules._device_plugin import mps_configs, time_slicing_configs
 from gpufleet.policies.rules._karpenter import (
-    INSTANCE_KEYS, NODEPOOL_KEY, NodeOverlay, NodePool, Requirement, instance_labels, node_overlay_gate,
+    NODEPOOL_KEY, NodeOverlay, NodePool, Requirement, node_overlay_gate,
     node_overlays, node_pools, overlay_capacity, requirement,
 )
 
@@ -63,9 +71,12 @@ def check(subjects: Sequence[Subject], context: RuleContext) -> Iterator[tuple[S
     overlays = _Overlays(subjects, found)
     replicas = {entry.config: entry.replicas or 0 for entry in time_slicing_configs(subjects)}
     mps = {entry.config: entry.replicas or 0 for entry in mps_configs(subjects)}
+    # DRA claims are judged only against a fleet that shows where DRA runs (a pool keeping the device
+    # plugin off): without one the driver may come from elsewhere (the operator's GPUCluster stack).
+    dra_pools = any(pool.placement(replicas, mps).dra for pool in pools)
     for template in gpu_pod_templates(subjects):
-        if not template.gpu_resources():
-            continue  # GPUs through DRA claims only: Karpenter does not provision for them
+        if not template.gpu_resources() and not dra_pools:
+            continue  # GPUs through DRA claims only, and no pool that says it runs the DRA driver
         pod = _Pod.of(template)
         if pod is None:
             continue
@@ -85,6 +96,8 @@ class _Pod:
     def __init__(self, template: PodTemplate, terms: list[list[Requirement]], gpus: Mapping[str, Decimal],
                  cpu: Decimal, memory: Decimal):
         self.template, self.terms, self.gpus, self.cpu, self.memory = template, terms, gpus, cpu, memory
+        self.claims: Mapping[str, Decimal] = template.dra_gpus
+        """DeviceClass → devices the pod's DRA claims ask for."""
 
     @classmethod
     def of(cls, template: PodTemplate) -> Optional["_Pod"]:
@@ -160,7 +173,15 @@ def _misfit(pool: NodePool, pod: _Pod, placement: GpuPlacement, overlays: _Overl
     offered = pool.offered_resources(placement)
     for resource in pod.gpus:
         if resource not in offered:
+            if placement.dra:
+                return (f"its nodes run no device plugin (nvidia.com/gpu.deploy.device-plugin: \"false\", DRA): "
+                        f"nothing advertises {resource}; claim {placement.device_class} with a ResourceClaimTemplate")
             return f"its nodes advertise {' / '.join(offered)}, not {resource}{_sharing(placement)}"
+    for device_class in pod.claims:
+        if not pool.offers_device_class(placement, device_class):
+            where = (f"its DRA nodes publish {placement.device_class} devices" if placement.dra
+                     else f"its nodes run the device plugin ({' / '.join(offered)}), no DRA driver")
+            return f"the pod claims {device_class} devices, and {where}{_sharing(placement)}"
     reason = ""
     for term in pod.terms:
         reason = _term_misfit(pool, pod, placement, term, overlays)
@@ -173,8 +194,8 @@ def _term_misfit(pool: NodePool, pod: _Pod, placement: GpuPlacement, term: list[
                  overlays: _Overlays) -> str:
     candidates = list(pool.instance_types)
     for req in term:
-        if req.key in INSTANCE_KEYS:
-            candidates = [t for t in candidates if req.allows(instance_labels(t)[req.key])]
+        if req.key in pool.instance_keys:
+            candidates = [t for t in candidates if req.allows(pool.instance_labels(t)[req.key])]
             if not candidates:
                 return f"none of its instance types matches {_describe(req)}"
         elif not pool.can_carry(req):
@@ -182,7 +203,8 @@ def _term_misfit(pool: NodePool, pod: _Pod, placement: GpuPlacement, term: list[
     fitting = [t for t in candidates if _holds(t, pod, placement)]
     if not fitting:
         largest = max(candidates, key=lambda t: (t.gpus, t.vcpus))
-        asked = ", ".join(f"{format_quantity(n)} {r}" for r, n in sorted(pod.gpus.items()))
+        asked = ", ".join([*(f"{format_quantity(n)} {r}" for r, n in sorted(pod.gpus.items())),
+                           *(f"{format_quantity(n)} {c} devices (DRA)" for c, n in sorted(pod.claims.items()))])
         return f"one pod asks for {asked} (cpu {format_quantity(pod.cpu)}, memory {_gib(pod.memory)}) and no allowed " \
                f"instance type holds it (largest {largest.name}){_sharing(placement)}"
     simulated = [t for t in fitting if not _unknown_to_karpenter(pool, t, pod, overlays)]
@@ -240,6 +262,8 @@ def _overlay_missing(pool: NodePool, pod: _Pod, placement: GpuPlacement, fitting
 
 
 def _holds(instance: GpuInstanceType, pod: _Pod, placement: GpuPlacement) -> bool:
+    if pod.claims and sum(pod.claims.values()) > placement.gpu_resources_per_node(instance):
+        return False  # a DRA node publishes its GPUs, or its MIG slices of the pool's profile
     for resource, amount in pod.gpus.items():
         # Karpenter picks an instance type by its physical GPUs for nvidia.com/gpu, whatever the
         # device plugin later advertises (MIG's single strategy, time-slicing without renaming).

@@ -10,6 +10,8 @@ One module per upstream project, each rule ported from the upstream source and c
 * :mod:`.kueue`: Kueue v0.19.2 ClusterQueue, ResourceFlavor and the Kueue labels of job kinds
   (``pkg/webhooks``, ``jobframework/validation.go``).
 * :mod:`.lws`: LeaderWorkerSet v0.10.0 (``pkg/webhooks/leaderworkerset_webhook.go``).
+* :mod:`.resource`: the API server's own validation of DRA ResourceClaimTemplates and ResourceClaims
+  (Kubernetes ``pkg/apis/resource/validation/validation.go``; built-in kinds, no webhook).
 
 Gateway API v1.6.1 has no webhook: its rules are CEL in the CRDs, checked by the schema validator.
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from gpufleet.infra.validation.admission import kserve, kuberay, kueue, lws
+from gpufleet.infra.validation.admission import kserve, kuberay, kueue, lws, resource
 
 __all__ = ["admission_problems", "rejection_message", "RULES"]
 
@@ -32,6 +34,8 @@ RULES: dict[tuple[str, str], tuple[Rule, ...]] = {
     ("kueue.x-k8s.io", "ClusterQueue"): (kueue.validate_cluster_queue,),
     ("kueue.x-k8s.io", "ResourceFlavor"): (kueue.validate_resource_flavor,),
     ("leaderworkerset.x-k8s.io", "LeaderWorkerSet"): (lws.validate,),
+    ("resource.k8s.io", "ResourceClaimTemplate"): (resource.validate_resource_claim_template,),
+    ("resource.k8s.io", "ResourceClaim"): (resource.validate_resource_claim,),
 }
 """(API group, kind) -> the rules of the webhooks registered for it (every served version)."""
 
