@@ -14,7 +14,8 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from typing import Any, Collection, Literal, Mapping, Optional
+from contextlib import contextmanager
+from typing import Any, Collection, Iterator, Literal, Mapping, Optional
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 
@@ -325,6 +326,22 @@ def _problem(error: dict[str, Any]) -> str:
     return message
 
 
+_REMEMBERED: dict[Any, StackConfig] = {}  # see remembered_config
+
+
+@contextmanager
+def remembered_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]], project: Optional[str],
+                      config: StackConfig) -> Iterator[None]:
+    """Within: :func:`parse_stack_config` of these arguments answers ``config`` without validating
+    again (``gpufleet plan`` validates the map, then the program reads the same one)."""
+    key = (frozenset(raw.items()), frozenset(secret_keys or ()), project)
+    _REMEMBERED[key] = config
+    try:
+        yield
+    finally:
+        del _REMEMBERED[key]
+
+
 def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[str]] = None,
                        project: Optional[str] = None) -> StackConfig:
     """Validate the ``gpufleet:*`` keys of an engine config map; keys of other namespaces must belong
@@ -334,6 +351,10 @@ def parse_stack_config(raw: Mapping[str, str], secret_keys: Optional[Collection[
     is not one of them is refused. ``project``: the Pulumi project's name (a user's program reads its
     own ``<project>:*`` keys).
     """
+    if _REMEMBERED and secret_keys is not None:
+        remembered = _REMEMBERED.get((frozenset(raw.items()), frozenset(secret_keys), project))
+        if remembered is not None:
+            return remembered
     problems = namespace_problems([str(key) for key in raw], model_keys(StackConfig), project)
     if problems:
         raise ConfigError(problems)

@@ -10,7 +10,9 @@ from typing import Any, Optional
 
 import yaml
 
-from gpufleet.infra.config import ConfigError, config_map_from_stack_file, parse_stack_config, secure_keys_of_stack_file
+from gpufleet.infra.config import (
+    ConfigError, StackConfig, config_map_from_stack_file, parse_stack_config, remembered_config, secure_keys_of_stack_file,
+)
 from gpufleet.infra.offline.engine import Recording, plain, run_project_main
 from gpufleet.infra.offline.fakes import FakeCloud
 from gpufleet.infra.yaml_input import YamlInputError, load_single, read_file
@@ -37,6 +39,8 @@ class Project:
     name: str
     main_dir: Path
     stacks_dir: Path
+    _validated: dict[str, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
+    """stack → (stack file version, config map, its StackConfig): the CLI and ``plan_stack`` ask."""
 
     @classmethod
     def find(cls, start: Optional[Path] = None) -> "Project":
@@ -59,15 +63,25 @@ class Project:
 
     def stack_config(self, stack: str) -> dict[str, str]:
         """The engine config map of ``stack``, validated (raises :class:`PlanInputError`)."""
+        return self.validated_config(stack)[0]
+
+    def validated_config(self, stack: str) -> tuple[dict[str, str], StackConfig]:
+        """(the engine config map of ``stack``, its :class:`StackConfig`), validated once per version
+        of the stack file (raises :class:`PlanInputError`)."""
         path = self.stacks_dir / f"Pulumi.{stack}.yaml"
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", stack) or not path.is_file():
             known = ", ".join(self.stacks()) or "none"
             raise PlanInputError([f"unknown stack {stack!r}: no {path.relative_to(self.root)} (stacks here: {known})"])
+        stat = path.stat()
+        version = (stat.st_mtime_ns, stat.st_size)
+        known_config = self._validated.get(stack)
+        if known_config is not None and known_config[0] == version:
+            return dict(known_config[1]), known_config[2]
         shown = str(path.relative_to(self.root))
         document = self._qualified(_read_yaml(path, shown, stack_file=True), shown)
         try:
             config = config_map_from_stack_file(document)
-            parse_stack_config(config, secret_keys=secure_keys_of_stack_file(document), project=self.name)
+            parsed = parse_stack_config(config, secret_keys=secure_keys_of_stack_file(document), project=self.name)
         except ConfigError as error:
             problems = [f"{shown}: {p}" for p in error.problems]
             missing = [key for key in PLAN_KEYS if any(p.startswith(f"{key}: required") for p in error.problems)]
@@ -80,7 +94,8 @@ class Project:
                     f"{shown} under config:"
                 )
             raise PlanInputError(problems) from None
-        return config
+        self._validated[stack] = (version, dict(config), parsed)
+        return config, parsed
 
     def secret_keys(self, stack: str) -> list[str]:
         """The keys of ``stack`` whose values are encrypted: the engine marks them secret."""
@@ -177,17 +192,17 @@ class Plan:
 def plan_stack(project: Project, stack: str) -> Plan:
     """Run ``project``'s program for ``stack`` under the offline engine, then check its objects against their
     schemas and the pinned controllers' admission webhooks."""
-    config = project.stack_config(stack)
+    config, stack_config = project.validated_config(stack)
     secret_keys = project.secret_keys(stack)
-    stack_config = parse_stack_config(config, secret_keys=secret_keys, project=project.name)
-    recording = run_project_main(
-        project.main_dir,
-        project=project.name,
-        stack=stack,
-        config=config,
-        secret_keys=secret_keys,
-        cloud=FakeCloud(region=stack_config.region),
-    )
+    with remembered_config(config, secret_keys, project.name, stack_config):  # the program reads it too
+        recording = run_project_main(
+            project.main_dir,
+            project=project.name,
+            stack=stack,
+            config=config,
+            secret_keys=secret_keys,
+            cloud=FakeCloud(region=stack_config.region),
+        )
     errors, note, rejections = _check_schemas(recording, stack_config.kubernetes_version)
     return Plan(stack, stack_config.kubernetes_version, recording, errors, note, rejections)
 
