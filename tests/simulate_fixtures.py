@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Optional, Sequence
 
-from gpufleet.infra.config import config_map_from_stack_file, parse_stack_config
+from gpufleet.infra.config import parse_stack_config
+from gpufleet.infra.stack_file import config_map_from_stack_file
 from gpufleet.infra.simulate.inputs import ClusterInputs, read_inputs
 from gpufleet.policies.core import Subject
 

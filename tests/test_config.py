@@ -14,10 +14,9 @@ from gpufleet.infra.config import (
     SECRET_STAND_IN,
     ConfigError,
     StackConfig,
-    config_map_from_stack_file,
     parse_stack_config,
-    secure_keys_of_stack_file,
 )
+from gpufleet.infra.stack_file import config_map_from_stack_file, secure_keys_of_stack_file
 from tests.harness import BASE_CONFIG, stack_config, with_config
 
 

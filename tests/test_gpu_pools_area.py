@@ -13,7 +13,8 @@ import yaml
 from gpufleet.components import Cluster, Network
 from gpufleet.infra.areas import gpu_pools
 from gpufleet.infra.areas.base import Platform
-from gpufleet.infra.config import StackConfig, config_map_from_stack_file, parse_stack_config
+from gpufleet.infra.config import StackConfig, parse_stack_config
+from gpufleet.infra.stack_file import config_map_from_stack_file
 from tests.harness import BASE_CONFIG, REPO, stack_config
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"

@@ -10,11 +10,10 @@ from typing import Any, Optional
 
 import yaml
 
-from gpufleet.infra.config import (
-    ConfigError, StackConfig, config_map_from_stack_file, parse_stack_config, remembered_config, secure_keys_of_stack_file,
-)
+from gpufleet.infra.config import ConfigError, StackConfig, parse_stack_config, remembered_config
 from gpufleet.infra.offline.engine import Recording, plain, run_project_main
 from gpufleet.infra.offline.fakes import FakeCloud
+from gpufleet.infra.stack_file import config_map_from_stack_file, secure_keys_of_stack_file
 from gpufleet.infra.yaml_input import YamlInputError, load_single, read_file
 
 
