@@ -30,9 +30,7 @@ from gpufleet.infra.areas.ray import RaySection
 from gpufleet.infra.areas.serving import ServingSection
 from gpufleet.infra.areas.tenancy import KueueSection, TeamSection
 from gpufleet.infra.areas.training import TrainingSection
-from gpufleet.infra.config_keys import (  # noqa: F401 - PULUMI_NAMESPACES, STACK_FILE_KEYS re-exported
-    NAMESPACE, PULUMI_NAMESPACES, STACK_FILE_KEYS, keys_at, model_keys, namespace_problems, suggestion,
-)
+from gpufleet.infra.config_keys import NAMESPACE, keys_at, model_keys, namespace_problems, suggestion
 from gpufleet.policies.cidr import MAX_OPEN_PREFIX, coverage
 
 

@@ -18,7 +18,7 @@ from gpufleet.components.gpu_instances import instance_types_of
 from gpufleet.components.gpu_node_pool import PoolArgumentError, pool_spec
 from gpufleet.components.gpu_scheduling import GpuPlacement
 from gpufleet.components.inference_service import InferenceService
-from gpufleet.components.kueue import device_class_mappings, helm_values
+from gpufleet.components.kueue_controller import device_class_mappings, helm_values
 from gpufleet.components.multi_node_inference import MultiNodeInferenceService
 from gpufleet.components.ray_cluster import RayCluster
 from gpufleet.components.team import Team

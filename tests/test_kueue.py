@@ -10,15 +10,8 @@ import yaml
 
 from gpufleet.components.gpu_instances import instance_types_of
 from gpufleet.components.gpu_scheduling import PRIORITY_CLASSES, GpuPlacement
-from gpufleet.components.kueue import (
-    CHART,
-    CHART_VERSION,
-    CPU_FLAVOR,
-    DEFAULT_FRAMEWORKS,
-    Kueue,
-    helm_values,
-    resources_per_gpu,
-)
+from gpufleet.components.kueue import CPU_FLAVOR, Kueue, resources_per_gpu
+from gpufleet.components.kueue_controller import CHART, CHART_VERSION, DEFAULT_FRAMEWORKS, helm_values
 from gpufleet.components.priority_classes import PRIORITY_VALUES
 from gpufleet.components.team import TEAM_LABEL
 from gpufleet.infra.helm_values import unknown_keys

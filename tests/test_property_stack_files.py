@@ -20,7 +20,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gpufleet.infra.config import PULUMI_NAMESPACES
+from gpufleet.infra.config_keys import PULUMI_NAMESPACES
 from gpufleet.infra.offline.plan import PlanInputError, Project
 from tests.harness import REPO
 

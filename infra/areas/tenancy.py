@@ -32,7 +32,8 @@ import pulumi
 from pydantic import Field, field_validator, model_validator
 
 from gpufleet.components.gpu_scheduling import GPU_RESOURCE, GpuPlacement
-from gpufleet.components.kueue import CPU_FLAVOR, DEFAULT_FRAMEWORKS, KNOWN_FRAMEWORKS, Kueue, resources_per_gpu
+from gpufleet.components.kueue import CPU_FLAVOR, Kueue, resources_per_gpu
+from gpufleet.components.kueue_controller import DEFAULT_FRAMEWORKS, KNOWN_FRAMEWORKS
 from gpufleet.components.priority_classes import PriorityClasses
 from gpufleet.components.team import Team
 from gpufleet.infra.areas.base import ConfigModel, DnsLabel, IamPrincipalArn, Platform
