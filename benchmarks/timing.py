@@ -46,7 +46,9 @@ class Usage:
 
 def run_child(argv: Sequence[str], *, env: dict[str, str] | None = None, stdin: str | None = None) -> Usage:
     """Run ``argv`` to completion (output discarded) and measure it. The peak RSS is the child's own
-    (``ru_maxrss`` of ``wait4``), not the largest of every child so far."""
+    (``ru_maxrss`` of ``wait4``), not the largest of every child so far; but Linux counts the
+    high-water mark of the child's image before ``exec``, a copy of this process, so a child spawned
+    after this process grew reports at least this process's size: measure children first."""
     start = time.perf_counter()
     process = subprocess.Popen(
         list(argv), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.PIPE if stdin else None,
