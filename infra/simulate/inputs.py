@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any, Iterable, Literal, Mapping, Optional, Sequence
+from typing import Any, Iterable, Iterator, Literal, Mapping, Optional, Sequence
 
 from gpufleet.components.gpu_instances import GpuInstanceType
 from gpufleet.components.gpu_scheduling import GPU_RESOURCE, QUEUE_NAME_LABEL, SYSTEM_NODE_SELECTOR
@@ -341,20 +341,27 @@ def workload_pods(inputs: ClusterInputs, scale: Scale) -> tuple[list[Pod], list[
     return pods, notes
 
 
-def kueue_excluded_prefixes(subjects: Iterable[Subject]) -> tuple[str, ...]:
-    """``resources.excludeResourcePrefixes`` of the Kueue release's manager configuration
-    (``managerConfig.controllerManagerConfigYaml``): resources Kueue neither charges nor requires a
-    ClusterQueue to cover (kueue v0.19 ``apis/config/v1beta1`` ``Resources.ExcludeResourcePrefixes``)."""
+def _kueue_resources_configs(subjects: Iterable[Subject]) -> Iterator[Mapping[str, Any]]:
+    """The ``resources`` section of each Kueue release's manager configuration
+    (``managerConfig.controllerManagerConfigYaml``); a release whose YAML does not parse has none."""
     import yaml
 
-    prefixes: list[str] = []
     for release in helm_releases(subjects, "kueue"):
         text = as_str(as_mapping(as_mapping(release.props.get("values")).get("managerConfig")).get("controllerManagerConfigYaml"))
         try:
             document = yaml.safe_load(text) if text else None
         except yaml.YAMLError:
             continue
-        for prefix in as_mapping(as_mapping(document).get("resources")).get("excludeResourcePrefixes") or []:
+        yield as_mapping(as_mapping(document).get("resources"))
+
+
+def kueue_excluded_prefixes(subjects: Iterable[Subject]) -> tuple[str, ...]:
+    """``resources.excludeResourcePrefixes`` of the Kueue release's manager configuration
+    (``managerConfig.controllerManagerConfigYaml``): resources Kueue neither charges nor requires a
+    ClusterQueue to cover (kueue v0.19 ``apis/config/v1beta1`` ``Resources.ExcludeResourcePrefixes``)."""
+    prefixes: list[str] = []
+    for resources in _kueue_resources_configs(subjects):
+        for prefix in resources.get("excludeResourcePrefixes") or []:
             if isinstance(prefix, str):
                 prefixes.append(prefix)
     return tuple(prefixes)
@@ -364,16 +371,9 @@ def kueue_device_classes(subjects: Iterable[Subject]) -> dict[str, str]:
     """DeviceClass → logical resource from ``resources.deviceClassMappings`` of the Kueue release's
     manager configuration (kueue v0.19.2 ``apis/config/v1beta2`` ``DeviceClassMapping``: ``name``,
     ``deviceClassNames``)."""
-    import yaml
-
     mapped: dict[str, str] = {}
-    for release in helm_releases(subjects, "kueue"):
-        text = as_str(as_mapping(as_mapping(release.props.get("values")).get("managerConfig")).get("controllerManagerConfigYaml"))
-        try:
-            document = yaml.safe_load(text) if text else None
-        except yaml.YAMLError:
-            continue
-        for mapping in as_mapping(as_mapping(document).get("resources")).get("deviceClassMappings") or []:
+    for resources in _kueue_resources_configs(subjects):
+        for mapping in resources.get("deviceClassMappings") or []:
             name = as_str(as_mapping(mapping).get("name"))
             for device_class in as_mapping(mapping).get("deviceClassNames") or []:
                 if name and isinstance(device_class, str):
