@@ -41,7 +41,7 @@ from typing_extensions import NotRequired
 from gpufleet.components._k8s import atomic_release, managed_namespace
 from gpufleet.components._k8s import require_dns_label
 from gpufleet.components._validate import check_arg_keys
-from gpufleet.components.gpu_scheduling import POOL_LABEL, GpuPlacement
+from gpufleet.components.gpu_scheduling import POOL_LABEL, GpuPlacement, pools_tolerations
 
 TYPE = "gpufleet:nvidia:NvidiaDraDriver"
 
@@ -78,11 +78,7 @@ def driver_values(placements: Sequence[GpuPlacement], *, name: str = TYPE) -> di
         if not placement.dra:
             raise ValueError(f"{name}: placements[{index}] (pool {placement.pool!r}) allocates GPUs with the device "
                              "plugin (GpuNodePool allocation: dra)")
-    tolerations: list[dict[str, str]] = []
-    for placement in placements:
-        for toleration in placement.tolerations():
-            if toleration not in tolerations:
-                tolerations.append(toleration)
+    tolerations = pools_tolerations(placements)
     pools = sorted({p.pool for p in placements})
     return {
         "nvidiaDriverRoot": "/",

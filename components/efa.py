@@ -21,7 +21,7 @@ from typing_extensions import NotRequired
 
 from gpufleet.components._k8s import atomic_release
 from gpufleet.components._validate import check_arg_keys
-from gpufleet.components.gpu_scheduling import GpuPlacement
+from gpufleet.components.gpu_scheduling import GpuPlacement, pools_tolerations
 
 TYPE = "gpufleet:efa:EfaDevicePlugin"
 
@@ -53,11 +53,7 @@ def device_plugin_values(placements: Sequence[GpuPlacement], *, name: str = TYPE
             raise ValueError(f"{name}: placements[{index}] must be a GpuPlacement, got {type(placement).__name__}")
         if not placement.efa:
             raise ValueError(f"{name}: placements[{index}] (pool {placement.pool!r}) has no EFA (GpuNodePool efa: true)")
-    tolerations: list[dict[str, str]] = []
-    for placement in placements:
-        for toleration in placement.tolerations():
-            if toleration not in tolerations:
-                tolerations.append(toleration)
+    tolerations = pools_tolerations(placements)
     return {
         "tolerations": tolerations,
         # The chart's own requests (10m, 20Mi) stay: its values.yaml defines no limits key.

@@ -42,6 +42,7 @@ from gpufleet.components.gpu_scheduling import (
     AmiFamily,
     GpuPlacement,
     MigStrategy,
+    pools_tolerations,
 )
 
 TYPE = "gpufleet:nvidia:GpuOperator"
@@ -350,11 +351,7 @@ def operator_values(
 ) -> dict[str, Any]:
     """The ``gpu-operator`` chart values gpufleet sets (every key exists in the chart's values.yaml)."""
     switches = operand_switches([p.ami_family for p in placements])
-    tolerations = [dict(GPU_TOLERATION)]
-    for placement in placements:
-        for toleration in placement.tolerations():
-            if toleration not in tolerations:
-                tolerations.append(dict(toleration))
+    tolerations = pools_tolerations(placements, first=[GPU_TOLERATION])
     device_plugin: dict[str, Any] = {"enabled": switches["devicePlugin"]}
     if device_plugin_config_map and switches["devicePlugin"]:
         device_plugin["config"] = {"create": False, "name": device_plugin_config_map, "default": DEFAULT_DEVICE_PLUGIN_CONFIG}

@@ -9,7 +9,7 @@ The policies use the same constants.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Iterable, Literal, Mapping
 
 from gpufleet.components.gpu_instances import GpuInstanceType
 
@@ -295,3 +295,15 @@ class GpuPlacement:
     def mig_capable(self) -> bool:
         """Every instance type of the pool can run MIG."""
         return bool(self.instance_types) and all(t.mig_capable for t in self.instance_types)
+
+
+def pools_tolerations(placements: Iterable[GpuPlacement],
+                      first: Iterable[Mapping[str, str]] = ()) -> list[dict[str, str]]:
+    """Tolerations a node agent (a DaemonSet such as a device plugin or a driver's kubelet plugin)
+    needs to run on every node of these pools: ``first``, then each pool's, each once, in order."""
+    tolerations: list[dict[str, str]] = [dict(t) for t in first]
+    for placement in placements:
+        for toleration in placement.tolerations():
+            if toleration not in tolerations:
+                tolerations.append(dict(toleration))
+    return tolerations
