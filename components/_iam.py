@@ -9,7 +9,7 @@ the cluster, or any token of that issuer, could assume the role.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -71,19 +71,23 @@ NODE_POLICIES = (
 """AWS managed policies of an EKS worker node role (upstream's ``KarpenterNodeRole`` has the same four)."""
 
 
-def eks_node_role(
+def service_role(
     prefix: str,
     *,
+    service: str,
+    policies: Sequence[str],
     description: pulumi.Input[str],
     partition: pulumi.Output[str],
     tags: Mapping[str, str],
     parent: pulumi.Resource,
+    actions: "str | list[str]" = "sts:AssumeRole",
 ) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
-    """An EC2 instance role for EKS nodes (``<prefix>-role``) with :data:`NODE_POLICIES` attached
-    (``<prefix>-<policy>``), policy ARNs in the cluster's ``partition``."""
+    """An IAM role an AWS service (``service``, e.g. ``ec2.amazonaws.com``) may assume with ``actions``
+    (``<prefix>-role``), with the AWS managed ``policies`` attached (``<prefix>-<policy>``), policy ARNs
+    in the cluster's ``partition``."""
     role = aws.iam.Role(
         f"{prefix}-role",
-        assume_role_policy=json.dumps(trust_policy({"Service": "ec2.amazonaws.com"}, "sts:AssumeRole")),
+        assume_role_policy=json.dumps(trust_policy({"Service": service}, actions)),
         description=description,
         tags=tags,
         opts=pulumi.ResourceOptions(parent=parent),
@@ -95,6 +99,20 @@ def eks_node_role(
             policy_arn=partition.apply(lambda p, policy=policy: f"arn:{p}:iam::aws:policy/{policy}"),
             opts=pulumi.ResourceOptions(parent=parent),
         )
-        for policy in NODE_POLICIES
+        for policy in policies
     ]
     return role, attachments
+
+
+def eks_node_role(
+    prefix: str,
+    *,
+    description: pulumi.Input[str],
+    partition: pulumi.Output[str],
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> tuple[aws.iam.Role, list[aws.iam.RolePolicyAttachment]]:
+    """An EC2 instance role for EKS nodes (``<prefix>-role``) with :data:`NODE_POLICIES` attached
+    (``<prefix>-<policy>``), policy ARNs in the cluster's ``partition``."""
+    return service_role(prefix, service="ec2.amazonaws.com", policies=NODE_POLICIES, description=description,
+                        partition=partition, tags=tags, parent=parent)

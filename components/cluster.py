@@ -16,7 +16,7 @@ from typing_extensions import NotRequired
 
 from gpufleet.components import auto_mode as auto
 from gpufleet.components._file_cache import pinned_addon_version
-from gpufleet.components._iam import eks_node_role, trust_policy
+from gpufleet.components._iam import eks_node_role, service_role
 from gpufleet.components.auto_mode import AutoModeNodes
 from gpufleet.components._validate import check_arg_keys, require, require_int_range, require_one_of
 from gpufleet.components.eks_versions import unsupported_version_problem
@@ -363,22 +363,11 @@ class Cluster(pulumi.ComponentResource):
         self.pod_identity_agent = None
         # Derived from a cluster output: the entries wait for the cluster.
         known_name = self._eks.kubeconfig_json.apply(lambda _: cluster_name)
-        node_role = aws.iam.Role(
-            f"{name}-auto-node-role",
-            assume_role_policy=json.dumps(trust_policy({"Service": "ec2.amazonaws.com"}, "sts:AssumeRole")),
-            description=f"Nodes EKS Auto Mode launches in cluster {cluster_name}",
-            tags=tags,
-            opts=child,
+        node_role, attachments = service_role(
+            f"{name}-auto-node", service="ec2.amazonaws.com", policies=auto.NODE_POLICIES,
+            description=f"Nodes EKS Auto Mode launches in cluster {cluster_name}", partition=partition, tags=tags,
+            parent=self,
         )
-        attachments = [
-            aws.iam.RolePolicyAttachment(
-                f"{name}-auto-node-{policy}",
-                role=node_role.name,
-                policy_arn=partition.apply(lambda p, policy=policy: f"arn:{p}:iam::aws:policy/{policy}"),
-                opts=child,
-            )
-            for policy in auto.NODE_POLICIES
-        ]
         # With the built-in node pools off EKS creates no access entry for the nodes: an EC2 entry
         # with the Auto Node policy lets instances with this role join (create-node-class.adoc).
         access = aws.eks.AccessEntry(
@@ -513,22 +502,13 @@ def _auto_mode_cluster_role(name: str, cluster_name: str, partition: pulumi.Outp
     the session; Auto Mode's five managed policies, and the inline policy that lets it put the
     NodeClasses' tags on what it launches (:func:`~gpufleet.components.auto_mode.tagging_policy`)."""
     child = pulumi.ResourceOptions(parent=parent)
-    role = aws.iam.Role(
-        f"{name}-cluster-role",
-        assume_role_policy=json.dumps(trust_policy({"Service": "eks.amazonaws.com"}, list(auto.CLUSTER_ROLE_ACTIONS))),
+    role, attachments = service_role(
+        f"{name}-cluster", service="eks.amazonaws.com", actions=list(auto.CLUSTER_ROLE_ACTIONS),
+        policies=auto.CLUSTER_POLICIES,
         description=f"EKS Auto Mode cluster {cluster_name}: compute, block storage, load balancing, networking",
-        tags=dict(tags),
-        opts=child,
+        partition=partition, tags=dict(tags), parent=parent,
     )
-    policies: list[pulumi.Resource] = [
-        aws.iam.RolePolicyAttachment(
-            f"{name}-cluster-{policy}",
-            role=role.name,
-            policy_arn=partition.apply(lambda p, policy=policy: f"arn:{p}:iam::aws:policy/{policy}"),
-            opts=child,
-        )
-        for policy in auto.CLUSTER_POLICIES
-    ]
+    policies: list[pulumi.Resource] = [*attachments]
     policies.append(aws.iam.RolePolicy(
         f"{name}-cluster-tagging",
         role=role.name,
