@@ -41,7 +41,7 @@ from typing_extensions import NotRequired
 from gpufleet.components._k8s import atomic_release, managed_namespace
 from gpufleet.components._k8s import require_dns_label
 from gpufleet.components._validate import check_arg_keys
-from gpufleet.components.gpu_scheduling import POOL_LABEL, GpuPlacement, pools_tolerations
+from gpufleet.components.gpu_scheduling import POOL_LABEL, GpuPlacement, agent_placements, pools_tolerations
 
 TYPE = "gpufleet:nvidia:NvidiaDraDriver"
 
@@ -69,15 +69,8 @@ class NvidiaDraDriverArgs(TypedDict):
 
 def driver_values(placements: Sequence[GpuPlacement], *, name: str = TYPE) -> dict[str, Any]:
     """The chart values gpufleet sets (plain data: tests walk them against the chart's values.yaml)."""
-    placements = list(placements)
-    if not placements:
-        raise ValueError(f"{name}: placements must name at least one DRA pool")
-    for index, placement in enumerate(placements):
-        if not isinstance(placement, GpuPlacement):
-            raise ValueError(f"{name}: placements[{index}] must be a GpuPlacement, got {type(placement).__name__}")
-        if not placement.dra:
-            raise ValueError(f"{name}: placements[{index}] (pool {placement.pool!r}) allocates GPUs with the device "
-                             "plugin (GpuNodePool allocation: dra)")
+    placements = agent_placements(placements, name=name, what="DRA", serves=lambda p: p.dra,
+                                  lacking="allocates GPUs with the device plugin (GpuNodePool allocation: dra)")
     tolerations = pools_tolerations(placements)
     pools = sorted({p.pool for p in placements})
     return {

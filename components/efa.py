@@ -21,7 +21,7 @@ from typing_extensions import NotRequired
 
 from gpufleet.components._k8s import atomic_release
 from gpufleet.components._validate import check_arg_keys
-from gpufleet.components.gpu_scheduling import GpuPlacement, pools_tolerations
+from gpufleet.components.gpu_scheduling import GpuPlacement, agent_placements, pools_tolerations
 
 TYPE = "gpufleet:efa:EfaDevicePlugin"
 
@@ -45,14 +45,8 @@ class EfaDevicePluginArgs(TypedDict):
 
 def device_plugin_values(placements: Sequence[GpuPlacement], *, name: str = TYPE) -> dict[str, Any]:
     """The chart values gpufleet sets (plain data: tests walk them against the chart's values.yaml)."""
-    placements = list(placements)
-    if not placements:
-        raise ValueError(f"{name}: placements must name at least one EFA pool")
-    for index, placement in enumerate(placements):
-        if not isinstance(placement, GpuPlacement):
-            raise ValueError(f"{name}: placements[{index}] must be a GpuPlacement, got {type(placement).__name__}")
-        if not placement.efa:
-            raise ValueError(f"{name}: placements[{index}] (pool {placement.pool!r}) has no EFA (GpuNodePool efa: true)")
+    placements = agent_placements(placements, name=name, what="EFA", serves=lambda p: p.efa,
+                                  lacking="has no EFA (GpuNodePool efa: true)")
     tolerations = pools_tolerations(placements)
     return {
         "tolerations": tolerations,

@@ -9,7 +9,7 @@ The policies use the same constants.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Mapping
+from typing import Callable, Iterable, Literal, Mapping, Sequence
 
 from gpufleet.components.gpu_instances import GpuInstanceType
 
@@ -307,3 +307,19 @@ def pools_tolerations(placements: Iterable[GpuPlacement],
             if toleration not in tolerations:
                 tolerations.append(dict(toleration))
     return tolerations
+
+
+def agent_placements(placements: Sequence[GpuPlacement], *, name: str, what: str,
+                     serves: Callable[[GpuPlacement], bool], lacking: str) -> list[GpuPlacement]:
+    """``placements`` of a node agent's component: at least one, each a :class:`GpuPlacement` of a
+    pool the agent ``serves`` (``what``: the pools' kind, e.g. ``EFA``; ``lacking``: why a pool it does
+    not serve is wrong for it); raises ValueError naming the index."""
+    placements = list(placements)
+    if not placements:
+        raise ValueError(f"{name}: placements must name at least one {what} pool")
+    for index, placement in enumerate(placements):
+        if not isinstance(placement, GpuPlacement):
+            raise ValueError(f"{name}: placements[{index}] must be a GpuPlacement, got {type(placement).__name__}")
+        if not serves(placement):
+            raise ValueError(f"{name}: placements[{index}] (pool {placement.pool!r}) {lacking}")
+    return placements
