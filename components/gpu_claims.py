@@ -17,15 +17,12 @@ Quota: the API server's ResourceQuota counts the claim as ``<class>.deviceclass.
 (:attr:`GpuPlacement.quota_resource`); Kueue counts claims made from templates through its
 ``deviceClassMappings`` in the same resource name as device-plugin GPUs (:attr:`GpuPlacement.gpu_resource`).
 
-Plain functions returning camelCase dicts, plus :func:`claim_template` declaring the object.
+Plain functions returning camelCase dicts; the workload components declare the objects.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
-
-import pulumi
-import pulumi_kubernetes as k8s
+from typing import Any
 
 from gpufleet.components.gpu_scheduling import DRA_DRIVER, GpuPlacement
 
@@ -67,14 +64,3 @@ def container_claims() -> list[dict[str, str]]:
     """``resources.claims`` of the container that uses the GPUs."""
     return [{"name": CLAIM_NAME}]
 
-
-def claim_template(resource_name: str, *, name: str, namespace: pulumi.Input[str], placement: GpuPlacement,
-                   count: int, labels: Optional[dict[str, str]] = None,
-                   opts: Optional[pulumi.ResourceOptions] = None) -> k8s.resource.v1.ResourceClaimTemplate:
-    """Declare the ResourceClaimTemplate ``name`` in ``namespace`` (Pulumi name ``resource_name``)."""
-    return k8s.resource.v1.ResourceClaimTemplate(
-        resource_name,
-        metadata={"name": name, "namespace": namespace, **({"labels": labels} if labels else {})},
-        spec=claim_template_spec(placement, count),
-        opts=opts,
-    )
